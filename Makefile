@@ -1,0 +1,104 @@
+# ringpoll: see README.md. `make`, `make check`, `make demo`,
+# `make install PREFIX=...`.
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+CC ?= cc
+AR ?= ar
+B ?= build
+CFLAGS ?= -O2 -g
+SAN_CFLAGS ?=
+VERSION := 0.1.0
+SOMAJOR := 0
+
+RP_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC \
+	-fvisibility=hidden -Iinclude $(CFLAGS) $(SAN_CFLAGS)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+LIB_SRCS := lib/ring.c lib/poll.c lib/loop.c lib/async.c
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+HDRS := $(wildcard include/*.h lib/*.h)
+
+TEST_SRCS := $(wildcard tests/unit/*.c)
+
+.PHONY: all deps check check-run check-asan check-valgrind demo install \
+	clean format
+
+all: $(B)/libringpoll.a $(B)/libringpoll.so
+
+deps:
+	@tools/install-deps
+
+$(B)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) -c $< -o $@
+
+$(B)/libringpoll.a: $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/libringpoll.so: $(LIB_OBJS) lib/ringpoll.map
+	$(CC) -shared -o $@ $(LIB_OBJS) $(SAN_CFLAGS) \
+		-Wl,-soname,libringpoll.so.$(SOMAJOR) \
+		-Wl,--version-script=lib/ringpoll.map -Wl,-z,defs -luring
+
+$(B)/tests/rp-unit: $(TEST_SRCS) tests/unit/t_util.h $(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) $(CHECK_CFLAGS) -Itests/unit $(TEST_SRCS) \
+		$(B)/libringpoll.a -luring $(CHECK_LIBS) -lpthread -o $@
+
+$(B)/readme_example: README.md $(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	tools/readme-example README.md > $(B)/readme_example.c
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -Iinclude $(SAN_CFLAGS) \
+		$(B)/readme_example.c $(B)/libringpoll.a -luring -o $@
+
+# The suite: unit tests, then the README's example, under a time limit.
+check-run: $(B)/tests/rp-unit $(B)/readme_example
+	timeout 60 $(B)/readme_example
+	timeout 600 $(B)/tests/rp-unit
+
+# The same suite under AddressSanitizer and UBSan, in its own build tree.
+check-asan:
+	$(MAKE) B=build/asan CFLAGS="-O1 -g" \
+		SAN_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		check-run
+
+# valgrind: Check's fork mode off so leaks are seen in one process.
+check-valgrind: $(B)/tests/rp-unit
+	CK_FORK=no RP_T_VALGRIND=1 timeout 1200 valgrind -q \
+		--error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+		$(B)/tests/rp-unit
+
+check: deps
+	$(MAKE) check-asan
+	$(MAKE) check-run
+
+demo: deps
+	$(MAKE) $(B)/readme_example
+	$(B)/readme_example
+
+$(B)/ringpoll.pc: tools/ringpoll.pc.in
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		$< > $@
+
+install: all $(B)/ringpoll.pc
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/ringpoll.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(B)/libringpoll.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(B)/libringpoll.so \
+		$(DESTDIR)$(LIBDIR)/libringpoll.so.$(VERSION)
+	ln -sf libringpoll.so.$(VERSION) \
+		$(DESTDIR)$(LIBDIR)/libringpoll.so.$(SOMAJOR)
+	ln -sf libringpoll.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libringpoll.so
+	install -m 644 $(B)/ringpoll.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+
+format:
+	clang-format -i include/*.h lib/*.c lib/*.h tests/unit/*.c tests/unit/*.h
+
+clean:
+	rm -rf build

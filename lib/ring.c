@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io_uring setup and the two hot paths around it: entering the kernel
+ * (submit, wait) and harvesting CQEs.
+ *
+ * liburing sets the ring up and hands out SQEs; entering the kernel is done
+ * here so that every io_uring_enter is counted, skipped when it would do
+ * nothing, and given exactly the flags it needs.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ring.h"
+
+/*
+ * The ladder of setups, best first. DEFER_TASKRUN runs completions only when
+ * we ask for them (no task_work interrupts), COOP_TASKRUN runs them at the
+ * next syscall instead of with an IPI; both cost about 20% less CPU per
+ * request than a plain ring here. TASKRUN_FLAG makes the kernel say in the
+ * SQ flags when completions are waiting to be run, so a non-blocking peek
+ * can skip io_uring_enter when there is nothing.
+ */
+static const struct {
+	enum rp_setup setup;
+	unsigned flags;
+} rp__rungs[] = {
+	{ RP_SETUP_DEFER_TASKRUN, IORING_SETUP_SINGLE_ISSUER |
+					  IORING_SETUP_DEFER_TASKRUN |
+					  IORING_SETUP_TASKRUN_FLAG },
+	{ RP_SETUP_COOP_TASKRUN,
+	  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG },
+	{ RP_SETUP_PLAIN, 0 },
+};
+
+/* Default SQ size: enough for a burst of re-arms between two waits. */
+#define RP__SQ_DEFAULT 256
+/*
+ * Default CQ size per SQ entry. Every armed poll may post a CQE, and many
+ * more polls are armed than SQEs are queued at once; overflow is handled
+ * (never lost) but costs an extra io_uring_enter, so keep it rare.
+ */
+#define RP__CQ_PER_SQ 16
+
+static int rp__ring_try(struct rp__ring *r, unsigned sq, unsigned cq,
+			unsigned flags, struct io_uring_params *p)
+{
+	/*
+	 * SUBMIT_ALL (5.18) keeps submitting after an SQE fails at prep, so
+	 * one bad re-arm cannot hold back the others; retry without it on
+	 * older kernels.
+	 */
+	static const unsigned extra[] = { IORING_SETUP_SUBMIT_ALL, 0 };
+	int ret = -EINVAL;
+
+	for (unsigned i = 0; i < 2; i++) {
+		memset(p, 0, sizeof(*p));
+		p->flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | flags |
+			   extra[i];
+		p->cq_entries = cq;
+		ret = io_uring_queue_init_params(sq, &r->uring, p);
+		if (ret != -EINVAL)
+			return ret;
+	}
+	return ret;
+}
+
+int rp__ring_init(struct rp__ring *r, const struct rp__ring_opts *o)
+{
+	struct io_uring_params p;
+	unsigned sq = o->sq_entries ? o->sq_entries : RP__SQ_DEFAULT;
+	unsigned cq = o->cq_entries ? o->cq_entries : sq * RP__CQ_PER_SQ;
+	int ret = -EINVAL;
+	size_t i;
+
+	memset(r, 0, sizeof(*r));
+	if (o->setup > RP_SETUP_PLAIN)
+		return -EINVAL;
+	if (cq < sq)
+		cq = sq;
+	for (i = 0; i < sizeof(rp__rungs) / sizeof(rp__rungs[0]); i++) {
+		if (o->setup != RP_SETUP_AUTO && o->setup != rp__rungs[i].setup)
+			continue;
+		if ((o->flags & RP__RING_SHARED) &&
+		    (rp__rungs[i].flags & IORING_SETUP_SINGLE_ISSUER))
+			continue;
+		ret = rp__ring_try(r, sq, cq, rp__rungs[i].flags, &p);
+		/* EINVAL: this kernel lacks the rung, try the next one. */
+		if (ret != -EINVAL)
+			break;
+	}
+	if (ret < 0)
+		return ret;
+	r->setup = rp__rungs[i].setup;
+	r->setup_flags = p.flags;
+	/*
+	 * Without NODROP (5.5) a full CQ silently drops completions, which
+	 * would lose events: refuse such a kernel (the minimum is 5.13).
+	 */
+	if (!(p.features & IORING_FEAT_NODROP)) {
+		io_uring_queue_exit(&r->uring);
+		return -EOPNOTSUPP;
+	}
+	r->ext_arg = (p.features & IORING_FEAT_EXT_ARG) &&
+		     !(o->flags & RP__RING_NO_EXT_ARG);
+	r->skip_success = p.features & IORING_FEAT_CQE_SKIP;
+	r->enter_fd = r->uring.ring_fd;
+	/*
+	 * A registered ring fd (5.18) saves the fdget/fdput of every enter.
+	 * It is registered for the calling task only, so a ring entered from
+	 * several threads cannot use it.
+	 */
+	if (!(o->flags & (RP__RING_NO_REGISTERED_FD | RP__RING_SHARED)) &&
+	    io_uring_register_ring_fd(&r->uring) == 1) {
+		r->enter_fd = r->uring.enter_ring_fd;
+		r->enter_flags = IORING_ENTER_REGISTERED_RING;
+	}
+	return 0;
+}
+
+void rp__ring_exit(struct rp__ring *r)
+{
+	if (r->uring.ring_fd > 0 || r->uring.sq.ring_ptr)
+		io_uring_queue_exit(&r->uring);
+	memset(r, 0, sizeof(*r));
+	r->uring.ring_fd = -1;
+}
+
+void rp__ring_info(const struct rp__ring *r, struct rp_ring_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->setup = r->setup;
+	info->setup_flags = r->setup_flags;
+	info->features = r->uring.features;
+	info->sq_entries = r->uring.sq.ring_entries;
+	info->cq_entries = r->uring.cq.ring_entries;
+	info->registered_fd = r->enter_flags != 0;
+	info->ext_arg = r->ext_arg;
+	info->ring_fd = r->uring.ring_fd;
+}
+
+/* Publishes queued SQEs to the kernel; returns how many it has not read. */
+static unsigned rp__ring_flush(struct rp__ring *r)
+{
+	struct io_uring_sq *sq = &r->uring.sq;
+	unsigned tail = sq->sqe_tail;
+
+	if (sq->sqe_head != tail) {
+		sq->sqe_head = tail;
+		io_uring_smp_store_release(sq->ktail, tail);
+	}
+	return tail - io_uring_smp_load_acquire(sq->khead);
+}
+
+static int rp__ring_sys_enter(struct rp__ring *r, unsigned submit,
+			      unsigned want, unsigned flags, const void *arg,
+			      size_t argsz)
+{
+	long ret;
+
+	r->enters++;
+	ret = syscall(__NR_io_uring_enter, r->enter_fd, submit, want,
+		      flags | r->enter_flags, arg, argsz);
+	if (ret < 0)
+		return -errno;
+	r->sqes += (uint64_t)ret;
+	return 0;
+}
+
+int rp__ring_enter(struct rp__ring *r, bool wait, int64_t timeout_ns,
+		   const sigset_t *mask)
+{
+	struct io_uring_getevents_arg arg;
+	struct __kernel_timespec ts;
+	unsigned submit = rp__ring_flush(r);
+	unsigned sqflags = IO_URING_READ_ONCE(*r->uring.sq.kflags);
+	unsigned flags = 0, want = 0;
+	const void *argp = NULL;
+	size_t argsz = 0;
+	int err;
+
+	/* Completions are waiting to be posted, or posted ones overflowed. */
+	if (sqflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))
+		flags |= IORING_ENTER_GETEVENTS;
+	if (wait && timeout_ns != 0 && !io_uring_cq_ready(&r->uring)) {
+		want = 1;
+		flags |= IORING_ENTER_GETEVENTS;
+	}
+	if (!submit && !flags)
+		return 0;
+	if (want && (timeout_ns > 0 || mask)) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		if (r->ext_arg) {
+			memset(&arg, 0, sizeof(arg));
+			arg.sigmask = (uint64_t)(uintptr_t)mask;
+			arg.sigmask_sz = _NSIG / 8;
+			arg.ts = timeout_ns > 0 ? (uint64_t)(uintptr_t)&ts : 0;
+			flags |= IORING_ENTER_EXT_ARG;
+			argp = &arg;
+			argsz = sizeof(arg);
+		} else {
+			if (timeout_ns > 0) {
+				struct io_uring_sqe *sqe =
+					rp__ring_sqe(r, &err);
+
+				if (!sqe)
+					return err;
+				/*
+				 * count 1: the timeout completes when any CQE
+				 * is posted, so it never outlives the wait by
+				 * more than one CQE. harvest() drops its CQE.
+				 */
+				r->timeout_ts = ts;
+				io_uring_prep_timeout(sqe, &r->timeout_ts, 1,
+						      0);
+				sqe->user_data = rp__ud(RP__UD_TIMEOUT, 0, 0);
+				submit = rp__ring_flush(r);
+			}
+			argp = mask;
+			argsz = mask ? _NSIG / 8 : 0;
+		}
+	}
+	return rp__ring_sys_enter(r, submit, want, flags, argp, argsz);
+}
+
+int rp__ring_submit(struct rp__ring *r)
+{
+	return rp__ring_enter(r, false, 0, NULL);
+}
+
+struct io_uring_sqe *rp__ring_sqe_slow(struct rp__ring *r, int *err)
+{
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	/* The SQ is full: hand it to the kernel and take a fresh entry. */
+	ret = rp__ring_submit(r);
+	sqe = io_uring_get_sqe(&r->uring);
+	if (!sqe && err)
+		*err = ret < 0 ? ret : -EBUSY;
+	return sqe;
+}
+
+unsigned rp__ring_harvest(struct rp__ring *r, struct io_uring_cqe *out,
+			  unsigned max)
+{
+	struct io_uring_cq *cq = &r->uring.cq;
+	unsigned n = 0;
+
+	for (;;) {
+		unsigned head = *cq->khead;
+		unsigned tail = io_uring_smp_load_acquire(cq->ktail);
+
+		for (; head != tail && n < max; head++) {
+			const struct io_uring_cqe *cqe =
+				&cq->cqes[head & cq->ring_mask];
+
+			if (rp__unlikely(rp__ud_kind(cqe->user_data) ==
+					 RP__UD_TIMEOUT))
+				continue;
+			out[n++] = *cqe;
+		}
+		io_uring_smp_store_release(cq->khead, head);
+		if (n == max || head != tail)
+			break;
+		/*
+		 * The CQ is drained. If it overflowed, the kernel holds the
+		 * rest (NODROP) until an enter with GETEVENTS flushes them.
+		 */
+		if (!(IO_URING_READ_ONCE(*r->uring.sq.kflags) &
+		      IORING_SQ_CQ_OVERFLOW))
+			break;
+		r->overflow_flushes++;
+		if (rp__ring_sys_enter(r, 0, 0, IORING_ENTER_GETEVENTS, NULL,
+				       0) < 0 ||
+		    io_uring_smp_load_acquire(cq->ktail) == tail)
+			break;
+	}
+	return n;
+}

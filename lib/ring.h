@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The io_uring underneath: setup with feature probing, SQE allocation that
+ * never fails for a full SQ, submit-and-wait, and CQE harvest that never
+ * loses a CQE to an overflow. Used by the loop (lib/loop.c) and by the
+ * epoll layer (compat/epoll.c).
+ */
+#ifndef RP_RING_H
+#define RP_RING_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <liburing.h>
+
+#include "ringpoll.h"
+#include "internal.h"
+
+/* rp__ring_opts.flags */
+enum {
+	RP__RING_NO_REGISTERED_FD = RP_LOOP_NO_REGISTERED_FD,
+	RP__RING_NO_EXT_ARG = RP_LOOP_NO_EXT_ARG,
+	/*
+	 * More than one thread submits (the epoll layer): SINGLE_ISSUER and
+	 * registered ring fds, both bound to one task, are out.
+	 */
+	RP__RING_SHARED = 1u << 8,
+};
+
+struct rp__ring_opts {
+	enum rp_setup setup;
+	unsigned flags;
+	unsigned sq_entries;
+	unsigned cq_entries;
+};
+
+struct rp__ring {
+	struct io_uring uring;
+	unsigned enter_flags;	/* IORING_ENTER_REGISTERED_RING or 0 */
+	int enter_fd;		/* registered index or the ring fd */
+	bool ext_arg;
+	bool skip_success;	/* IOSQE_CQE_SKIP_SUCCESS works (5.17) */
+	enum rp_setup setup;
+	unsigned setup_flags;
+	/* The timespec of a wait timeout SQE; the kernel reads it at issue. */
+	struct __kernel_timespec timeout_ts;
+	uint64_t enters, sqes, overflow_flushes;
+};
+
+int rp__ring_init(struct rp__ring *r, const struct rp__ring_opts *o);
+void rp__ring_exit(struct rp__ring *r);
+void rp__ring_info(const struct rp__ring *r, struct rp_ring_info *info);
+
+/* An SQE, prepared by the caller; NULL (and -errno) only if submit fails. */
+struct io_uring_sqe *rp__ring_sqe_slow(struct rp__ring *r, int *err);
+
+static inline struct io_uring_sqe *rp__ring_sqe(struct rp__ring *r, int *err)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+
+	if (rp__likely(sqe != NULL))
+		return sqe;
+	return rp__ring_sqe_slow(r, err);
+}
+
+/* SQEs queued in user space and not yet handed to the kernel. */
+static inline unsigned rp__ring_unsubmitted(const struct rp__ring *r)
+{
+	return r->uring.sq.sqe_tail - *r->uring.sq.khead;
+}
+
+/*
+ * Submits what is queued and, if wait, blocks until a CQE is there, the
+ * timeout (ns, -1 for none) passes, or a signal arrives (with mask as the
+ * signal mask meanwhile, if not NULL). Returns 0 or -ETIME, -EINTR, ...
+ * Makes no syscall when nothing is queued and a CQE is ready already, or
+ * when nothing is queued and it is not asked to wait.
+ */
+int rp__ring_enter(struct rp__ring *r, bool wait, int64_t timeout_ns,
+		   const sigset_t *mask);
+
+/* Submits what is queued without waiting; returns 0 or -errno. */
+int rp__ring_submit(struct rp__ring *r);
+
+/*
+ * Copies up to max CQEs out of the CQ and frees their slots, flushing a
+ * kernel-side overflow into the CQ when the CQ runs dry. Drops the CQEs of
+ * the ring's own wait timeouts. Returns the number copied.
+ */
+unsigned rp__ring_harvest(struct rp__ring *r, struct io_uring_cqe *out,
+			  unsigned max);
+
+/* True if a CQE can be harvested now without entering the kernel. */
+static inline bool rp__ring_cq_ready(const struct rp__ring *r)
+{
+	return io_uring_cq_ready(&r->uring) != 0;
+}
+
+#endif /* RP_RING_H */
