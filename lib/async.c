@@ -104,11 +104,11 @@ static void rp__src_finish(struct rp_loop *loop, struct rp__src *s,
 {
 	/*
 	 * A POLL_REMOVE for this fd may still sit in the SQ. Hand it to the
-	 * kernel before the fd number can be reused, and so that the poll's
-	 * file reference goes and a socket sends its FIN.
+	 * kernel before the fd number can be reused, and let the kernel
+	 * finish the cancelled poll now, so that the poll's file reference
+	 * goes with close() and a socket sends its FIN.
 	 */
-	if (rp__ring_unsubmitted(&loop->ring))
-		rp__ring_submit(&loop->ring);
+	rp__ring_settle(&loop->ring);
 	close(s->fd);
 	s->fd = -1;
 	s->state = RP__SRC_FREE;
@@ -498,7 +498,8 @@ RP_EXPORT int rp_connect(struct rp_loop *loop, rp_source h,
 
 /* ---- CQEs ---- */
 
-void rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe)
+/* Returns the number of callbacks run (0 or 1). */
+int rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe)
 {
 	unsigned kind = rp__ud_kind(cqe->user_data);
 	uint32_t slot = rp__ud_slot(cqe->user_data);
@@ -520,12 +521,11 @@ void rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe)
 		 * of waiting; wait for readiness, then submit again.
 		 */
 		if (cqe->res == -EAGAIN && !op->cancelling) {
-			if (rp__op_wait(loop, s, slot, dir) < 0)
-				rp__op_report(loop, slot, dir, -EAGAIN);
-			return;
+			if (rp__op_wait(loop, s, slot, dir) == 0)
+				return 0;
 		}
 		rp__op_report(loop, slot, dir, cqe->res);
-		return;
+		return 1;
 	}
 	if (op->state != RP__OP_WAITING ||
 	    rp__poll_classify(&op->poll, cqe) != RP__POLL_EVENT)
@@ -533,13 +533,14 @@ void rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe)
 	/* A failed poll (bad fd) ends the op with its error. */
 	if (cqe->res < 0) {
 		rp__op_report(loop, slot, dir, cqe->res);
-		return;
+		return 1;
 	}
 	if (rp__op_native(loop, op)) {
 		res = rp__op_submit(loop, s, slot, dir);
-		if (res < 0)
-			rp__op_report(loop, slot, dir, res);
-		return;
+		if (res == 0)
+			return 0;
+		rp__op_report(loop, slot, dir, res);
+		return 1;
 	}
 	loop->st.ops_retried++;
 	res = rp__op_try(s->fd, op);
@@ -548,12 +549,13 @@ void rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe)
 		loop->st.spurious_wakeups++;
 		res = rp__op_wait(loop, s, slot, dir);
 		if (res == 0)
-			return;
+			return 0;
 	}
 	rp__op_report(loop, slot, dir, res);
-	return;
+	return 1;
 stale:
 	loop->st.stale_cqes++;
+	return 0;
 }
 
 /* ---- cancel, timeout, close ---- */

@@ -424,8 +424,7 @@ static int rp__cqes_run(struct rp_loop *loop)
 			case RP__UD_POLL_WRITE:
 			case RP__UD_OP_READ:
 			case RP__UD_OP_WRITE:
-				rp__src_cqe(loop, cqe);
-				n++;
+				n += rp__src_cqe(loop, cqe);
 				break;
 			default:
 				/* A remove or cancel that failed: harmless. */

@@ -152,7 +152,7 @@ void rp__timer_cancel_internal(struct rp_loop *loop, rp_timer h);
 void rp__dq_push(struct rp_loop *loop, uint32_t slot, unsigned dir);
 
 /* async.c */
-void rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe);
+int rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe);
 void rp__op_report(struct rp_loop *loop, uint32_t slot, unsigned dir,
 		   ssize_t res);
 void rp__op_deadline(struct rp_loop *loop, uint32_t slot, unsigned dir,

@@ -230,6 +230,24 @@ int rp__ring_submit(struct rp__ring *r)
 	return rp__ring_enter(r, false, 0, NULL);
 }
 
+int rp__ring_settle(struct rp__ring *r)
+{
+	unsigned submit = rp__ring_flush(r);
+	unsigned sqflags = IO_URING_READ_ONCE(*r->uring.sq.kflags);
+
+	if (!submit && !(sqflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
+		return 0;
+	/*
+	 * Only DEFER_TASKRUN keeps completions back until GETEVENTS; other
+	 * setups run them on the way out of this syscall.
+	 */
+	return rp__ring_sys_enter(r, submit, 0,
+				  r->setup == RP_SETUP_DEFER_TASKRUN ?
+					  IORING_ENTER_GETEVENTS :
+					  0,
+				  NULL, 0);
+}
+
 struct io_uring_sqe *rp__ring_sqe_slow(struct rp__ring *r, int *err)
 {
 	struct io_uring_sqe *sqe;

@@ -78,6 +78,13 @@ static inline unsigned rp__ring_unsubmitted(const struct rp__ring *r)
 int rp__ring_enter(struct rp__ring *r, bool wait, int64_t timeout_ns,
 		   const sigset_t *mask);
 
+/*
+ * Submits what is queued and runs the completions the kernel deferred
+ * (DEFER_TASKRUN), without waiting: afterwards no cancelled request holds
+ * a file. No syscall when nothing is queued or deferred.
+ */
+int rp__ring_settle(struct rp__ring *r);
+
 /* Submits what is queued without waiting; returns 0 or -errno. */
 int rp__ring_submit(struct rp__ring *r);
 
