@@ -58,6 +58,7 @@ $(B)/readme_example: README.md $(B)/libringpoll.a
 # The suite: unit tests, then the README's example, under a time limit.
 check-run: $(B)/tests/rp-unit $(B)/readme_example
 	timeout 60 $(B)/readme_example
+	timeout 60 $(B)/readme_example completion
 	timeout 600 $(B)/tests/rp-unit
 
 # The same suite under AddressSanitizer and UBSan, in its own build tree.

@@ -12,6 +12,15 @@
 /* Every test case gets this limit (seconds); a hang is a failure. */
 #define T_TIMEOUT 30
 
+/*
+ * valgrind runs one thread at a time and delivers signals itself: a thread
+ * blocked in io_uring_enter is neither woken by another thread's eventfd
+ * write nor by a signal let in through the wait's sigmask. These tests run
+ * natively and under ASan instead.
+ */
+#define T_VALGRIND_SIGNALS \
+	"valgrind serialises threads and signals around io_uring_enter"
+
 /* The two models, for tcase_add_loop_test(tc, fn, 0, 2): _i is the model. */
 #define T_MODELS 2
 

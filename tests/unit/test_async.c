@@ -27,7 +27,7 @@ START_TEST(recv_ready_data_completes_from_loop_only)
 	struct rp_loop *loop = t_loop(_i);
 	struct t_done d = { .fd = -1 };
 	struct rp_stats st;
-	char buf[16];
+	char buf[16] = { 0 };
 	int sv[2];
 	rp_source s;
 
@@ -62,7 +62,7 @@ START_TEST(recv_waits_for_data_then_completes)
 	struct rp_loop *loop = t_loop(_i);
 	struct t_done d = { .fd = -1 };
 	struct rp_stats st;
-	char buf[16];
+	char buf[16] = { 0 };
 	int sv[2];
 	rp_source s;
 
@@ -92,7 +92,7 @@ START_TEST(reader_and_writer_wait_at_once)
 {
 	struct rp_loop *loop = t_loop(_i);
 	struct t_done r = { .fd = -1 }, w = { .fd = -1 };
-	static char big[1 << 20], in[8];
+	static char big[1 << 20], in[8] = { 0 };
 	char sink[65536];
 	int sv[2];
 	ssize_t n;
@@ -127,7 +127,7 @@ START_TEST(second_op_same_direction_is_ebusy)
 {
 	struct rp_loop *loop = t_loop(_i);
 	struct t_done d = { .fd = -1 };
-	char buf[4];
+	char buf[4] = { 0 };
 	int sv[2];
 	rp_source s;
 
@@ -148,7 +148,7 @@ START_TEST(accept_and_connect_over_tcp)
 {
 	struct rp_loop *loop = t_loop(_i);
 	struct t_done a = { .fd = -1 }, c = { .fd = -1 };
-	struct sockaddr_storage addr, peer;
+	struct sockaddr_storage addr, peer = { 0 };
 	socklen_t len, plen = sizeof(peer);
 	int lfd = t_listener(&addr, &len);
 	int cfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -306,7 +306,7 @@ START_TEST(cancel_pending_op_reports_ecanceled)
 {
 	struct rp_loop *loop = t_loop(_i);
 	struct t_done d = { .fd = -1 };
-	char buf[4];
+	char buf[4] = { 0 };
 	int sv[2];
 	rp_source s;
 
@@ -336,7 +336,7 @@ START_TEST(timeout_fails_pending_op_with_etimedout)
 	struct rp_loop *loop = t_loop(_i);
 	struct t_done d = { .fd = -1 };
 	uint64_t t0;
-	char buf[4];
+	char buf[4] = { 0 };
 	int sv[2];
 	rp_source s;
 

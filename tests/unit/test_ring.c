@@ -297,8 +297,12 @@ Suite *t_suite_ring(void)
 	tcase_add_test(tc, ring_wait_timeout_ext_arg);
 	tcase_add_test(tc, ring_wait_timeout_without_ext_arg);
 	tcase_add_test(tc, ring_enter_skipped_when_cqe_ready);
-	tcase_add_test(tc, ring_wait_sigmask_lets_signal_in);
-	tcase_add_test(tc, ring_wait_sigmask_without_ext_arg);
+	if (t_under_valgrind()) {
+		t_skip("ring_wait_sigmask_*", T_VALGRIND_SIGNALS);
+	} else {
+		tcase_add_test(tc, ring_wait_sigmask_lets_signal_in);
+		tcase_add_test(tc, ring_wait_sigmask_without_ext_arg);
+	}
 	suite_add_tcase(s, tc);
 	return s;
 }
