@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: MIT
+/*
+ * An epoll fd is itself pollable: poll() and another epoll see it as
+ * readable while its own interest list has a ready entry. Event loops
+ * nest one inside another this way (glib in libuv, a library's private
+ * loop in an application's).
+ */
+#include "t_epoll.h"
+
+/* outer watches inner, inner watches a pipe. */
+struct t_nest {
+	int outer, inner;
+	int p[2];
+};
+
+static void nest_open(struct t_nest *n, uint32_t outer_events)
+{
+	n->outer = t_epoll();
+	n->inner = t_epoll();
+	t_pipe(n->p);
+	t_ctl(n->inner, EPOLL_CTL_ADD, n->p[0], EPOLLIN, 1);
+	t_ctl(n->outer, EPOLL_CTL_ADD, n->inner, outer_events, 2);
+}
+
+static void nest_close(struct t_nest *n)
+{
+	t_close(n->p[0]);
+	t_close(n->p[1]);
+	t_close(n->inner);
+	t_close(n->outer);
+}
+
+START_TEST(epollfd_poll_empty_not_ready)
+{
+	int epfd = t_epoll();
+
+	ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), 0);
+	t_close(epfd);
+}
+END_TEST
+
+START_TEST(epollfd_poll_pollin_when_item_ready)
+{
+	int epfd = t_epoll();
+	int p[2];
+
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), 0);
+	t_write(p[1], 1);
+	/* Readable, never writable. */
+	ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), POLLIN);
+	ck_assert_uint_eq(t_drain(p[0]), 1);
+	/* Readiness is re-checked: drained means not readable. */
+	ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), 0);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(epfd);
+}
+END_TEST
+
+START_TEST(epollfd_poll_does_not_consume_events)
+{
+	int epfd = t_epoll();
+	int p[2];
+
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN | EPOLLET, 1);
+	t_write(p[1], 1);
+	ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), POLLIN);
+	ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), POLLIN);
+	/* The edge is still there for epoll_wait. */
+	t_expect1(epfd, 0, 1, EPOLLIN);
+	ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), 0);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(epfd);
+}
+END_TEST
+
+START_TEST(epollfd_nested_reports_in)
+{
+	struct t_nest n;
+
+	nest_open(&n, EPOLLIN);
+	t_expect_none(n.outer, 0);
+	t_write(n.p[1], 1);
+	t_expect1(n.outer, 0, 2, EPOLLIN);
+	/* Looking did not consume: the inner event is still there. */
+	t_expect1(n.inner, 0, 1, EPOLLIN);
+	nest_close(&n);
+}
+END_TEST
+
+START_TEST(epollfd_nested_never_writable)
+{
+	struct t_nest n;
+
+	nest_open(&n, EPOLLIN | EPOLLOUT);
+	t_expect_none(n.outer, 0);
+	t_write(n.p[1], 1);
+	t_expect1(n.outer, 0, 2, EPOLLIN);
+	nest_close(&n);
+}
+END_TEST
+
+START_TEST(epollfd_nested_lt_until_inner_drained)
+{
+	struct t_nest n;
+
+	nest_open(&n, EPOLLIN);
+	t_write(n.p[1], 1);
+	t_expect1(n.outer, 0, 2, EPOLLIN);
+	t_expect1(n.outer, 0, 2, EPOLLIN);
+	ck_assert_uint_eq(t_drain(n.p[0]), 1);
+	t_expect_none(n.outer, 0);
+	nest_close(&n);
+}
+END_TEST
+
+START_TEST(epollfd_nested_inner_consumed_edge_clears_outer)
+{
+	/* The inner's only entry is edge-triggered and already taken. */
+	int outer = t_epoll(), inner = t_epoll();
+	int p[2];
+
+	t_pipe(p);
+	t_ctl(inner, EPOLL_CTL_ADD, p[0], EPOLLIN | EPOLLET, 1);
+	t_ctl(outer, EPOLL_CTL_ADD, inner, EPOLLIN, 2);
+	t_write(p[1], 1);
+	t_expect1(inner, 0, 1, EPOLLIN);
+	t_expect_none(outer, 0);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(inner);
+	t_close(outer);
+}
+END_TEST
+
+START_TEST(epollfd_nested_et_outer_one_report_per_edge)
+{
+	struct t_nest n;
+
+	nest_open(&n, EPOLLIN | EPOLLET);
+	t_write(n.p[1], 1);
+	t_expect1(n.outer, 0, 2, EPOLLIN);
+	t_expect_none(n.outer, 0);
+	/* New data wakes inner, which wakes outer: a new edge. */
+	t_write(n.p[1], 1);
+	t_expect1(n.outer, 0, 2, EPOLLIN);
+	nest_close(&n);
+}
+END_TEST
+
+START_TEST(epollfd_nested_three_levels)
+{
+	int top = t_epoll(), mid = t_epoll(), low = t_epoll();
+	int p[2];
+
+	t_pipe(p);
+	t_ctl(low, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	t_ctl(mid, EPOLL_CTL_ADD, low, EPOLLIN, 2);
+	t_ctl(top, EPOLL_CTL_ADD, mid, EPOLLIN, 3);
+	t_expect_none(top, 0);
+	t_write(p[1], 1);
+	t_expect1(top, 0, 3, EPOLLIN);
+	t_expect1(mid, 0, 2, EPOLLIN);
+	t_expect1(low, 0, 1, EPOLLIN);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(top);
+	t_close(mid);
+	t_close(low);
+}
+END_TEST
+
+/* A thread blocked in epoll_wait(@epfd), with what it got. */
+struct t_waiter {
+	pthread_t thread;
+	_Atomic pid_t tid;
+	int epfd;
+	int n;
+	struct epoll_event ev;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct t_waiter *w = arg;
+
+	w->tid = gettid();
+	w->n = t_wait(w->epfd, &w->ev, 1, T_LONG_MS);
+	return NULL;
+}
+
+START_TEST(epollfd_nested_wakes_blocked_outer_waiter)
+{
+	struct t_waiter w = {.n = -1};
+	struct t_nest n;
+
+	nest_open(&n, EPOLLIN);
+	w.epfd = n.outer;
+	t_thread_start(&w.thread, waiter_main, &w);
+	while (!w.tid)
+		sched_yield();
+	ck_assert_int_eq(t_task_blocked(getpid(), w.tid), 0);
+	t_write(n.p[1], 1);
+	t_thread_join(w.thread);
+	ck_assert_int_eq(w.n, 1);
+	ck_assert_int_eq(w.ev.events, EPOLLIN);
+	ck_assert_uint_eq(w.ev.data.u64, 2);
+	nest_close(&n);
+}
+END_TEST
+
+START_TEST(epollfd_close_inner_removes_from_outer)
+{
+	struct t_nest n;
+
+	nest_open(&n, EPOLLIN);
+	t_write(n.p[1], 1);
+	t_expect1(n.outer, 0, 2, EPOLLIN);
+	t_close(n.inner);
+	t_expect_none(n.outer, 0);
+	/* The number is free again, so DEL cannot name it. */
+	t_assert_errno(t_ctl_raw(n.outer, EPOLL_CTL_DEL, n.inner, 0, 0), EBADF);
+	t_close(n.p[0]);
+	t_close(n.p[1]);
+	t_close(n.outer);
+}
+END_TEST
+
+START_TEST(epollfd_close_frees_instance_fds_still_usable)
+{
+	/*
+	 * Closing an instance drops its interest list, not the fds in it:
+	 * they still work and can join a new instance.
+	 */
+	int epfd = t_epoll();
+	int p[2];
+
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[1], EPOLLOUT, 2);
+	t_close(epfd);
+	t_write(p[1], 1);
+	ck_assert_uint_eq(t_drain(p[0]), 1);
+	epfd = t_epoll();
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 3);
+	t_write(p[1], 1);
+	t_expect1(epfd, 0, 3, EPOLLIN);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(epfd);
+}
+END_TEST
+
+START_TEST(epollfd_same_fd_in_two_instances)
+{
+	int a = t_epoll(), b = t_epoll();
+	int p[2];
+
+	t_pipe(p);
+	t_ctl(a, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	t_ctl(b, EPOLL_CTL_ADD, p[0], EPOLLIN | EPOLLET, 2);
+	t_write(p[1], 1);
+	t_expect1(a, 0, 1, EPOLLIN);
+	t_expect1(b, 0, 2, EPOLLIN);
+	/* Each instance keeps its own mode. */
+	t_expect1(a, 0, 1, EPOLLIN);
+	t_expect_none(b, 0);
+	/* Removing it from one leaves the other alone. */
+	t_ctl(a, EPOLL_CTL_DEL, p[0], 0, 0);
+	t_write(p[1], 1);
+	t_expect_none(a, 0);
+	t_expect1(b, 0, 2, EPOLLIN);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(a);
+	t_close(b);
+}
+END_TEST
+
+Suite *t_suite_epollfd(void)
+{
+	Suite *s = suite_create("epollfd");
+	TCase *tc = t_tcase("epollfd");
+
+	tcase_add_test(tc, epollfd_poll_empty_not_ready);
+	tcase_add_test(tc, epollfd_poll_pollin_when_item_ready);
+	tcase_add_test(tc, epollfd_poll_does_not_consume_events);
+	tcase_add_test(tc, epollfd_nested_reports_in);
+	tcase_add_test(tc, epollfd_nested_never_writable);
+	tcase_add_test(tc, epollfd_nested_lt_until_inner_drained);
+	tcase_add_test(tc, epollfd_nested_inner_consumed_edge_clears_outer);
+	tcase_add_test(tc, epollfd_nested_et_outer_one_report_per_edge);
+	tcase_add_test(tc, epollfd_nested_three_levels);
+	tcase_add_test(tc, epollfd_nested_wakes_blocked_outer_waiter);
+	tcase_add_test(tc, epollfd_close_inner_removes_from_outer);
+	tcase_add_test(tc, epollfd_close_frees_instance_fds_still_usable);
+	tcase_add_test(tc, epollfd_same_fd_in_two_instances);
+	suite_add_tcase(s, tc);
+	return s;
+}
