@@ -17,11 +17,14 @@ RP_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC \
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
-LIB_SRCS := lib/ring.c lib/poll.c lib/loop.c lib/async.c
+LIB_SRCS := lib/ring.c lib/poll.c lib/loop.c lib/async.c compat/epctx.c \
+	compat/epoll.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
-HDRS := $(wildcard include/*.h lib/*.h)
+HDRS := $(wildcard include/*.h lib/*.h compat/*.h)
 
 TEST_SRCS := $(wildcard tests/unit/*.c)
+EPOLL_T_SRCS := $(wildcard tests/epoll/*.c)
+EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 
 .PHONY: all deps check check-run check-asan check-valgrind demo install \
 	clean format
@@ -42,12 +45,27 @@ $(B)/libringpoll.a: $(LIB_OBJS)
 $(B)/libringpoll.so: $(LIB_OBJS) lib/ringpoll.map
 	$(CC) -shared -o $@ $(LIB_OBJS) $(SAN_CFLAGS) \
 		-Wl,-soname,libringpoll.so.$(SOMAJOR) \
-		-Wl,--version-script=lib/ringpoll.map -Wl,-z,defs -luring
+		-Wl,--version-script=lib/ringpoll.map -Wl,-z,defs -luring -lpthread
 
 $(B)/tests/rp-unit: $(TEST_SRCS) tests/unit/t_util.h $(B)/libringpoll.a
 	@mkdir -p $(dir $@)
 	$(CC) $(RP_CFLAGS) $(CHECK_CFLAGS) -Itests/unit $(TEST_SRCS) \
 		$(B)/libringpoll.a -luring $(CHECK_LIBS) -lpthread -o $@
+
+# The conformance suite, once against the kernel's epoll and once against
+# rp_epoll_* through ringpoll_compat.h.
+$(B)/tests/epoll-kernel: $(EPOLL_T_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g \
+		$(SAN_CFLAGS) $(CHECK_CFLAGS) -Itests/epoll $(EPOLL_T_SRCS) \
+		$(CHECK_LIBS) -lpthread -o $@
+
+$(B)/tests/epoll-rp: $(EPOLL_T_DEPS) $(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -DRP_T_COMPAT -Wall -Wextra -Werror \
+		-O1 -g $(SAN_CFLAGS) $(CHECK_CFLAGS) -Iinclude -Itests/epoll \
+		$(EPOLL_T_SRCS) $(B)/libringpoll.a -luring $(CHECK_LIBS) \
+		-lpthread -o $@
 
 $(B)/readme_example: README.md $(B)/libringpoll.a
 	@mkdir -p $(dir $@)
@@ -56,9 +74,12 @@ $(B)/readme_example: README.md $(B)/libringpoll.a
 		$(B)/readme_example.c $(B)/libringpoll.a -luring -o $@
 
 # The suite: unit tests, then the README's example, under a time limit.
-check-run: $(B)/tests/rp-unit $(B)/readme_example
+check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
+		$(B)/tests/epoll-rp
 	timeout 60 $(B)/readme_example
 	timeout 60 $(B)/readme_example completion
+	timeout 300 $(B)/tests/epoll-kernel
+	timeout 300 $(B)/tests/epoll-rp
 	timeout 600 $(B)/tests/rp-unit
 
 # The same suite under AddressSanitizer and UBSan, in its own build tree.
@@ -89,7 +110,8 @@ $(B)/ringpoll.pc: tools/ringpoll.pc.in
 
 install: all $(B)/ringpoll.pc
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
-	install -m 644 include/ringpoll.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/ringpoll.h include/ringpoll_epoll.h \
+		include/ringpoll_compat.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(B)/libringpoll.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(B)/libringpoll.so \
 		$(DESTDIR)$(LIBDIR)/libringpoll.so.$(VERSION)

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -223,6 +224,43 @@ int rp__ring_enter(struct rp__ring *r, bool wait, int64_t timeout_ns,
 		}
 	}
 	return rp__ring_sys_enter(r, submit, want, flags, argp, argsz);
+}
+
+int rp__ring_wait(struct rp__ring *r, int64_t timeout_ns,
+		  const sigset_t *mask)
+{
+	struct io_uring_getevents_arg arg = {
+		.sigmask = (uint64_t)(uintptr_t)mask,
+		.sigmask_sz = _NSIG / 8,
+	};
+	struct __kernel_timespec ts;
+
+	if (timeout_ns >= 0) {
+		if (!r->ext_arg)
+			return -EOPNOTSUPP;
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		arg.ts = (uint64_t)(uintptr_t)&ts;
+	}
+	if (r->ext_arg)
+		return rp__ring_sys_enter(r, 0, 1,
+					  IORING_ENTER_GETEVENTS |
+						  IORING_ENTER_EXT_ARG,
+					  &arg, sizeof(arg));
+	return rp__ring_sys_enter(r, 0, 1, IORING_ENTER_GETEVENTS, mask,
+				  mask ? _NSIG / 8 : 0);
+}
+
+void rp__ring_forget(struct rp__ring *r)
+{
+	struct io_uring *u = &r->uring;
+
+	munmap(u->sq.sqes, u->sq.ring_entries * sizeof(struct io_uring_sqe));
+	if (u->cq.ring_ptr && u->cq.ring_ptr != u->sq.ring_ptr)
+		munmap(u->cq.ring_ptr, u->cq.ring_sz);
+	munmap(u->sq.ring_ptr, u->sq.ring_sz);
+	memset(r, 0, sizeof(*r));
+	r->uring.ring_fd = -1;
 }
 
 int rp__ring_submit(struct rp__ring *r)

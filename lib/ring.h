@@ -85,6 +85,20 @@ int rp__ring_enter(struct rp__ring *r, bool wait, int64_t timeout_ns,
  */
 int rp__ring_settle(struct rp__ring *r);
 
+/*
+ * Blocks until a CQE is there, the timeout passes or a signal arrives,
+ * submitting nothing and leaving the SQ alone, so that other threads may
+ * queue SQEs meanwhile. Needs IORING_FEAT_EXT_ARG for a timeout.
+ */
+int rp__ring_wait(struct rp__ring *r, int64_t timeout_ns,
+		  const sigset_t *mask);
+
+/*
+ * Drops this process's mappings of a ring inherited through fork(), without
+ * entering or closing it: it is still the parent's.
+ */
+void rp__ring_forget(struct rp__ring *r);
+
 /* Submits what is queued without waiting; returns 0 or -errno. */
 int rp__ring_submit(struct rp__ring *r);
 

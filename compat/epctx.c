@@ -1,0 +1,653 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * An epoll instance on io_uring.
+ *
+ * Level-triggered: a one-shot poll, re-armed after its event was reported;
+ * the re-arm goes in with the next wait's io_uring_enter, and a re-arm on a
+ * still-ready fd completes at once, which is level semantics.
+ * Edge-triggered: a multishot poll; the CQEs of one fd between two waits
+ * fold into one event. EPOLLONESHOT: a one-shot poll not re-armed until MOD.
+ *
+ * Readiness must be current when handed out. The kernel's epoll re-polls
+ * every ready item as it copies it out; a CQE is a wakeup from the past, and
+ * the program may have read the data since. So a CQE found in the ring when
+ * a wait starts, and an item left on the ready list by a full events array,
+ * is only a candidate: its poll is armed anew in the wait's own
+ * io_uring_enter, where a still-ready fd completes at once, and what did not
+ * complete is dropped. CQEs that arrive during the wait itself are current.
+ * Either way a wait costs one io_uring_enter when it finds events.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "epctx.h"
+
+atomic_ulong rp__ep_fork_gen;
+
+/* The readiness bits epoll reports; EPOLLERR and EPOLLHUP always. */
+#define RP__EP_POLL_BITS                                                  \
+	(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLRDNORM |       \
+	 EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | EPOLLMSG)
+
+static uint32_t rp__ep_reportable(uint32_t events)
+{
+	return (events & RP__EP_POLL_BITS) | EPOLLERR | EPOLLHUP;
+}
+
+static bool rp__ep_multishot(uint32_t events)
+{
+	return (events & EPOLLET) && !(events & EPOLLONESHOT);
+}
+
+static int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
+{
+	uint32_t mask = rp__ep_reportable(it->events) |
+			(it->events & EPOLLEXCLUSIVE);
+
+	/*
+	 * io_uring says its fd is writable while the CQ has room; an epoll
+	 * fd never is. Do not wake for it.
+	 */
+	if (it->flags & RP__EPI_EPOLL)
+		mask &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND);
+
+	return rp__poll_arm(&ep->ring, &it->poll, fd, mask,
+			    rp__ep_multishot(it->events), RP__UD_EPOLL,
+			    (uint32_t)fd);
+}
+
+static void rp__ep_list(struct rp__ep *ep, int fd, struct rp__ep_item *it)
+{
+	if (it->flags & RP__EPI_LISTED)
+		return;
+	it->flags |= RP__EPI_LISTED;
+	it->next = 0;
+	if (ep->ready_tail)
+		rp__ep_item(ep, (int)ep->ready_tail - 1)->next = (uint32_t)fd + 1;
+	else
+		ep->ready_head = (uint32_t)fd + 1;
+	ep->ready_tail = (uint32_t)fd + 1;
+}
+
+/* Pops the ready list's head; NULL when empty. */
+static struct rp__ep_item *rp__ep_unlist(struct rp__ep *ep, int *fd)
+{
+	struct rp__ep_item *it;
+
+	if (!ep->ready_head)
+		return NULL;
+	*fd = (int)ep->ready_head - 1;
+	it = rp__ep_item(ep, *fd);
+	ep->ready_head = it->next;
+	if (!ep->ready_head)
+		ep->ready_tail = 0;
+	it->flags &= ~RP__EPI_LISTED;
+	return it;
+}
+
+static void rp__ep_wake_arm(struct rp__ep *ep)
+{
+	rp__poll_arm(&ep->ring, &ep->wake_poll, ep->wake_fd, EPOLLIN, true,
+		     RP__UD_EPOLL_WAKE, 0);
+}
+
+static void rp__ep_wake(struct rp__ep *ep)
+{
+	uint64_t one = 1;
+
+	while (write(ep->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+int rp__ep_init(struct rp__ep *ep, int flags)
+{
+	struct rp__ring_opts o = { .setup = RP_SETUP_AUTO,
+				   .flags = RP__RING_SHARED };
+	int ret;
+
+	ep->chunks = NULL;
+	ep->nchunks = ep->nitems = 0;
+	ep->ready_head = ep->ready_tail = 0;
+	ep->nested = NULL;
+	ep->nnested = ep->watched = ep->waiters = 0;
+	ep->rearm = NULL;
+	ep->nrearm = ep->rearm_cap = 0;
+	ep->dead = false;
+	memset(&ep->st, 0, sizeof(ep->st));
+	memset(&ep->wake_poll, 0, sizeof(ep->wake_poll));
+	ret = rp__ring_init(&ep->ring, &o);
+	if (ret < 0)
+		return ret;
+	ep->fd = ep->ring.uring.ring_fd;
+	ep->fork_gen = atomic_load(&rp__ep_fork_gen);
+	/* io_uring fds are born close-on-exec; epoll_create1(0) ones are not. */
+	if (!(flags & EPOLL_CLOEXEC) && fcntl(ep->fd, F_SETFD, 0) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ep->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ep->wake_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	rp__ep_wake_arm(ep);
+	return 0;
+fail:
+	rp__ring_exit(&ep->ring);
+	return ret;
+}
+
+void rp__ep_release(struct rp__ep *ep)
+{
+	for (uint32_t i = 0; i < ep->nchunks; i++)
+		free(ep->chunks[i]);
+	free(ep->chunks);
+	free(ep->nested);
+	free(ep->rearm);
+	ep->rearm = NULL;
+	ep->nrearm = ep->rearm_cap = 0;
+	ep->chunks = NULL;
+	ep->nested = NULL;
+	ep->nchunks = ep->nnested = ep->nitems = 0;
+	rp__ring_exit(&ep->ring);
+	if (ep->wake_fd >= 0)
+		close(ep->wake_fd);
+	ep->wake_fd = -1;
+}
+
+/* ---- CQEs ---- */
+
+static void rp__ep_wake_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
+{
+	uint64_t v;
+
+	if (rp__poll_classify(&ep->wake_poll, cqe) == RP__POLL_STALE)
+		return;
+	while (read(ep->wake_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	if (!ep->wake_poll.armed)
+		rp__ep_wake_arm(ep);
+}
+
+static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
+{
+	int fd = (int)rp__ud_slot(cqe->user_data);
+	struct rp__ep_item *it;
+
+	switch (rp__ud_kind(cqe->user_data)) {
+	case RP__UD_EPOLL:
+		break;
+	case RP__UD_EPOLL_WAKE:
+		rp__ep_wake_cqe(ep, cqe);
+		return;
+	default:
+		/* A remove that lost the race with its poll's completion. */
+		return;
+	}
+	it = rp__ep_item(ep, fd);
+	if (!it || !(it->flags & RP__EPI_USED)) {
+		ep->st.stale_cqes++;
+		return;
+	}
+	switch (rp__poll_classify(&it->poll, cqe)) {
+	case RP__POLL_STALE:
+		ep->st.stale_cqes++;
+		return;
+	case RP__POLL_REARM:
+		rp__ep_arm(ep, fd, it);
+		return;
+	case RP__POLL_EVENT:
+		break;
+	}
+	if (cqe->res < 0) {
+		/*
+		 * io_uring cancels a request when the thread that submitted
+		 * it exits; the registration lives on, so arm it again. Any
+		 * other error means the file is gone (closed behind our
+		 * back): nothing will ever come, as with the kernel's epoll.
+		 */
+		if (cqe->res == -ECANCELED)
+			rp__ep_arm(ep, fd, it);
+		return;
+	}
+	it->ready |= (uint32_t)cqe->res & rp__ep_reportable(it->events);
+	if (it->flags & RP__EPI_EPOLL)
+		it->ready &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND);
+	if (it->ready)
+		rp__ep_list(ep, fd, it);
+	/*
+	 * A one-shot that woke for bits nobody asked for keeps watching; a
+	 * multishot that ended (no IORING_CQE_F_MORE) is armed again.
+	 */
+	if (!it->poll.armed &&
+	    (rp__ep_multishot(it->events) || !(it->flags & RP__EPI_LISTED)))
+		rp__ep_arm(ep, fd, it);
+}
+
+static void rp__ep_harvest(struct rp__ep *ep)
+{
+	unsigned n;
+
+	do {
+		n = rp__ring_harvest(&ep->ring, ep->cqes, RP__EP_CQE_BATCH);
+		for (unsigned i = 0; i < n; i++)
+			rp__ep_cqe(ep, &ep->cqes[i]);
+	} while (n == RP__EP_CQE_BATCH);
+}
+
+/*
+ * Turns every candidate into a poll armed anew: CQEs already in the ring
+ * and items a full events array left on the ready list.
+ */
+static void rp__ep_requeue(struct rp__ep *ep)
+{
+	struct rp__ep_item *it;
+	int fd;
+
+	rp__ep_harvest(ep);
+	while ((it = rp__ep_unlist(ep, &fd))) {
+		if (!(it->flags & RP__EPI_USED) || !it->ready)
+			continue;
+		it->ready = 0;
+		ep->st.confirms++;
+		/* An edge-triggered item's multishot may still be armed. */
+		rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
+				(uint32_t)fd);
+		rp__ep_arm(ep, fd, it);
+	}
+	for (uint32_t i = 0; i < ep->nrearm; i++) {
+		fd = ep->rearm[i];
+		it = rp__ep_item(ep, fd);
+		if (!(it->flags & RP__EPI_REARM))
+			continue;
+		it->flags &= ~RP__EPI_REARM;
+		/* A MOD since the report has armed it already. */
+		if ((it->flags & RP__EPI_USED) && !it->poll.armed &&
+		    !(it->flags & RP__EPI_DISABLED)) {
+			ep->st.rearms++;
+			rp__ep_arm(ep, fd, it);
+		}
+	}
+	ep->nrearm = 0;
+}
+
+/* ---- reporting ---- */
+
+static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
+			       struct rp__ep_item *it)
+{
+	if (ep->nrearm == ep->rearm_cap) {
+		uint32_t cap = ep->rearm_cap ? ep->rearm_cap * 2 : 64;
+		int *r = realloc(ep->rearm, cap * sizeof(*r));
+
+		if (!r) {
+			/* No room to defer: arm now, rotation aside. */
+			ep->st.rearms++;
+			rp__ep_arm(ep, fd, it);
+			return;
+		}
+		ep->rearm = r;
+		ep->rearm_cap = cap;
+	}
+	it->flags |= RP__EPI_REARM;
+	ep->rearm[ep->nrearm++] = fd;
+}
+
+static bool rp__ep_has_event(struct rp__ep *ep)
+{
+	for (uint32_t l = ep->ready_head; l;) {
+		struct rp__ep_item *it = rp__ep_item(ep, (int)l - 1);
+
+		if ((it->flags & RP__EPI_USED) && it->ready)
+			return true;
+		l = it->next;
+	}
+	return false;
+}
+
+static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
+			 int maxevents)
+{
+	struct rp__ep_item *it;
+	int n = 0, fd;
+
+	/* The kernel faults only when it has something to copy. */
+	if (!events)
+		return rp__ep_has_event(ep) ? -EFAULT : 0;
+	while (n < maxevents && (it = rp__ep_unlist(ep, &fd))) {
+		if (!(it->flags & RP__EPI_USED) || !it->ready)
+			continue;
+		events[n].events = it->ready;
+		events[n].data = it->data;
+		n++;
+		it->ready = 0;
+		if (it->events & EPOLLONESHOT) {
+			it->flags |= RP__EPI_DISABLED;
+		} else if (!(it->events & EPOLLET)) {
+			/* Level: ask again in the next wait's enter. */
+			rp__ep_defer_rearm(ep, fd, it);
+		}
+	}
+	ep->st.events += (uint64_t)n;
+	return n;
+}
+
+/* ---- the wait ---- */
+
+static int rp__ep_enter(struct rp__ep *ep, bool wait, int64_t timeout_ns,
+			const sigset_t *mask)
+{
+	uint64_t before = ep->ring.enters;
+	int ret = rp__ring_enter(&ep->ring, wait, timeout_ns, mask);
+
+	ep->st.enters += ep->ring.enters - before;
+	return ret;
+}
+
+int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
+		int64_t timeout_ns, const sigset_t *sigmask)
+{
+	uint64_t deadline = 0;
+	int n = 0, ret;
+
+	if (timeout_ns > 0)
+		deadline = rp__now_ns() + (uint64_t)timeout_ns;
+	pthread_mutex_lock(&ep->lock);
+	ep->st.waits++;
+	rp__ep_requeue(ep);
+	for (;;) {
+		int64_t left = -1;
+
+		if (ep->dead) {
+			n = -EBADF;
+			break;
+		}
+		/*
+		 * Submit re-arms, confirmations and ctl work without
+		 * waiting: a busy loop finds its events here, in one enter.
+		 */
+		ret = rp__ep_enter(ep, false, 0, NULL);
+		if (ret < 0 && ret != -EBUSY && ret != -EAGAIN &&
+		    ret != -EINTR) {
+			n = ret;
+			break;
+		}
+		rp__ep_harvest(ep);
+		n = rp__ep_report(ep, events, maxevents);
+		if (n != 0 || timeout_ns == 0)
+			break;
+		if (deadline) {
+			uint64_t now = rp__now_ns();
+
+			if (now >= deadline)
+				break;
+			left = (int64_t)(deadline - now);
+		}
+		/*
+		 * Block with nothing to submit, so that the kernel's EINTR
+		 * and ETIME reach us (an enter that submitted reports its
+		 * submissions instead). New SQEs from other threads come
+		 * with a write to the wake eventfd.
+		 */
+		ep->waiters++;
+		pthread_mutex_unlock(&ep->lock);
+		ret = rp__ring_wait(&ep->ring, left, sigmask);
+		pthread_mutex_lock(&ep->lock);
+		ep->st.enters++;
+		ep->waiters--;
+		if (ep->dead) {
+			n = -EBADF;
+			break;
+		}
+		rp__ep_harvest(ep);
+		n = rp__ep_report(ep, events, maxevents);
+		if (n != 0)
+			break;
+		if (ret == -EINTR || ret == -ETIME) {
+			n = ret == -EINTR ? -EINTR : 0;
+			break;
+		}
+		if (ret < 0 && ret != -EBUSY && ret != -EAGAIN) {
+			n = ret;
+			break;
+		}
+	}
+	/* Leftovers and another thread asleep: it may take them. */
+	if (n > 0 && ep->ready_head && ep->waiters)
+		rp__ep_wake(ep);
+	if (ep->watched)
+		rp__ep_settle(ep);
+	pthread_mutex_unlock(&ep->lock);
+	return n;
+}
+
+void rp__ep_settle(struct rp__ep *ep)
+{
+	/*
+	 * Re-arms and confirmations go in now rather than in the next wait,
+	 * so that the ring's fd is readable exactly when a poll of ours
+	 * would find something. What they find stays in the CQ.
+	 */
+	rp__ep_requeue(ep);
+	rp__ep_enter(ep, false, 0, NULL);
+}
+
+/* ---- ctl ---- */
+
+static struct rp__ep_item *rp__ep_item_make(struct rp__ep *ep, int fd)
+{
+	uint32_t c = (uint32_t)fd >> RP__EP_CHUNK_SHIFT;
+
+	if (c >= ep->nchunks) {
+		struct rp__ep_item **chunks;
+
+		chunks = realloc(ep->chunks, (c + 1) * sizeof(*chunks));
+		if (!chunks)
+			return NULL;
+		memset(chunks + ep->nchunks, 0,
+		       (c + 1 - ep->nchunks) * sizeof(*chunks));
+		ep->chunks = chunks;
+		ep->nchunks = c + 1;
+	}
+	if (!ep->chunks[c]) {
+		ep->chunks[c] = calloc(RP__EP_CHUNK, sizeof(struct rp__ep_item));
+		if (!ep->chunks[c])
+			return NULL;
+	}
+	return rp__ep_item(ep, fd);
+}
+
+bool rp__ep_reaches(struct rp__ep *from, int target, int depth)
+{
+	bool found = false;
+
+	if (depth > RP__EP_MAX_NESTS)
+		return true;
+	for (uint32_t i = 0; i < from->nnested && !found; i++) {
+		struct rp__ep *child;
+
+		if (from->nested[i] == target)
+			return true;
+		child = rp__ep_get(from->nested[i]);
+		if (!child)
+			continue;
+		pthread_mutex_lock(&child->lock);
+		found = rp__ep_reaches(child, target, depth + 1);
+		pthread_mutex_unlock(&child->lock);
+		rp__ep_put(child);
+	}
+	return found;
+}
+
+int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
+	       struct rp__ep *child)
+{
+	struct rp__ep_item *it = rp__ep_item(ep, fd);
+	int ret;
+
+	if (it && (it->flags & RP__EPI_USED))
+		return -EEXIST;
+	if (child) {
+		int *n = realloc(ep->nested,
+				 (ep->nnested + 1) * sizeof(*ep->nested));
+
+		if (!n)
+			return -ENOMEM;
+		ep->nested = n;
+	}
+	it = rp__ep_item_make(ep, fd);
+	if (!it)
+		return -ENOMEM;
+	it->events = ev->events | EPOLLERR | EPOLLHUP;
+	it->data = ev->data;
+	it->ready = 0;
+	it->flags = (uint8_t)((it->flags & RP__EPI_LISTED) | RP__EPI_USED |
+			      (child ? RP__EPI_EPOLL : 0));
+	/* it->poll keeps its generation: an old registration's CQE is stale. */
+	it->poll.armed = false;
+	ret = rp__ep_arm(ep, fd, it);
+	if (ret < 0) {
+		it->flags &= ~RP__EPI_USED;
+		return ret;
+	}
+	if (child) {
+		ep->nested[ep->nnested++] = fd;
+		/* child's lock comes after ours, as in rp__ep_reaches. */
+		pthread_mutex_lock(&child->lock);
+		if (child->watched++ == 0)
+			rp__ep_settle(child);
+		pthread_mutex_unlock(&child->lock);
+	}
+	ep->nitems++;
+	return 0;
+}
+
+int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
+{
+	struct rp__ep_item *it = rp__ep_item(ep, fd);
+	int ret;
+
+	if (!it || !(it->flags & RP__EPI_USED))
+		return -ENOENT;
+	/* The kernel refuses to modify an exclusive registration. */
+	if (it->events & EPOLLEXCLUSIVE)
+		return -EINVAL;
+	ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
+			      (uint32_t)fd);
+	if (ret < 0)
+		return ret;
+	it->events = ev->events | EPOLLERR | EPOLLHUP;
+	it->data = ev->data;
+	it->ready = 0;
+	it->flags &= ~RP__EPI_DISABLED;
+	/* As the kernel's ep_modify, readiness is looked at anew. */
+	return rp__ep_arm(ep, fd, it);
+}
+
+int rp__ep_del(struct rp__ep *ep, int fd)
+{
+	struct rp__ep_item *it = rp__ep_item(ep, fd);
+	int ret;
+
+	if (!it || !(it->flags & RP__EPI_USED))
+		return -ENOENT;
+	ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
+			      (uint32_t)fd);
+	if (ret < 0)
+		return ret;
+	if (it->flags & RP__EPI_EPOLL) {
+		struct rp__ep *child = rp__ep_get(fd);
+
+		for (uint32_t i = 0; i < ep->nnested; i++) {
+			if (ep->nested[i] == fd) {
+				ep->nested[i] = ep->nested[--ep->nnested];
+				break;
+			}
+		}
+		if (child) {
+			pthread_mutex_lock(&child->lock);
+			if (child->watched)
+				child->watched--;
+			pthread_mutex_unlock(&child->lock);
+			rp__ep_put(child);
+		}
+	}
+	it->ready = 0;
+	it->flags &= RP__EPI_LISTED | RP__EPI_REARM;
+	ep->nitems--;
+	return 0;
+}
+
+void rp__ep_ctl_done(struct rp__ep *ep)
+{
+	/*
+	 * The work is in the SQ. Someone asleep in the ring will not see it
+	 * until woken; something polling our fd needs it submitted now.
+	 * Otherwise it waits for the next wait: no syscall per ctl.
+	 */
+	if (ep->waiters)
+		rp__ep_wake(ep);
+	else if (ep->watched)
+		rp__ep_settle(ep);
+}
+
+/* ---- fork ---- */
+
+int rp__ep_rebuild(struct rp__ep *ep)
+{
+	struct rp__ring_opts o = { .setup = RP_SETUP_AUTO,
+				   .flags = RP__RING_SHARED };
+	struct rp__ring fresh;
+	int fdflags, ret;
+
+	/*
+	 * The parent's ring is shared with the parent: never enter it. Drop
+	 * our mappings of it and put a new ring under the same fd number.
+	 */
+	fdflags = fcntl(ep->fd, F_GETFD);
+	ret = rp__ring_init(&fresh, &o);
+	if (ret < 0)
+		return ret;
+	if (dup3(fresh.uring.ring_fd, ep->fd,
+		 fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		ret = -errno;
+		rp__ring_exit(&fresh);
+		return ret;
+	}
+	close(fresh.uring.ring_fd);
+	fresh.uring.ring_fd = ep->fd;
+	fresh.enter_fd = ep->fd;
+	rp__ring_forget(&ep->ring);
+	ep->ring = fresh;
+	ep->fork_gen = atomic_load(&rp__ep_fork_gen);
+	/* The eventfd is shared with the parent too. */
+	close(ep->wake_fd);
+	ep->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ep->wake_fd < 0)
+		return -errno;
+	ep->wake_poll.armed = false;
+	rp__ep_wake_arm(ep);
+	ep->waiters = 0;
+	ep->ready_head = ep->ready_tail = 0;
+	ep->nrearm = 0;
+	for (uint32_t c = 0; c < ep->nchunks; c++) {
+		if (!ep->chunks[c])
+			continue;
+		for (uint32_t i = 0; i < RP__EP_CHUNK; i++) {
+			struct rp__ep_item *it = &ep->chunks[c][i];
+			int fd = (int)(c * RP__EP_CHUNK + i);
+
+			it->flags &= ~(RP__EPI_LISTED | RP__EPI_REARM);
+			it->ready = 0;
+			it->poll.armed = false;
+			if ((it->flags & RP__EPI_USED) &&
+			    !(it->flags & RP__EPI_DISABLED))
+				rp__ep_arm(ep, fd, it);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One epoll instance on one io_uring: the interest table, the ready list
+ * and the wait. compat/epoll.c checks arguments, finds the instance and
+ * converts -errno to -1/errno; everything here returns -errno.
+ */
+#ifndef RP_EPCTX_H
+#define RP_EPCTX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/epoll.h>
+
+#include "../lib/poll.h"
+#include "../lib/ring.h"
+#include "ringpoll_epoll.h"
+
+/* rp__ep_item.flags */
+enum {
+	RP__EPI_USED = 1u << 0,	    /* fd is registered */
+	RP__EPI_LISTED = 1u << 1,   /* on the ready list */
+	RP__EPI_DISABLED = 1u << 2, /* EPOLLONESHOT reported; wait for MOD */
+	RP__EPI_EPOLL = 1u << 3,    /* fd is an rp epoll instance */
+	RP__EPI_REARM = 1u << 4,    /* reported, level: re-arm at next wait */
+};
+
+/*
+ * A registration, found by its fd: the table is indexed by fd, as redis'
+ * ae.c does, in chunks so that addresses stay put. 40 bytes.
+ */
+struct rp__ep_item {
+	epoll_data_t data;
+	struct rp__poll poll;
+	uint32_t events;   /* as registered, EPOLLERR|EPOLLHUP added */
+	uint32_t ready;	   /* revents folded from CQEs since the last report */
+	uint32_t next;	   /* ready list: fd + 1 of the next item, 0 ends */
+	uint8_t flags;
+};
+
+#define RP__EP_CHUNK_SHIFT 10
+#define RP__EP_CHUNK (1u << RP__EP_CHUNK_SHIFT)
+#define RP__EP_CQE_BATCH 64
+/* Nesting depth the kernel allows (EP_MAX_NESTS). */
+#define RP__EP_MAX_NESTS 4
+
+struct rp__ep {
+	int fd; /* the ring fd, which is the epoll fd */
+	bool dead;
+	atomic_uint refs;
+	uint64_t fork_gen; /* rp__ep_fork_gen when the ring was made */
+	pthread_mutex_t lock;
+	struct rp__ring ring;
+
+	struct rp__ep_item **chunks;
+	uint32_t nchunks;
+	uint32_t nitems;
+	uint32_t ready_head, ready_tail;
+	/*
+	 * Level-triggered items reported by the last wait. They are armed
+	 * again after the leftovers are confirmed, so that a full events
+	 * array rotates through every ready fd, as the kernel's does.
+	 */
+	int *rearm;
+	uint32_t nrearm, rearm_cap;
+
+	/* rp instances registered in this one, for the ELOOP check */
+	int *nested;
+	uint32_t nnested;
+	/* instances this one is registered in: submit eagerly, see epctx.c */
+	uint32_t watched;
+
+	/* Wakes a waiter blocked in io_uring_enter: new SQEs, leftovers. */
+	int wake_fd;
+	struct rp__poll wake_poll;
+	uint32_t waiters;
+
+	struct rp_epoll_stats st;
+	struct io_uring_cqe cqes[RP__EP_CQE_BATCH];
+	struct rp__ep *next_free;
+};
+
+extern atomic_ulong rp__ep_fork_gen;
+
+int rp__ep_init(struct rp__ep *ep, int flags);
+/* Releases the ring and the table; the struct itself is recycled. */
+void rp__ep_release(struct rp__ep *ep);
+/* In a forked child: a fresh ring under the same fd, interest re-armed. */
+int rp__ep_rebuild(struct rp__ep *ep);
+
+static inline struct rp__ep_item *rp__ep_item(struct rp__ep *ep, int fd)
+{
+	uint32_t c = (uint32_t)fd >> RP__EP_CHUNK_SHIFT;
+
+	if (c >= ep->nchunks || !ep->chunks[c])
+		return NULL;
+	return &ep->chunks[c][(uint32_t)fd & (RP__EP_CHUNK - 1)];
+}
+
+/* All called with ep->lock held. */
+int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
+	       struct rp__ep *child);
+int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev);
+int rp__ep_del(struct rp__ep *ep, int fd);
+/* Hands kernel work queued by ctl to the kernel if anybody needs it now. */
+void rp__ep_ctl_done(struct rp__ep *ep);
+/*
+ * Something polls this instance's fd now: hand the kernel all pending
+ * work, so that the ring's readiness is ours.
+ */
+void rp__ep_settle(struct rp__ep *ep);
+bool rp__ep_reaches(struct rp__ep *from, int target, int depth);
+
+/*
+ * Waits as epoll_pwait does; timeout_ns -1 is no limit. Takes and drops
+ * ep->lock itself.
+ */
+int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
+		int64_t timeout_ns, const sigset_t *sigmask);
+
+/* Lookup of instances by fd, in compat/epoll.c. */
+struct rp__ep *rp__ep_get(int fd);
+void rp__ep_put(struct rp__ep *ep);
+
+#endif /* RP_EPCTX_H */

@@ -1,0 +1,521 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rp_epoll_*: the epoll boundary. Checks arguments in the kernel's order,
+ * finds the instance behind an fd, passes fds that are not ours to the
+ * kernel, and turns -errno into -1/errno once, here.
+ *
+ * The kernel is called with syscall(2), not through libc's epoll_* and
+ * close: under the preload those names are ours.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "epctx.h"
+
+/* The instance behind each fd, in chunks so lookups take no lock. */
+#define RP__TAB_SHIFT 10
+#define RP__TAB_CHUNK (1u << RP__TAB_SHIFT)
+#define RP__TAB_CHUNKS 4096 /* fds below 4M: beyond any nr_open default */
+
+struct rp__fdent {
+	_Atomic(struct rp__ep *) ep;
+	atomic_uint nreg; /* instances that have this fd registered */
+};
+
+static _Atomic(struct rp__fdent *) rp__tab[RP__TAB_CHUNKS];
+static pthread_mutex_t rp__tab_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Instance structs are recycled, never freed: a racing lookup is safe. */
+static struct rp__ep *rp__ep_free_list;
+static struct rp__ep **rp__ep_all;
+static uint32_t rp__ep_nall;
+
+/* epoll's limit on maxevents (EP_MAX_EVENTS). */
+#define RP__EP_MAX_EVENTS (INT_MAX / (int)sizeof(struct epoll_event))
+
+static int rp__fail(int ret)
+{
+	errno = -ret;
+	return -1;
+}
+
+static bool rp__env_on(const char *name)
+{
+	const char *v = secure_getenv(name);
+
+	return v && strcmp(v, "1") == 0;
+}
+
+static void rp__debug_once(const char *why, int err)
+{
+	static atomic_int said;
+
+	if (rp__env_on("RINGPOLL_DEBUG") && !atomic_exchange(&said, 1))
+		fprintf(stderr,
+			"ringpoll: using the kernel's epoll: %s (%s)\n", why,
+			err ? strerror(err) : "as asked");
+}
+
+static struct rp__fdent *rp__fdent(int fd, bool make)
+{
+	uint32_t c = (uint32_t)fd >> RP__TAB_SHIFT;
+	struct rp__fdent *chunk;
+
+	if (fd < 0 || c >= RP__TAB_CHUNKS)
+		return NULL;
+	chunk = atomic_load_explicit(&rp__tab[c], memory_order_acquire);
+	if (!chunk && make) {
+		struct rp__fdent *fresh = calloc(RP__TAB_CHUNK, sizeof(*fresh));
+
+		if (!fresh)
+			return NULL;
+		if (atomic_compare_exchange_strong(&rp__tab[c], &chunk, fresh))
+			chunk = fresh;
+		else
+			free(fresh);
+	}
+	return chunk ? &chunk[(uint32_t)fd & (RP__TAB_CHUNK - 1)] : NULL;
+}
+
+static void rp__ep_check_fork(struct rp__ep *ep);
+
+struct rp__ep *rp__ep_get(int fd)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+	struct rp__ep *ep;
+
+	if (!e)
+		return NULL;
+	for (;;) {
+		ep = atomic_load_explicit(&e->ep, memory_order_acquire);
+		if (!ep)
+			return NULL;
+		atomic_fetch_add(&ep->refs, 1);
+		if (atomic_load(&e->ep) == ep)
+			break;
+		rp__ep_put(ep);
+	}
+	rp__ep_check_fork(ep);
+	return ep;
+}
+
+void rp__ep_put(struct rp__ep *ep)
+{
+	if (atomic_fetch_sub(&ep->refs, 1) != 1)
+		return;
+	/* The last user of a closed instance frees what it holds. */
+	rp__ep_release(ep);
+	pthread_mutex_lock(&rp__tab_lock);
+	ep->next_free = rp__ep_free_list;
+	rp__ep_free_list = ep;
+	pthread_mutex_unlock(&rp__tab_lock);
+}
+
+/* After fork only this thread is left: locks held by others are void. */
+static void rp__atfork_child(void)
+{
+	atomic_fetch_add(&rp__ep_fork_gen, 1);
+	pthread_mutex_init(&rp__tab_lock, NULL);
+	for (uint32_t i = 0; i < rp__ep_nall; i++) {
+		pthread_mutex_init(&rp__ep_all[i]->lock, NULL);
+		rp__ep_all[i]->waiters = 0;
+	}
+}
+
+__attribute__((constructor)) static void rp__epoll_init(void)
+{
+	pthread_atfork(NULL, NULL, rp__atfork_child);
+}
+
+static int rp__kernel_create(int flags)
+{
+	long ret = syscall(SYS_epoll_create1, flags);
+
+	return ret < 0 ? -errno : (int)ret;
+}
+
+RP_EXPORT int rp_epoll_create1(int flags)
+{
+	struct rp__fdent *e;
+	struct rp__ep *ep;
+	int ret;
+
+	if (flags & ~EPOLL_CLOEXEC)
+		return rp__fail(-EINVAL);
+	if (rp__env_on("RINGPOLL_DISABLE")) {
+		rp__debug_once("RINGPOLL_DISABLE=1", 0);
+		ret = rp__kernel_create(flags);
+		return ret < 0 ? rp__fail(ret) : ret;
+	}
+	pthread_mutex_lock(&rp__tab_lock);
+	ep = rp__ep_free_list;
+	if (ep) {
+		rp__ep_free_list = ep->next_free;
+	} else {
+		struct rp__ep **all = realloc(
+			rp__ep_all, (rp__ep_nall + 1) * sizeof(*rp__ep_all));
+
+		ep = all ? calloc(1, sizeof(*ep)) : NULL;
+		if (all)
+			rp__ep_all = all;
+		if (ep) {
+			pthread_mutex_init(&ep->lock, NULL);
+			rp__ep_all[rp__ep_nall++] = ep;
+		}
+	}
+	pthread_mutex_unlock(&rp__tab_lock);
+	if (!ep)
+		return rp__fail(-ENOMEM);
+	ret = rp__ep_init(ep, flags);
+	if (ret < 0) {
+		/* No io_uring here (old kernel, disabled, seccomp): epoll. */
+		pthread_mutex_lock(&rp__tab_lock);
+		ep->next_free = rp__ep_free_list;
+		rp__ep_free_list = ep;
+		pthread_mutex_unlock(&rp__tab_lock);
+		if (ret == -ENOMEM || ret == -EMFILE || ret == -ENFILE)
+			return rp__fail(ret);
+		rp__debug_once("io_uring_setup failed", -ret);
+		ret = rp__kernel_create(flags);
+		return ret < 0 ? rp__fail(ret) : ret;
+	}
+	e = rp__fdent(ep->fd, true);
+	if (!e) {
+		atomic_store(&ep->refs, 1);
+		rp__ep_put(ep);
+		return rp__fail(-ENOMEM);
+	}
+	atomic_store(&ep->refs, 1); /* the table's reference */
+	atomic_store_explicit(&e->ep, ep, memory_order_release);
+	return ep->fd;
+}
+
+RP_EXPORT int rp_epoll_create(int size)
+{
+	if (size <= 0)
+		return rp__fail(-EINVAL);
+	return rp_epoll_create1(0);
+}
+
+/*
+ * Can the kernel's epoll watch fd? Sockets, pipes and anonymous inodes
+ * (eventfd, timerfd, signalfd, epoll) always; for the rest (regular files
+ * and directories mostly refuse, some character devices and proc files do
+ * not) ask a kernel epoll instance: exact, and off the hot path.
+ */
+static int rp__pollable(int fd)
+{
+	struct epoll_event ev = { 0 };
+	struct stat st;
+	int sfd, ret;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	switch (st.st_mode & S_IFMT) {
+	case S_IFSOCK:
+	case S_IFIFO:
+	case 0:
+		return 0;
+	default:
+		break;
+	}
+	/* Made and closed each time: the host never sees a hidden fd. */
+	sfd = rp__kernel_create(EPOLL_CLOEXEC);
+	if (sfd < 0)
+		return sfd;
+	ret = (int)syscall(SYS_epoll_ctl, sfd, EPOLL_CTL_ADD, fd, &ev);
+	ret = ret < 0 ? -errno : 0;
+	syscall(SYS_close, sfd);
+	return ret;
+}
+
+static bool rp__fd_valid(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
+static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
+{
+	struct rp__ep *child = NULL;
+	struct rp__fdent *e;
+	int ret;
+
+	/* The kernel's order: EBADF, EPERM, EINVAL, then the op's own. */
+	if (op == EPOLL_CTL_ADD) {
+		ret = rp__pollable(fd);
+		ep->st.ctl_syscalls += 1;
+		if (ret < 0)
+			return ret;
+	} else {
+		struct rp__ep_item *it = rp__ep_item(ep, fd);
+
+		/* Registered means valid (closes go through rp_close). */
+		if (!it || !(it->flags & RP__EPI_USED)) {
+			if (!rp__fd_valid(fd))
+				return -EBADF;
+			ret = rp__pollable(fd);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	if (fd == ep->fd)
+		return -EINVAL;
+	if (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) {
+		/* The kernel's EPOLLEXCLUSIVE_OK_BITS. */
+		uint32_t ok = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP |
+			      EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE;
+
+		if (ev->events & EPOLLEXCLUSIVE) {
+			if (op == EPOLL_CTL_MOD)
+				return -EINVAL;
+			if ((ev->events & ~ok) || rp_epoll_is_ring(fd))
+				return -EINVAL;
+		}
+	}
+	if (op == EPOLL_CTL_ADD) {
+		child = rp__ep_get(fd);
+		if (child && rp__ep_reaches(child, ep->fd, 1)) {
+			rp__ep_put(child);
+			return -ELOOP;
+		}
+	}
+	pthread_mutex_lock(&ep->lock);
+	switch (op) {
+	case EPOLL_CTL_ADD:
+		ret = rp__ep_add(ep, fd, ev, child);
+		if (ret == 0 && (e = rp__fdent(fd, true)))
+			atomic_fetch_add(&e->nreg, 1);
+		break;
+	case EPOLL_CTL_MOD:
+		ret = rp__ep_mod(ep, fd, ev);
+		break;
+	case EPOLL_CTL_DEL:
+		ret = rp__ep_del(ep, fd);
+		if (ret == 0 && (e = rp__fdent(fd, false)))
+			atomic_fetch_sub(&e->nreg, 1);
+		break;
+	default:
+		ret = -EINVAL;
+		break;
+	}
+	if (ret == 0)
+		rp__ep_ctl_done(ep);
+	pthread_mutex_unlock(&ep->lock);
+	if (child)
+		rp__ep_put(child);
+	return ret;
+}
+
+RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+	struct epoll_event ev;
+	struct rp__ep *ep;
+	int ret;
+
+	/* Like the kernel, every op but DEL reads the event first. */
+	if (op != EPOLL_CTL_DEL && !event)
+		return rp__fail(-EFAULT);
+	ep = rp__ep_get(epfd);
+	if (!ep)
+		return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
+	ep->st.ctls++;
+	if (event)
+		ev = *event;
+	else
+		memset(&ev, 0, sizeof(ev));
+	ret = rp__ctl(ep, op, fd, &ev);
+	rp__ep_put(ep);
+	return ret < 0 ? rp__fail(ret) : 0;
+}
+
+static int rp__wait(int epfd, struct epoll_event *events, int maxevents,
+		    int64_t timeout_ns, const sigset_t *sigmask,
+		    const struct timespec *ts)
+{
+	struct rp__ep *ep = rp__ep_get(epfd);
+	int ret;
+
+	if (!ep) {
+		if (ts || timeout_ns < 0)
+			return (int)syscall(SYS_epoll_pwait2, epfd, events,
+					    maxevents, ts, sigmask, _NSIG / 8);
+		return (int)syscall(SYS_epoll_pwait, epfd, events, maxevents,
+				    (int)(timeout_ns / 1000000), sigmask,
+				    _NSIG / 8);
+	}
+	if (maxevents <= 0 || maxevents > RP__EP_MAX_EVENTS)
+		ret = -EINVAL;
+	else
+		ret = rp__ep_wait(ep, events, maxevents, timeout_ns, sigmask);
+	rp__ep_put(ep);
+	return ret < 0 ? rp__fail(ret) : ret;
+}
+
+RP_EXPORT int rp_epoll_pwait(int epfd, struct epoll_event *events,
+			     int maxevents, int timeout,
+			     const sigset_t *sigmask)
+{
+	int64_t ns = timeout < 0 ? -1 : (int64_t)timeout * 1000000;
+
+	if (!rp_epoll_is_ring(epfd))
+		return (int)syscall(SYS_epoll_pwait, epfd, events, maxevents,
+				    timeout, sigmask, _NSIG / 8);
+	return rp__wait(epfd, events, maxevents, ns, sigmask, NULL);
+}
+
+RP_EXPORT int rp_epoll_wait(int epfd, struct epoll_event *events,
+			    int maxevents, int timeout)
+{
+	return rp_epoll_pwait(epfd, events, maxevents, timeout, NULL);
+}
+
+RP_EXPORT int rp_epoll_pwait2(int epfd, struct epoll_event *events,
+			      int maxevents, const struct timespec *timeout,
+			      const sigset_t *sigmask)
+{
+	int64_t ns = -1;
+
+	if (!rp_epoll_is_ring(epfd))
+		return (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents,
+				    timeout, sigmask, _NSIG / 8);
+	if (timeout) {
+		if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
+		    timeout->tv_nsec >= 1000000000)
+			return rp__fail(-EINVAL);
+		ns = timeout->tv_sec > INT64_MAX / 1000000000 - 1 ?
+			     INT64_MAX :
+			     timeout->tv_sec * 1000000000 + timeout->tv_nsec;
+	}
+	return rp__wait(epfd, events, maxevents, ns, sigmask, timeout);
+}
+
+RP_EXPORT int rp_epoll_is_ring(int fd)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+
+	return e && atomic_load(&e->ep) != NULL;
+}
+
+/* Closes an instance: its fd number is free when this returns. */
+static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
+{
+	int fd = ep->fd, ret = 0;
+
+	pthread_mutex_lock(&ep->lock);
+	atomic_store(&e->ep, NULL);
+	ep->dead = true;
+	if (ep->waiters) {
+		/*
+		 * Threads are asleep on the ring: they keep it alive through
+		 * a private fd while ours goes now, as close(2) would.
+		 */
+		int priv = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+		if (priv >= 0) {
+			ep->ring.uring.ring_fd = priv;
+			ep->ring.enter_fd = priv;
+			uint64_t one = 1;
+
+			while (write(ep->wake_fd, &one, sizeof(one)) < 0 &&
+			       errno == EINTR)
+				;
+			ret = (int)syscall(SYS_close, fd);
+		}
+	}
+	pthread_mutex_unlock(&ep->lock);
+	rp__ep_put(ep); /* the table's reference */
+	return ret;
+}
+
+static void rp__ep_check_fork(struct rp__ep *ep)
+{
+	/* In a forked child the ring is the parent's: build our own. */
+	if (rp__unlikely(ep->fork_gen != atomic_load(&rp__ep_fork_gen))) {
+		pthread_mutex_lock(&ep->lock);
+		if (!ep->dead &&
+		    ep->fork_gen != atomic_load(&rp__ep_fork_gen))
+			rp__ep_rebuild(ep);
+		pthread_mutex_unlock(&ep->lock);
+	}
+}
+
+/* Forgets fd in every instance that has it, before the real close. */
+static void rp__close_registered(int fd, struct rp__fdent *e)
+{
+	struct rp__ep **eps;
+	uint32_t n = 0;
+
+	/* Take references under the table lock, work without it. */
+	pthread_mutex_lock(&rp__tab_lock);
+	eps = malloc(rp__ep_nall * sizeof(*eps));
+	for (uint32_t i = 0; eps && i < rp__ep_nall; i++) {
+		struct rp__ep *ep = rp__ep_all[i];
+
+		if (atomic_load(&ep->refs)) {
+			atomic_fetch_add(&ep->refs, 1);
+			eps[n++] = ep;
+		}
+	}
+	pthread_mutex_unlock(&rp__tab_lock);
+	for (uint32_t i = 0; i < n; i++) {
+		struct rp__ep *ep = eps[i];
+
+		rp__ep_check_fork(ep);
+		pthread_mutex_lock(&ep->lock);
+		if (!ep->dead && rp__ep_del(ep, fd) == 0) {
+			/*
+			 * The cancelled poll holds the file: let the kernel
+			 * drop it now, so that a socket sends its FIN.
+			 */
+			rp__ring_settle(&ep->ring);
+		}
+		pthread_mutex_unlock(&ep->lock);
+		rp__ep_put(ep);
+	}
+	free(eps);
+	atomic_store(&e->nreg, 0);
+}
+
+RP_EXPORT int rp_close(int fd)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+	struct rp__ep *ep;
+	long ret;
+
+	if (e) {
+		/* An instance nested in others leaves them first. */
+		if (atomic_load(&e->nreg))
+			rp__close_registered(fd, e);
+		ep = rp__ep_get(fd);
+		if (ep) {
+			ret = rp__close_ep(ep, e);
+			rp__ep_put(ep);
+			return ret < 0 ? -1 : 0;
+		}
+	}
+	ret = syscall(SYS_close, fd);
+	return (int)ret;
+}
+
+RP_EXPORT int rp_epoll_stats(int epfd, struct rp_epoll_stats *st)
+{
+	struct rp__ep *ep;
+
+	if (!st)
+		return rp__fail(-EFAULT);
+	ep = rp__ep_get(epfd);
+	if (!ep)
+		return rp__fail(-EBADF);
+	pthread_mutex_lock(&ep->lock);
+	*st = ep->st;
+	pthread_mutex_unlock(&ep->lock);
+	rp__ep_put(ep);
+	return 0;
+}
