@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -54,6 +55,13 @@ static int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 	 */
 	if (it->flags & RP__EPI_EPOLL)
 		mask &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND);
+	/*
+	 * A poll for EPOLLPRI alone misses TCP urgent data: the wakeup
+	 * carries EPOLLRDBAND. Listen for that too; the bits reported are
+	 * re-polled anyway (rp__ep_true_bits).
+	 */
+	if (it->events & EPOLLPRI)
+		mask |= EPOLLRDBAND;
 
 	return rp__poll_arm(&ep->ring, &it->poll, fd, mask,
 			    rp__ep_multishot(it->events), RP__UD_EPOLL,
@@ -248,10 +256,24 @@ static void rp__ep_requeue(struct rp__ep *ep)
 	struct rp__ep_item *it;
 	int fd;
 
+	uint32_t nested_head = 0, nested_tail = 0;
+
 	rp__ep_harvest(ep);
 	while ((it = rp__ep_unlist(ep, &fd))) {
 		if (!(it->flags & RP__EPI_USED) || !it->ready)
 			continue;
+		if (it->flags & RP__EPI_EPOLL) {
+			/* Asked directly when reported: set aside. */
+			it->next = 0;
+			if (nested_tail)
+				rp__ep_item(ep, (int)nested_tail - 1)->next =
+					(uint32_t)fd + 1;
+			else
+				nested_head = (uint32_t)fd + 1;
+			nested_tail = (uint32_t)fd + 1;
+			it->flags |= RP__EPI_LISTED;
+			continue;
+		}
 		it->ready = 0;
 		ep->st.confirms++;
 		/* An edge-triggered item's multishot may still be armed. */
@@ -259,6 +281,9 @@ static void rp__ep_requeue(struct rp__ep *ep)
 				(uint32_t)fd);
 		rp__ep_arm(ep, fd, it);
 	}
+	/* The nested ones set aside wait on the list for their report. */
+	ep->ready_head = nested_head;
+	ep->ready_tail = nested_tail;
 	for (uint32_t i = 0; i < ep->nrearm; i++) {
 		fd = ep->rearm[i];
 		it = rp__ep_item(ep, fd);
@@ -270,12 +295,73 @@ static void rp__ep_requeue(struct rp__ep *ep)
 		    !(it->flags & RP__EPI_DISABLED)) {
 			ep->st.rearms++;
 			rp__ep_arm(ep, fd, it);
+			/*
+			 * A nested instance's ring may hold nothing new while
+			 * it still has events: it is asked at report time.
+			 */
+			if (it->flags & RP__EPI_EPOLL) {
+				it->ready |= EPOLLIN;
+				rp__ep_list(ep, fd, it);
+			}
 		}
 	}
 	ep->nrearm = 0;
 }
 
 /* ---- reporting ---- */
+
+static bool rp__ep_has_event(struct rp__ep *ep);
+static int rp__ep_enter(struct rp__ep *ep, bool wait, int64_t timeout_ns,
+			const sigset_t *mask);
+
+/* Bits a CQE may overstate: its wakeup key, not a poll of the file. */
+#define RP__EP_KEYED_BITS                                                 \
+	(EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | \
+	 EPOLLMSG)
+
+/*
+ * Does an rp instance nested in this one have an event? Asked directly:
+ * its ring's readiness (a CQE is there) is only a hint. The candidates it
+ * finds stay on its ready list for its own next wait.
+ */
+static bool rp__ep_child_ready(int fd)
+{
+	struct rp__ep *child = rp__ep_get(fd);
+	bool ready;
+
+	if (!child)
+		return false;
+	pthread_mutex_lock(&child->lock);
+	rp__ep_requeue(child);
+	rp__ep_enter(child, false, 0, NULL);
+	rp__ep_harvest(child);
+	ready = rp__ep_has_event(child);
+	pthread_mutex_unlock(&child->lock);
+	rp__ep_put(child);
+	return ready;
+}
+
+/*
+ * The bits to report. A CQE carries the wakeup's key when there was one:
+ * a socket's data wakeup says IN|PRI|RDNORM|RDBAND for plain data. Where
+ * the interest holds such bits, ask the file itself, as the kernel's
+ * ep_item_poll does.
+ */
+static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
+				 struct rp__ep_item *it)
+{
+	uint32_t want = rp__ep_reportable(it->events);
+	struct pollfd p = { .fd = fd, .events = (short)want };
+
+	if (it->flags & RP__EPI_EPOLL)
+		return rp__ep_child_ready(fd) ? EPOLLIN & want : 0;
+	if (!(it->events & RP__EP_KEYED_BITS))
+		return it->ready;
+	ep->st.confirms++;
+	if (poll(&p, 1, 0) < 0)
+		return it->ready;
+	return (uint32_t)p.revents & want;
+}
 
 static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
 			       struct rp__ep_item *it)
@@ -321,6 +407,13 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 	while (n < maxevents && (it = rp__ep_unlist(ep, &fd))) {
 		if (!(it->flags & RP__EPI_USED) || !it->ready)
 			continue;
+		it->ready = rp__ep_true_bits(ep, fd, it);
+		if (!it->ready) {
+			ep->st.stale_dropped++;
+			if (!it->poll.armed && !rp__ep_multishot(it->events))
+				rp__ep_arm(ep, fd, it);
+			continue;
+		}
 		events[n].events = it->ready;
 		events[n].data = it->data;
 		n++;
@@ -416,10 +509,14 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 			break;
 		}
 	}
-	/* Leftovers and another thread asleep: it may take them. */
-	if (n > 0 && ep->ready_head && ep->waiters)
-		rp__ep_wake(ep);
-	if (ep->watched)
+	/*
+	 * Other threads asleep on the ring, or something polling its fd:
+	 * level-triggered items just reported and leftovers must reach the
+	 * kernel now, where a still-ready fd completes at once and wakes
+	 * the next sleeper, as the kernel's epoll passes a wakeup on.
+	 */
+	if (ep->watched || (n > 0 && ep->waiters && (ep->nrearm ||
+						     ep->ready_head)))
 		rp__ep_settle(ep);
 	pthread_mutex_unlock(&ep->lock);
 	return n;
