@@ -32,6 +32,7 @@ Suite *t_suite_async(void);
 Suite *t_suite_close(void);
 Suite *t_suite_scale(void);
 Suite *t_suite_badinput(void);
+Suite *t_suite_epoll(void);
 
 /* A TCase with the timeout and the fd-leak fixture. */
 TCase *t_tcase(const char *name);

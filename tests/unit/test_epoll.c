@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rp_epoll_* beyond conformance: what it costs (syscalls), what its fd is,
+ * scale, stale candidates, fallback and pass-through. Conformance itself
+ * is tests/epoll/.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ringpoll_epoll.h"
+#include "t_util.h"
+
+static struct rp_epoll_stats t_st(int epfd)
+{
+	struct rp_epoll_stats st;
+
+	ck_assert_int_eq(rp_epoll_stats(epfd, &st), 0);
+	return st;
+}
+
+static void t_ctl(int epfd, int op, int fd, uint32_t events, uint64_t u64)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = u64 };
+
+	ck_assert_int_eq(rp_epoll_ctl(epfd, op, fd, &ev), 0);
+}
+
+START_TEST(epoll_fd_is_the_ring_fd)
+{
+	int epfd = rp_epoll_create1(EPOLL_CLOEXEC);
+	char path[64], link[64] = { 0 };
+
+	ck_assert_int_ge(epfd, 0);
+	ck_assert_int_eq(rp_epoll_is_ring(epfd), 1);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", epfd);
+	ck_assert_int_gt(readlink(path, link, sizeof(link) - 1), 0);
+	ck_assert_str_eq(link, "anon_inode:[io_uring]");
+	ck_assert_int_eq(rp_close(epfd), 0);
+	ck_assert_int_eq(rp_epoll_is_ring(epfd), 0);
+}
+END_TEST
+
+START_TEST(epoll_mod_and_del_make_no_syscall)
+{
+	int epfd = rp_epoll_create1(0), p[2];
+	struct epoll_event ev;
+	struct rp_epoll_stats a, b;
+
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	a = t_st(epfd);
+	for (int i = 0; i < 1000; i++)
+		t_ctl(epfd, EPOLL_CTL_MOD, p[0],
+		      i % 2 ? EPOLLIN : EPOLLIN | EPOLLET, (uint64_t)i);
+	ck_assert_int_eq(rp_epoll_ctl(epfd, EPOLL_CTL_DEL, p[0], NULL), 0);
+	b = t_st(epfd);
+	/* 1001 ctls: SQEs only, batched into the next wait. */
+	ck_assert_uint_eq(b.ctls - a.ctls, 1001);
+	ck_assert_uint_eq(b.enters, a.enters);
+	ck_assert_uint_eq(b.ctl_syscalls, a.ctl_syscalls);
+	/* And the next wait takes them all in one enter. */
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	ck_assert_uint_eq(t_st(epfd).enters - b.enters, 1);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(epfd);
+}
+END_TEST
+
+START_TEST(epoll_busy_wait_costs_one_enter)
+{
+	int epfd = rp_epoll_create1(0), p[2];
+	struct epoll_event ev;
+	struct rp_epoll_stats a, b;
+
+	t_pipe(p);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 7);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, -1), 1);
+	a = t_st(epfd);
+	/* Level-triggered and never drained: every wait reports it. */
+	for (int i = 0; i < 100; i++) {
+		ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, -1), 1);
+		ck_assert_uint_eq(ev.data.u64, 7);
+	}
+	b = t_st(epfd);
+	ck_assert_uint_eq(b.enters - a.enters, 100);
+	ck_assert_uint_eq(b.rearms - a.rearms, 100);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(epfd);
+}
+END_TEST
+
+START_TEST(epoll_stale_candidate_is_dropped)
+{
+	int epfd = rp_epoll_create1(0), p[2];
+	struct epoll_event ev;
+	char buf[8];
+
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN | EPOLLET, 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	/*
+	 * A new edge posts a CQE; the program reads the data before it
+	 * waits. The kernel's epoll re-polls and reports nothing: so must
+	 * we, though the CQE is in the ring.
+	 */
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	ck_assert_int_eq(read(p[0], buf, sizeof(buf)), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	ck_assert_uint_ge(t_st(epfd).confirms, 1);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(epfd);
+}
+END_TEST
+
+START_TEST(epoll_kernel_fd_passes_through)
+{
+	int kfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC), p[2];
+	struct epoll_event ev;
+
+	ck_assert_int_ge(kfd, 0);
+	ck_assert_int_eq(rp_epoll_is_ring(kfd), 0);
+	t_pipe(p);
+	t_ctl(kfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 3);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(kfd, &ev, 1, 1000), 1);
+	ck_assert_uint_eq(ev.data.u64, 3);
+	errno = 0;
+	ck_assert_int_eq(rp_epoll_stats(kfd, &(struct rp_epoll_stats){ 0 }),
+			 -1);
+	ck_assert_int_eq(errno, EBADF);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(kfd);
+}
+END_TEST
+
+START_TEST(epoll_disable_falls_back_to_kernel)
+{
+	char path[64], link[64] = { 0 };
+	int epfd;
+
+	setenv("RINGPOLL_DISABLE", "1", 1);
+	epfd = rp_epoll_create1(0);
+	unsetenv("RINGPOLL_DISABLE");
+	ck_assert_int_ge(epfd, 0);
+	ck_assert_int_eq(rp_epoll_is_ring(epfd), 0);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", epfd);
+	ck_assert_int_gt(readlink(path, link, sizeof(link) - 1), 0);
+	ck_assert_str_eq(link, "anon_inode:[eventpoll]");
+	rp_close(epfd);
+}
+END_TEST
+
+/*
+ * As many registrations as the fd limit allows, up to 100,000: every
+ * 97th fd made ready, every one of those reported exactly once.
+ */
+START_TEST(epoll_many_registrations)
+{
+	enum { WANT = 100000 };
+	struct rlimit rl;
+	int n, epfd, (*p)[2], seen = 0, want = 0;
+	struct epoll_event ev[256];
+	char *hit;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	n = t_nofile(WANT + 200) ? WANT : (int)rl.rlim_max - 200;
+	if (n < WANT)
+		t_nofile((unsigned)rl.rlim_max);
+	n /= 2; /* pipes: both ends registered, only read ends fire */
+	p = calloc((size_t)n, sizeof(*p));
+	hit = calloc((size_t)n, 1);
+	epfd = rp_epoll_create1(0);
+	for (int i = 0; i < n; i++) {
+		t_pipe(p[i]);
+		t_ctl(epfd, EPOLL_CTL_ADD, p[i][0], EPOLLIN, (uint64_t)i);
+		t_ctl(epfd, EPOLL_CTL_ADD, p[i][1], EPOLLIN, (uint64_t)i);
+	}
+	ck_assert_int_eq(rp_epoll_wait(epfd, ev, 256, 0), 0);
+	for (int i = 0; i < n; i += 97, want++)
+		ck_assert_int_eq(write(p[i][1], "x", 1), 1);
+	while (seen < want) {
+		int k = rp_epoll_wait(epfd, ev, 256, 5000);
+
+		ck_assert_int_gt(k, 0);
+		for (int j = 0; j < k; j++) {
+			int i = (int)ev[j].data.u64;
+			char c;
+
+			ck_assert_int_eq(i % 97, 0);
+			ck_assert_int_eq(hit[i], 0);
+			hit[i] = 1;
+			ck_assert_int_eq(read(p[i][0], &c, 1), 1);
+			seen++;
+		}
+	}
+	ck_assert_int_eq(rp_epoll_wait(epfd, ev, 256, 0), 0);
+	printf("epoll_many_registrations: %d fds registered on one "
+	       "instance (fd limit %llu)\n",
+	       2 * n, (unsigned long long)rl.rlim_max);
+	for (int i = 0; i < n; i++) {
+		rp_close(p[i][0]);
+		rp_close(p[i][1]);
+	}
+	rp_close(epfd);
+	free(p);
+	free(hit);
+}
+END_TEST
+
+Suite *t_suite_epoll(void)
+{
+	Suite *s = suite_create("epoll");
+	TCase *tc = t_tcase("epoll");
+
+	tcase_add_test(tc, epoll_fd_is_the_ring_fd);
+	tcase_add_test(tc, epoll_mod_and_del_make_no_syscall);
+	tcase_add_test(tc, epoll_busy_wait_costs_one_enter);
+	tcase_add_test(tc, epoll_stale_candidate_is_dropped);
+	tcase_add_test(tc, epoll_kernel_fd_passes_through);
+	tcase_add_test(tc, epoll_disable_falls_back_to_kernel);
+	tcase_add_test(tc, epoll_many_registrations);
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_max < 100000 + 200)
+			t_skip("epoll_100000_registrations",
+			       "the fd limit's hard maximum is below 100,200 "
+			       "and cannot be raised here; "
+			       "epoll_many_registrations uses what it allows");
+	}
+	suite_add_tcase(s, tc);
+	return s;
+}
