@@ -63,9 +63,17 @@ static int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 	if (it->events & EPOLLPRI)
 		mask |= EPOLLRDBAND;
 
+	/*
+	 * In a watched instance every registration stays hooked on its
+	 * file (multishot), as the kernel's epitem does: a wakeup must
+	 * reach whoever polls our fd even between two waits. Level is then
+	 * re-checked with poll(2) (rp__ep_true_bits), not by re-arming.
+	 */
 	return rp__poll_arm(&ep->ring, &it->poll, fd, mask,
-			    rp__ep_multishot(it->events), RP__UD_EPOLL,
-			    (uint32_t)fd);
+			    rp__ep_multishot(it->events) ||
+				    (ep->watched &&
+				     !(it->events & EPOLLONESHOT)),
+			    RP__UD_EPOLL, (uint32_t)fd);
 }
 
 static void rp__ep_list(struct rp__ep *ep, int fd, struct rp__ep_item *it)
@@ -232,7 +240,7 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	 * multishot that ended (no IORING_CQE_F_MORE) is armed again.
 	 */
 	if (!it->poll.armed &&
-	    (rp__ep_multishot(it->events) || !(it->flags & RP__EPI_LISTED)))
+	    (it->poll.multishot || !(it->flags & RP__EPI_LISTED)))
 		rp__ep_arm(ep, fd, it);
 }
 
@@ -262,7 +270,7 @@ static void rp__ep_requeue(struct rp__ep *ep)
 	while ((it = rp__ep_unlist(ep, &fd))) {
 		if (!(it->flags & RP__EPI_USED) || !it->ready)
 			continue;
-		if (it->flags & RP__EPI_EPOLL) {
+		if ((it->flags & RP__EPI_EPOLL) || ep->watched) {
 			/* Asked directly when reported: set aside. */
 			it->next = 0;
 			if (nested_tail)
@@ -290,9 +298,17 @@ static void rp__ep_requeue(struct rp__ep *ep)
 		if (!(it->flags & RP__EPI_REARM))
 			continue;
 		it->flags &= ~RP__EPI_REARM;
+		if (!(it->flags & RP__EPI_USED) ||
+		    (it->flags & RP__EPI_DISABLED))
+			continue;
+		/* Still hooked (watched): a candidate, polled at report. */
+		if (it->poll.armed && it->poll.multishot) {
+			it->ready |= rp__ep_reportable(it->events);
+			rp__ep_list(ep, fd, it);
+			continue;
+		}
 		/* A MOD since the report has armed it already. */
-		if ((it->flags & RP__EPI_USED) && !it->poll.armed &&
-		    !(it->flags & RP__EPI_DISABLED)) {
+		if (!it->poll.armed) {
 			ep->st.rearms++;
 			rp__ep_arm(ep, fd, it);
 			/*
@@ -319,10 +335,11 @@ static int rp__ep_enter(struct rp__ep *ep, bool wait, int64_t timeout_ns,
 	(EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | \
 	 EPOLLMSG)
 
+static bool rp__ep_probe(struct rp__ep *ep);
+
 /*
  * Does an rp instance nested in this one have an event? Asked directly:
- * its ring's readiness (a CQE is there) is only a hint. The candidates it
- * finds stay on its ready list for its own next wait.
+ * its ring's readiness (a CQE is there) is only a hint.
  */
 static bool rp__ep_child_ready(int fd)
 {
@@ -332,12 +349,64 @@ static bool rp__ep_child_ready(int fd)
 	if (!child)
 		return false;
 	pthread_mutex_lock(&child->lock);
-	rp__ep_requeue(child);
-	rp__ep_enter(child, false, 0, NULL);
-	rp__ep_harvest(child);
-	ready = rp__ep_has_event(child);
+	ready = rp__ep_probe(child);
 	pthread_mutex_unlock(&child->lock);
 	rp__ep_put(child);
+	return ready;
+}
+
+static bool rp__ep_probe_one(struct rp__ep *ep, int fd, struct pollfd *pfd,
+			     unsigned *n)
+{
+	struct rp__ep_item *it = rp__ep_item(ep, fd);
+
+	if (!(it->flags & RP__EPI_USED) || (it->flags & RP__EPI_DISABLED))
+		return false;
+	if (it->flags & RP__EPI_EPOLL)
+		return rp__ep_child_ready(fd);
+	pfd[*n].fd = fd;
+	pfd[*n].events = (short)rp__ep_reportable(it->events);
+	pfd[*n].revents = 0;
+	++*n;
+	return false;
+}
+
+/*
+ * Has this instance a current event? Its candidates (ready list, level
+ * re-arms pending) are polled with poll(2), not re-armed on the ring: a
+ * re-arm would post CQEs, which an edge-triggered outer instance would
+ * take for new edges, forever. Nothing is consumed.
+ */
+static bool rp__ep_probe(struct rp__ep *ep)
+{
+	struct pollfd stack[64], *pfd = stack;
+	unsigned n = 0, max = 0;
+	bool ready = false;
+
+	rp__ep_harvest(ep);
+	for (uint32_t l = ep->ready_head; l; l = rp__ep_item(ep, (int)l - 1)->next)
+		max++;
+	max += ep->nrearm;
+	if (max > 64) {
+		pfd = malloc(max * sizeof(*pfd));
+		if (!pfd)
+			return true; /* say maybe: a spurious wakeup at worst */
+	}
+	for (uint32_t l = ep->ready_head; l && !ready;
+	     l = rp__ep_item(ep, (int)l - 1)->next) {
+		if (rp__ep_item(ep, (int)l - 1)->ready)
+			ready = rp__ep_probe_one(ep, (int)l - 1, pfd, &n);
+	}
+	for (uint32_t i = 0; i < ep->nrearm && !ready; i++) {
+		if (rp__ep_item(ep, ep->rearm[i])->flags & RP__EPI_REARM)
+			ready = rp__ep_probe_one(ep, ep->rearm[i], pfd, &n);
+	}
+	if (!ready && n && poll(pfd, n, 0) > 0) {
+		for (unsigned i = 0; i < n && !ready; i++)
+			ready = (pfd[i].revents & pfd[i].events) != 0;
+	}
+	if (pfd != stack)
+		free(pfd);
 	return ready;
 }
 
@@ -355,7 +424,7 @@ static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
 
 	if (it->flags & RP__EPI_EPOLL)
 		return rp__ep_child_ready(fd) ? EPOLLIN & want : 0;
-	if (!(it->events & RP__EP_KEYED_BITS))
+	if (!(it->events & RP__EP_KEYED_BITS) && !ep->watched)
 		return it->ready;
 	ep->st.confirms++;
 	if (poll(&p, 1, 0) < 0)
@@ -410,7 +479,7 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 		it->ready = rp__ep_true_bits(ep, fd, it);
 		if (!it->ready) {
 			ep->st.stale_dropped++;
-			if (!it->poll.armed && !rp__ep_multishot(it->events))
+			if (!it->poll.armed)
 				rp__ep_arm(ep, fd, it);
 			continue;
 		}
@@ -473,6 +542,13 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		n = rp__ep_report(ep, events, maxevents);
 		if (n != 0 || timeout_ns == 0)
 			break;
+		/*
+		 * Dropping stale candidates armed their polls again: those
+		 * must be in the kernel before we sleep on it. What they
+		 * find ends the sleep at once.
+		 */
+		if (rp__ring_unsubmitted(&ep->ring))
+			rp__ep_enter(ep, false, 0, NULL);
 		if (deadline) {
 			uint64_t now = rp__now_ns();
 
@@ -522,6 +598,28 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 	return n;
 }
 
+/* Becoming watched: hook every registration for good, then settle. */
+static void rp__ep_watch(struct rp__ep *ep)
+{
+	for (uint32_t c = 0; c < ep->nchunks; c++) {
+		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
+			struct rp__ep_item *it = &ep->chunks[c][i];
+			int fd = (int)(c * RP__EP_CHUNK + i);
+
+			if (!(it->flags & RP__EPI_USED) ||
+			    (it->flags & RP__EPI_DISABLED) ||
+			    (it->events & EPOLLONESHOT) ||
+			    (it->poll.armed && it->poll.multishot))
+				continue;
+			rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
+					(uint32_t)fd);
+			if (!(it->flags & RP__EPI_REARM))
+				rp__ep_arm(ep, fd, it);
+		}
+	}
+	rp__ep_settle(ep);
+}
+
 void rp__ep_settle(struct rp__ep *ep)
 {
 	/*
@@ -534,6 +632,8 @@ void rp__ep_settle(struct rp__ep *ep)
 }
 
 /* ---- ctl ---- */
+
+static void rp__ep_watch(struct rp__ep *ep);
 
 static struct rp__ep_item *rp__ep_item_make(struct rp__ep *ep, int fd)
 {
@@ -616,7 +716,7 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 		/* child's lock comes after ours, as in rp__ep_reaches. */
 		pthread_mutex_lock(&child->lock);
 		if (child->watched++ == 0)
-			rp__ep_settle(child);
+			rp__ep_watch(child);
 		pthread_mutex_unlock(&child->lock);
 	}
 	ep->nitems++;

@@ -1,17 +1,24 @@
 // SPDX-License-Identifier: MIT
 /*
- * Behaviours where an io_uring emulation is known to differ from the
- * kernel's epoll. Each test pins the kernel's behaviour; under emulation
- * (t_emulated()) it takes a separate branch that will pin the emulation's
- * documented behaviour instead (see the README's list of deviations).
+ * Behaviours where the io_uring emulation differs from the kernel's epoll.
+ * Each test pins the kernel's behaviour; under emulation (t_emulated()) it
+ * takes a separate branch that pins what ringpoll does instead. Every one
+ * is described, with its reason, in docs/deviations.md.
  *
  * (a) The kernel keys a registration by (file, fd) but removes it only
  *     when the file is finally released. After dup(fd), close(fd) leaves
  *     the registration alive, reporting events for the dup under the old
- *     data, and no fd can name it any more for DEL.
+ *     data, and no fd can name it any more for DEL. ringpoll's close()
+ *     forgets fd in every instance at once, dup or no dup.
  * (b) EPOLLEXCLUSIVE: one wakeup of the file wakes one epoll instance
  *     that has a waiter, in registration order, and instances after it
- *     do not even queue the event.
+ *     do not even queue the event. Under ringpoll each instance has an
+ *     exclusive io_uring poll on the file: the first one armed takes the
+ *     wakeup, whether or not anyone waits on its instance, and the
+ *     instances take turns as their one-shot polls are re-armed.
+ * (c) poll(2) on the epoll fd: the kernel says POLLIN while an entry is
+ *     ready, never POLLOUT. ringpoll's epoll fd is its io_uring fd: POLLOUT
+ *     always, POLLIN only while a completion sits in its ring.
  */
 #include "t_epoll.h"
 
@@ -20,7 +27,25 @@ START_TEST(dev_dup_registration_survives_close_of_original)
 	int epfd, p[2], d;
 
 	if (t_emulated()) {
-		/* TODO(rp): pin emulated behaviour */
+		epfd = t_epoll();
+		t_pipe(p);
+		t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+		/* Submit the ADD: the poll is armed in the kernel. */
+		t_expect_none(epfd, 0);
+		d = dup(p[0]);
+		ck_assert_int_ge(d, 0);
+		t_close(p[0]);
+		/* close() forgot p[0] everywhere, though d keeps the file. */
+		t_write(p[1], 1);
+		t_expect_none(epfd, 0);
+		ck_assert_uint_eq(t_drain(d), 1);
+		t_write(p[1], 1);
+		t_expect_none(epfd, 0);
+		/* Nothing is left under either number. */
+		t_assert_errno(t_ctl_raw(epfd, EPOLL_CTL_DEL, d, 0, 0), ENOENT);
+		t_close(d);
+		t_close(p[1]);
+		t_close(epfd);
 		return;
 	}
 	epfd = t_epoll();
@@ -47,7 +72,23 @@ START_TEST(dev_dup_registration_cannot_be_deleted)
 	int epfd, p[2], d;
 
 	if (t_emulated()) {
-		/* TODO(rp): pin emulated behaviour */
+		epfd = t_epoll();
+		t_pipe(p);
+		t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+		d = dup(p[0]);
+		ck_assert_int_ge(d, 0);
+		t_close(p[0]);
+		/* The same errors as the kernel's... */
+		t_assert_errno(t_ctl_raw(epfd, EPOLL_CTL_DEL, p[0], 0, 0),
+			       EBADF);
+		t_assert_errno(t_ctl_raw(epfd, EPOLL_CTL_DEL, d, 0, 0), ENOENT);
+		/* ...but there is no orphan: the dup alone reports. */
+		t_ctl(epfd, EPOLL_CTL_ADD, d, EPOLLIN, 2);
+		t_write(p[1], 1);
+		t_expect1(epfd, 0, 2, EPOLLIN);
+		t_close(d);
+		t_close(p[1]);
+		t_close(epfd);
 		return;
 	}
 	epfd = t_epoll();
@@ -80,7 +121,21 @@ START_TEST(dev_dup_last_close_removes_registration)
 	int epfd, p[2], d;
 
 	if (t_emulated()) {
-		/* TODO(rp): pin emulated behaviour */
+		epfd = t_epoll();
+		t_pipe(p);
+		t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+		d = dup(p[0]);
+		ck_assert_int_ge(d, 0);
+		t_close(p[0]);
+		t_write(p[1], 1);
+		/* The entry went with the first close, not the last. */
+		t_expect_none(epfd, 0);
+		t_close(d);
+		/* The cancelled poll kept no reference to the file either. */
+		ck_assert_int_eq(t_poll1(p[1], POLLOUT, 0), POLLOUT | POLLERR);
+		t_expect_none(epfd, 0);
+		t_close(p[1]);
+		t_close(epfd);
 		return;
 	}
 	epfd = t_epoll();
@@ -164,9 +219,15 @@ static void efd_signal(int fd)
  * @n instances, each with the eventfd @efd (exclusive, data = index) and
  * @stop, each with a sleeping waiter; signal @efd once, let a wrong second
  * wakeup have T_QUIET_MS to happen, then release everyone through @stop.
+ *
+ * Under emulation an ADD is submitted, and its poll armed, by the
+ * instance's next wait. When @arm is non-NULL, a zero-timeout wait on
+ * ep[arm[0]], ep[arm[1]], ... arms the polls in that order before the
+ * waiters start; otherwise the waiters' own waits arm them in whatever
+ * order the threads run.
  */
 static void exclusive_round(int n, int *ep, struct t_waiter *w, int efd,
-			    int stop)
+			    int stop, const int *arm)
 {
 	const struct timespec tick = {0, 1000000};
 	const struct timespec quiet = {0, T_QUIET_MS * 1000000L};
@@ -179,6 +240,8 @@ static void exclusive_round(int n, int *ep, struct t_waiter *w, int efd,
 		t_ctl(ep[i], EPOLL_CTL_ADD, efd, EPOLLIN | EPOLLEXCLUSIVE, i);
 		t_ctl(ep[i], EPOLL_CTL_ADD, stop, EPOLLIN, T_STOP);
 	}
+	for (i = 0; arm && i < n; i++)
+		t_expect_none(ep[arm[i]], 0);
 	for (i = 0; i < n; i++)
 		waiter_start(&w[i], ep[i], &done);
 	/* Every instance must have its waiter asleep before the event. */
@@ -205,15 +268,27 @@ START_TEST(dev_exclusive_wakes_one_of_several_instances)
 	struct t_waiter w[T_NINST];
 	int ep[T_NINST], efd, stop, i, woken = 0;
 
-	if (t_emulated()) {
-		/* TODO(rp): pin emulated behaviour */
-		return;
-	}
 	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	stop = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ck_assert_int_ge(efd, 0);
 	ck_assert_int_ge(stop, 0);
-	exclusive_round(T_NINST, ep, w, efd, stop);
+	if (t_emulated()) {
+		/* Armed last to first: the order of arming is what counts. */
+		static const int arm[T_NINST] = {2, 1, 0};
+
+		exclusive_round(T_NINST, ep, w, efd, stop, arm);
+		for (i = 0; i < T_NINST; i++)
+			woken += waiter_got(&w[i], i);
+		ck_assert_int_eq(woken, 1);
+		/* The first armed, not the first registered, is woken. */
+		ck_assert_int_eq(waiter_got(&w[2], 2), 1);
+		for (i = 0; i < T_NINST; i++)
+			t_close(ep[i]);
+		t_close(stop);
+		t_close(efd);
+		return;
+	}
+	exclusive_round(T_NINST, ep, w, efd, stop, NULL);
 	for (i = 0; i < T_NINST; i++)
 		woken += waiter_got(&w[i], i);
 	/* The eventfd stays readable, yet one wakeup woke one instance. */
@@ -237,15 +312,34 @@ START_TEST(dev_exclusive_unwoken_instance_misses_ready_fd)
 	int ep[2], efd, stop, i;
 	uint64_t v;
 
-	if (t_emulated()) {
-		/* TODO(rp): pin emulated behaviour */
-		return;
-	}
 	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	stop = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ck_assert_int_ge(efd, 0);
 	ck_assert_int_ge(stop, 0);
-	exclusive_round(2, ep, w, efd, stop);
+	if (t_emulated()) {
+		/*
+		 * Armed in registration order, the emulation matches the
+		 * kernel: ep[1]'s poll never fired, so it has no event.
+		 */
+		static const int arm[2] = {0, 1};
+
+		exclusive_round(2, ep, w, efd, stop, arm);
+		ck_assert_int_eq(waiter_got(&w[0], 0), 1);
+		ck_assert_int_eq(waiter_got(&w[1], 1), 0);
+		ck_assert_int_eq(read(stop, &v, sizeof(v)), sizeof(v));
+		ck_assert_int_eq(t_poll1(efd, POLLIN, 0), POLLIN);
+		t_expect_none(ep[1], 0);
+		t_expect_none(ep[1], 0);
+		/* ep[0]'s re-arm finds the eventfd readable: level. */
+		t_expect1(ep[0], 0, 0, EPOLLIN);
+		t_expect1(ep[0], 0, 0, EPOLLIN);
+		for (i = 0; i < 2; i++)
+			t_close(ep[i]);
+		t_close(stop);
+		t_close(efd);
+		return;
+	}
+	exclusive_round(2, ep, w, efd, stop, NULL);
 	ck_assert_int_eq(waiter_got(&w[0], 0), 1);
 	ck_assert_int_eq(waiter_got(&w[1], 1), 0);
 	/* Quiet the stop fd so only the eventfd could still be reported. */
@@ -261,6 +355,54 @@ START_TEST(dev_exclusive_unwoken_instance_misses_ready_fd)
 }
 END_TEST
 
+/*
+ * Under emulation an instance with nobody waiting takes the wakeup all the
+ * same: its io_uring poll completes and counts as the one woken, so the
+ * waiter on the other instance sleeps on and that instance never has the
+ * event. Its waiter is released through @stop after T_QUIET_MS.
+ */
+static void exclusive_idle_takes_wakeup(void)
+{
+	const struct timespec quiet = {0, T_QUIET_MS * 1000000L};
+	struct t_waiter w;
+	atomic_int done = 0;
+	int idle, busy, efd, stop, blocked;
+	uint64_t v;
+
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	stop = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ck_assert_int_ge(efd, 0);
+	ck_assert_int_ge(stop, 0);
+	idle = t_epoll();
+	busy = t_epoll();
+	t_ctl(idle, EPOLL_CTL_ADD, efd, EPOLLIN | EPOLLEXCLUSIVE, 1);
+	t_ctl(busy, EPOLL_CTL_ADD, efd, EPOLLIN | EPOLLEXCLUSIVE, 2);
+	t_ctl(busy, EPOLL_CTL_ADD, stop, EPOLLIN, T_STOP);
+	/* Arm idle's poll first, then busy's. */
+	t_expect_none(idle, 0);
+	t_expect_none(busy, 0);
+	waiter_start(&w, busy, &done);
+	blocked = waiter_blocked(&w);
+	efd_signal(efd);
+	nanosleep(&quiet, NULL);
+	/* Still asleep: the wakeup went to idle. */
+	ck_assert_int_eq(atomic_load(&done), 0);
+	efd_signal(stop);
+	t_thread_join(w.thread);
+	ck_assert_int_eq(blocked, 0);
+	ck_assert_int_eq(w.n, 1);
+	ck_assert_int_eq(waiter_got(&w, T_STOP), 1);
+	ck_assert_int_eq(read(stop, &v, sizeof(v)), sizeof(v));
+	t_expect1(idle, 0, 1, EPOLLIN);
+	/* busy missed it for good, though the eventfd is readable. */
+	ck_assert_int_eq(t_poll1(efd, POLLIN, 0), POLLIN);
+	t_expect_none(busy, 0);
+	t_close(idle);
+	t_close(busy);
+	t_close(stop);
+	t_close(efd);
+}
+
 START_TEST(dev_exclusive_instance_without_waiter_still_queues)
 {
 	/*
@@ -272,7 +414,7 @@ START_TEST(dev_exclusive_instance_without_waiter_still_queues)
 	int idle, busy, efd, blocked;
 
 	if (t_emulated()) {
-		/* TODO(rp): pin emulated behaviour */
+		exclusive_idle_takes_wakeup();
 		return;
 	}
 	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -296,6 +438,168 @@ START_TEST(dev_exclusive_instance_without_waiter_still_queues)
 }
 END_TEST
 
+START_TEST(dev_exclusive_no_waiter_anywhere)
+{
+	/*
+	 * With no waiter in any instance, no instance counts as woken:
+	 * every one of them queues the event, at each wakeup.
+	 */
+	int ep[T_NINST], efd, i, r;
+	uint64_t v;
+
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ck_assert_int_ge(efd, 0);
+	for (i = 0; i < T_NINST; i++) {
+		ep[i] = t_epoll();
+		t_ctl(ep[i], EPOLL_CTL_ADD, efd, EPOLLIN | EPOLLEXCLUSIVE, i);
+		/* Under emulation: submit the ADD, arming in order. */
+		t_expect_none(ep[i], 0);
+	}
+	for (r = 0; r < 2 * T_NINST; r++) {
+		efd_signal(efd);
+		if (t_emulated()) {
+			/*
+			 * One instance per wakeup, the first on the wait
+			 * queue. Its one-shot poll left the queue and is
+			 * re-armed, at the back, by the wait that follows
+			 * the report: the instances take turns.
+			 */
+			for (i = 0; i < T_NINST; i++) {
+				if (i == r % T_NINST)
+					t_expect1(ep[i], 0, i, EPOLLIN);
+				else
+					t_expect_none(ep[i], 0);
+			}
+		} else {
+			for (i = 0; i < T_NINST; i++)
+				t_expect1(ep[i], 0, i, EPOLLIN);
+		}
+		ck_assert_int_eq(read(efd, &v, sizeof(v)), sizeof(v));
+		/* Nothing left anywhere; under emulation, the re-arm. */
+		for (i = 0; i < T_NINST; i++)
+			t_expect_none(ep[i], 0);
+	}
+	for (i = 0; i < T_NINST; i++)
+		t_close(ep[i]);
+	t_close(efd);
+}
+END_TEST
+
+/*
+ * (c) poll(2) on the epoll fd itself. The kernel's epoll fd is readable
+ * while an entry is ready (re-checked at each poll) and never writable.
+ * ringpoll's is its io_uring fd: writable while the ring has room, and
+ * readable only while a completion waits in it. An ADD, and the re-arm of
+ * a level-triggered entry after its report, are submitted by the
+ * instance's next epoll_wait, so until then no poll of the kernel's can
+ * complete into the ring.
+ */
+START_TEST(dev_epollfd_poll_empty_not_ready)
+{
+	int epfd = t_epoll();
+
+	if (t_emulated()) {
+		ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), POLLOUT);
+		ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), 0);
+		t_expect_none(epfd, 0);
+		ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), POLLOUT);
+		t_close(epfd);
+		return;
+	}
+	ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), 0);
+	t_close(epfd);
+}
+END_TEST
+
+START_TEST(dev_epollfd_poll_pollin_when_item_ready)
+{
+	int epfd = t_epoll();
+	int p[2];
+
+	if (t_emulated()) {
+		t_pipe(p);
+		t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+		ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), POLLOUT);
+		t_write(p[1], 1);
+		/* The ADD is not submitted yet: no poll, no completion. */
+		ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), POLLOUT);
+		t_expect1(epfd, 0, 1, EPOLLIN);
+		/* The report took the completion; the re-arm waits. */
+		ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), POLLOUT);
+		ck_assert_uint_eq(t_drain(p[0]), 1);
+		/* This wait submits the re-arm: armed on an empty pipe. */
+		t_expect_none(epfd, 0);
+		ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), POLLOUT);
+		t_write(p[1], 1);
+		/* The armed poll completed: now there is POLLIN. */
+		ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0),
+				 POLLIN | POLLOUT);
+		ck_assert_uint_eq(t_drain(p[0]), 1);
+		/* Not re-checked: the stale completion still says POLLIN. */
+		ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0),
+				 POLLIN | POLLOUT);
+		/* The wait confirms it, finds nothing, and drops it. */
+		t_expect_none(epfd, 0);
+		ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), POLLOUT);
+		t_close(p[0]);
+		t_close(p[1]);
+		t_close(epfd);
+		return;
+	}
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), 0);
+	t_write(p[1], 1);
+	/* Readable, never writable. */
+	ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), POLLIN);
+	ck_assert_uint_eq(t_drain(p[0]), 1);
+	/* Readiness is re-checked: drained means not readable. */
+	ck_assert_int_eq(t_poll1(epfd, POLLIN | POLLOUT, 0), 0);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(epfd);
+}
+END_TEST
+
+START_TEST(dev_epollfd_poll_does_not_consume_events)
+{
+	int epfd = t_epoll();
+	int p[2];
+
+	if (t_emulated()) {
+		t_pipe(p);
+		t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN | EPOLLET, 1);
+		t_write(p[1], 1);
+		/* The ADD is not submitted yet: not readable. */
+		ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), 0);
+		t_expect1(epfd, 0, 1, EPOLLIN);
+		ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), 0);
+		/* The multishot poll is armed now: the next edge shows. */
+		t_write(p[1], 1);
+		ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), POLLIN);
+		ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), POLLIN);
+		/* The edge is still there for epoll_wait. */
+		t_expect1(epfd, 0, 1, EPOLLIN);
+		ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), 0);
+		t_close(p[0]);
+		t_close(p[1]);
+		t_close(epfd);
+		return;
+	}
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN | EPOLLET, 1);
+	t_write(p[1], 1);
+	ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), POLLIN);
+	ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), POLLIN);
+	/* The edge is still there for epoll_wait. */
+	t_expect1(epfd, 0, 1, EPOLLIN);
+	ck_assert_int_eq(t_poll1(epfd, POLLIN, 0), 0);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(epfd);
+}
+END_TEST
+
 Suite *t_suite_deviations(void)
 {
 	Suite *s = suite_create("deviations");
@@ -307,6 +611,10 @@ Suite *t_suite_deviations(void)
 	tcase_add_test(tc, dev_exclusive_wakes_one_of_several_instances);
 	tcase_add_test(tc, dev_exclusive_unwoken_instance_misses_ready_fd);
 	tcase_add_test(tc, dev_exclusive_instance_without_waiter_still_queues);
+	tcase_add_test(tc, dev_exclusive_no_waiter_anywhere);
+	tcase_add_test(tc, dev_epollfd_poll_empty_not_ready);
+	tcase_add_test(tc, dev_epollfd_poll_pollin_when_item_ready);
+	tcase_add_test(tc, dev_epollfd_poll_does_not_consume_events);
 	suite_add_tcase(s, tc);
 	return s;
 }
