@@ -29,7 +29,8 @@ EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 .PHONY: all deps check check-run check-asan check-valgrind demo install \
 	clean format
 
-all: $(B)/libringpoll.a $(B)/libringpoll.so
+all: $(B)/libringpoll.a $(B)/libringpoll.so $(B)/libringpoll-preload.so \
+	$(B)/ringpoll-run
 
 deps:
 	@tools/install-deps
@@ -46,6 +47,18 @@ $(B)/libringpoll.so: $(LIB_OBJS) lib/ringpoll.map
 	$(CC) -shared -o $@ $(LIB_OBJS) $(SAN_CFLAGS) \
 		-Wl,-soname,libringpoll.so.$(SOMAJOR) \
 		-Wl,--version-script=lib/ringpoll.map -Wl,-z,defs -luring -lpthread
+
+# The shim: the same objects plus compat/preload.c, exporting only the
+# interposed names.
+$(B)/libringpoll-preload.so: $(LIB_OBJS) $(B)/obj/compat/preload.o \
+		compat/preload.map
+	$(CC) -shared -o $@ $(LIB_OBJS) $(B)/obj/compat/preload.o \
+		$(SAN_CFLAGS) -Wl,--version-script=compat/preload.map \
+		-Wl,-z,defs -luring -ldl -lpthread
+
+$(B)/ringpoll-run: tools/ringpoll-run.c
+	$(CC) -std=gnu11 -Wall -Wextra -Werror $(CFLAGS) \
+		-DRINGPOLL_LIBDIR='"$(LIBDIR)"' $< -o $@
 
 $(B)/tests/rp-unit: $(TEST_SRCS) tests/unit/t_util.h $(B)/libringpoll.a
 	@mkdir -p $(dir $@)
@@ -75,11 +88,12 @@ $(B)/readme_example: README.md $(B)/libringpoll.a
 
 # The suite: unit tests, then the README's example, under a time limit.
 check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
-		$(B)/tests/epoll-rp
+		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so
 	timeout 60 $(B)/readme_example
 	timeout 60 $(B)/readme_example completion
 	timeout 300 $(B)/tests/epoll-kernel
 	timeout 300 $(B)/tests/epoll-rp
+	RINGPOLL_T_PRELOAD=1 timeout 300 $(B)/ringpoll-run $(B)/tests/epoll-kernel
 	timeout 600 $(B)/tests/rp-unit
 
 # The same suite under AddressSanitizer and UBSan, in its own build tree.
@@ -119,6 +133,9 @@ install: all $(B)/ringpoll.pc
 		$(DESTDIR)$(LIBDIR)/libringpoll.so.$(SOMAJOR)
 	ln -sf libringpoll.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libringpoll.so
 	install -m 644 $(B)/ringpoll.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 755 $(B)/libringpoll-preload.so $(DESTDIR)$(LIBDIR)/
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(B)/ringpoll-run $(DESTDIR)$(PREFIX)/bin/
 
 format:
 	clang-format -i include/*.h lib/*.c lib/*.h tests/unit/*.c tests/unit/*.h

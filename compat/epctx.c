@@ -23,9 +23,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "epctx.h"
+
+/*
+ * The library's own fds are closed with the syscall: under the preload,
+ * close and dup3 are ours, and would look the fd up again.
+ */
+static void rp__sys_close(int fd)
+{
+	syscall(SYS_close, fd);
+}
 
 atomic_ulong rp__ep_fork_gen;
 
@@ -171,7 +181,7 @@ void rp__ep_release(struct rp__ep *ep)
 	ep->nchunks = ep->nnested = ep->nitems = 0;
 	rp__ring_exit(&ep->ring);
 	if (ep->wake_fd >= 0)
-		close(ep->wake_fd);
+		rp__sys_close(ep->wake_fd);
 	ep->wake_fd = -1;
 }
 
@@ -809,20 +819,20 @@ int rp__ep_rebuild(struct rp__ep *ep)
 	ret = rp__ring_init(&fresh, &o);
 	if (ret < 0)
 		return ret;
-	if (dup3(fresh.uring.ring_fd, ep->fd,
+	if (syscall(SYS_dup3, fresh.uring.ring_fd, ep->fd,
 		 fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
 		ret = -errno;
 		rp__ring_exit(&fresh);
 		return ret;
 	}
-	close(fresh.uring.ring_fd);
+	rp__sys_close(fresh.uring.ring_fd);
 	fresh.uring.ring_fd = ep->fd;
 	fresh.enter_fd = ep->fd;
 	rp__ring_forget(&ep->ring);
 	ep->ring = fresh;
 	ep->fork_gen = atomic_load(&rp__ep_fork_gen);
 	/* The eventfd is shared with the parent too. */
-	close(ep->wake_fd);
+	rp__sys_close(ep->wake_fd);
 	ep->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (ep->wake_fd < 0)
 		return -errno;

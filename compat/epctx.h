@@ -122,4 +122,13 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 struct rp__ep *rp__ep_get(int fd);
 void rp__ep_put(struct rp__ep *ep);
 
+/*
+ * Before fd stops naming its file (close, dup2 onto it): forget its
+ * registrations, or close the instance it is. Returns -1/errno only if
+ * closing an instance failed.
+ */
+int rp__forget(int fd);
+/* The same for every fd in [first, last], before close_range. */
+void rp__forget_range(unsigned first, unsigned last);
+
 #endif /* RP_EPCTX_H */

@@ -106,6 +106,24 @@ struct rp__ep *rp__ep_get(int fd)
 	return ep;
 }
 
+/* Counters of the instances already closed, for the exit report. */
+static struct rp_epoll_stats rp__st_closed;
+
+static void rp__st_add(struct rp_epoll_stats *to,
+		       const struct rp_epoll_stats *st)
+{
+	to->waits += st->waits;
+	to->enters += st->enters;
+	to->events += st->events;
+	to->rearms += st->rearms;
+	to->confirms += st->confirms;
+	to->stale_dropped += st->stale_dropped;
+	to->stale_cqes += st->stale_cqes;
+	to->ctls += st->ctls;
+	to->ctl_syscalls += st->ctl_syscalls;
+	to->fallbacks += st->fallbacks;
+}
+
 void rp__ep_put(struct rp__ep *ep)
 {
 	if (atomic_fetch_sub(&ep->refs, 1) != 1)
@@ -113,6 +131,7 @@ void rp__ep_put(struct rp__ep *ep)
 	/* The last user of a closed instance frees what it holds. */
 	rp__ep_release(ep);
 	pthread_mutex_lock(&rp__tab_lock);
+	rp__st_add(&rp__st_closed, &ep->st);
 	ep->next_free = rp__ep_free_list;
 	rp__ep_free_list = ep;
 	pthread_mutex_unlock(&rp__tab_lock);
@@ -129,9 +148,52 @@ static void rp__atfork_child(void)
 	}
 }
 
+static void rp__st_total(struct rp_epoll_stats *st)
+{
+	pthread_mutex_lock(&rp__tab_lock);
+	*st = rp__st_closed;
+	for (uint32_t i = 0; i < rp__ep_nall; i++) {
+		struct rp__ep *ep = rp__ep_all[i];
+
+		if (atomic_load(&ep->refs))
+			rp__st_add(st, &ep->st);
+	}
+	pthread_mutex_unlock(&rp__tab_lock);
+}
+
+/* RINGPOLL_STATS=1: the counters, on stderr, when the process exits. */
+static void rp__st_report(void)
+{
+	struct rp_epoll_stats st;
+	uint64_t epoll_calls, ours;
+
+	rp__st_total(&st);
+	/* Say nothing in the processes that never used epoll. */
+	if (!st.waits && !st.ctls && !st.fallbacks)
+		return;
+	/* The kernel's epoll makes one syscall per wait and per ctl. */
+	epoll_calls = st.waits + st.ctls;
+	ours = st.enters + st.ctl_syscalls;
+	fprintf(stderr,
+		"ringpoll[%d]: waits %llu enters %llu events %llu rearms %llu "
+		"confirms %llu stale_dropped %llu stale_cqes %llu ctls %llu "
+		"ctl_syscalls %llu fallbacks %llu syscalls_saved %lld\n",
+		(int)getpid(), (unsigned long long)st.waits,
+		(unsigned long long)st.enters, (unsigned long long)st.events,
+		(unsigned long long)st.rearms,
+		(unsigned long long)st.confirms,
+		(unsigned long long)st.stale_dropped,
+		(unsigned long long)st.stale_cqes, (unsigned long long)st.ctls,
+		(unsigned long long)st.ctl_syscalls,
+		(unsigned long long)st.fallbacks,
+		(long long)epoll_calls - (long long)ours);
+}
+
 __attribute__((constructor)) static void rp__epoll_init(void)
 {
 	pthread_atfork(NULL, NULL, rp__atfork_child);
+	if (rp__env_on("RINGPOLL_STATS"))
+		atexit(rp__st_report);
 }
 
 static int rp__kernel_create(int flags)
@@ -151,6 +213,9 @@ RP_EXPORT int rp_epoll_create1(int flags)
 		return rp__fail(-EINVAL);
 	if (rp__env_on("RINGPOLL_DISABLE")) {
 		rp__debug_once("RINGPOLL_DISABLE=1", 0);
+		pthread_mutex_lock(&rp__tab_lock);
+		rp__st_closed.fallbacks++;
+		pthread_mutex_unlock(&rp__tab_lock);
 		ret = rp__kernel_create(flags);
 		return ret < 0 ? rp__fail(ret) : ret;
 	}
@@ -183,6 +248,9 @@ RP_EXPORT int rp_epoll_create1(int flags)
 		if (ret == -ENOMEM || ret == -EMFILE || ret == -ENFILE)
 			return rp__fail(ret);
 		rp__debug_once("io_uring_setup failed", -ret);
+		pthread_mutex_lock(&rp__tab_lock);
+		rp__st_closed.fallbacks++;
+		pthread_mutex_unlock(&rp__tab_lock);
 		ret = rp__kernel_create(flags);
 		return ret < 0 ? rp__fail(ret) : ret;
 	}
@@ -411,10 +479,11 @@ static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
 	pthread_mutex_lock(&ep->lock);
 	atomic_store(&e->ep, NULL);
 	ep->dead = true;
-	if (ep->waiters) {
+	if (ep->waiters || atomic_load(&ep->refs) > 2) {
 		/*
-		 * Threads are asleep on the ring: they keep it alive through
-		 * a private fd while ours goes now, as close(2) would.
+		 * Other threads are in the instance (asleep on the ring, or
+		 * in a ctl): they keep it alive through a private fd while
+		 * ours goes now, as close(2) would.
 		 */
 		int priv = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 
@@ -483,25 +552,49 @@ static void rp__close_registered(int fd, struct rp__fdent *e)
 	atomic_store(&e->nreg, 0);
 }
 
-RP_EXPORT int rp_close(int fd)
+int rp__forget(int fd)
 {
 	struct rp__fdent *e = rp__fdent(fd, false);
 	struct rp__ep *ep;
-	long ret;
+	int ret;
 
-	if (e) {
-		/* An instance nested in others leaves them first. */
-		if (atomic_load(&e->nreg))
-			rp__close_registered(fd, e);
-		ep = rp__ep_get(fd);
-		if (ep) {
-			ret = rp__close_ep(ep, e);
-			rp__ep_put(ep);
-			return ret < 0 ? -1 : 0;
+	if (!e)
+		return 0;
+	/* An instance nested in others leaves them first. */
+	if (atomic_load(&e->nreg))
+		rp__close_registered(fd, e);
+	ep = rp__ep_get(fd);
+	if (!ep)
+		return 0;
+	ret = rp__close_ep(ep, e);
+	rp__ep_put(ep);
+	return ret < 0 ? -1 : 1;
+}
+
+void rp__forget_range(unsigned first, unsigned last)
+{
+	unsigned end = RP__TAB_CHUNKS * RP__TAB_CHUNK - 1;
+
+	if (last > end)
+		last = end;
+	for (unsigned fd = first; fd <= last && fd >= first; fd++) {
+		/* Whole chunks nobody has touched hold nothing to forget. */
+		if (!atomic_load(&rp__tab[fd >> RP__TAB_SHIFT])) {
+			fd |= RP__TAB_CHUNK - 1;
+			continue;
 		}
+		rp__forget((int)fd);
 	}
-	ret = syscall(SYS_close, fd);
-	return (int)ret;
+}
+
+RP_EXPORT int rp_close(int fd)
+{
+	int ret = rp__forget(fd);
+
+	/* An instance's close has closed its fd already. */
+	if (ret != 0)
+		return ret < 0 ? -1 : 0;
+	return (int)syscall(SYS_close, fd);
 }
 
 RP_EXPORT int rp_epoll_stats(int epfd, struct rp_epoll_stats *st)
@@ -510,6 +603,10 @@ RP_EXPORT int rp_epoll_stats(int epfd, struct rp_epoll_stats *st)
 
 	if (!st)
 		return rp__fail(-EFAULT);
+	if (epfd == -1) {
+		rp__st_total(st);
+		return 0;
+	}
 	ep = rp__ep_get(epfd);
 	if (!ep)
 		return rp__fail(-EBADF);

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * LD_PRELOAD interposition, and nothing else: each function hands over to
+ * compat/epoll.c, keeps errno as it was on success, and lets fds it does
+ * not own pass straight through. The library exports only these symbols
+ * (compat/preload.map).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "epctx.h"
+
+#define RP_KEEP_ERRNO(call)                                                \
+	do {                                                               \
+		int saved_ = errno;                                        \
+		int ret_ = (call);                                         \
+		if (ret_ >= 0)                                             \
+			errno = saved_;                                    \
+		return ret_;                                               \
+	} while (0)
+
+RP_EXPORT int epoll_create(int size)
+{
+	RP_KEEP_ERRNO(rp_epoll_create(size));
+}
+
+RP_EXPORT int epoll_create1(int flags)
+{
+	RP_KEEP_ERRNO(rp_epoll_create1(flags));
+}
+
+RP_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	RP_KEEP_ERRNO(rp_epoll_ctl(epfd, op, fd, ev));
+}
+
+RP_EXPORT int epoll_wait(int epfd, struct epoll_event *evs, int max, int tmo)
+{
+	RP_KEEP_ERRNO(rp_epoll_wait(epfd, evs, max, tmo));
+}
+
+RP_EXPORT int epoll_pwait(int epfd, struct epoll_event *evs, int max,
+			  int tmo, const sigset_t *ss)
+{
+	RP_KEEP_ERRNO(rp_epoll_pwait(epfd, evs, max, tmo, ss));
+}
+
+RP_EXPORT int epoll_pwait2(int epfd, struct epoll_event *evs, int max,
+			   const struct timespec *tmo, const sigset_t *ss)
+{
+	RP_KEEP_ERRNO(rp_epoll_pwait2(epfd, evs, max, tmo, ss));
+}
+
+RP_EXPORT int close(int fd)
+{
+	RP_KEEP_ERRNO(rp_close(fd));
+}
+
+/* glibc's __close is the same call under another name. */
+RP_EXPORT int __close(int fd)
+{
+	RP_KEEP_ERRNO(rp_close(fd));
+}
+
+/* The real calls, found once: what follows them in the link order. */
+static int (*rp__real_dup2)(int, int);
+static int (*rp__real_dup3)(int, int, int);
+static int (*rp__real_close_range)(unsigned, unsigned, int);
+static pthread_once_t rp__real_once = PTHREAD_ONCE_INIT;
+
+static void rp__find_real(void)
+{
+	rp__real_dup2 = (int (*)(int, int))dlsym(RTLD_NEXT, "dup2");
+	rp__real_dup3 = (int (*)(int, int, int))dlsym(RTLD_NEXT, "dup3");
+	rp__real_close_range = (int (*)(unsigned, unsigned, int))dlsym(
+		RTLD_NEXT, "close_range");
+}
+
+RP_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	pthread_once(&rp__real_once, rp__find_real);
+	/* CLOSE_RANGE_CLOEXEC only marks fds: nothing to forget. */
+	if (!(flags & CLOSE_RANGE_CLOEXEC))
+		rp__forget_range(first, last);
+	if (!rp__real_close_range)
+		RP_KEEP_ERRNO((int)syscall(SYS_close_range, first, last,
+					   flags));
+	RP_KEEP_ERRNO(rp__real_close_range(first, last, flags));
+}
+
+/* dup2/dup3 onto a registered fd or an instance close it first. */
+RP_EXPORT int dup2(int oldfd, int newfd)
+{
+	pthread_once(&rp__real_once, rp__find_real);
+	if (oldfd != newfd && fcntl(oldfd, F_GETFD) >= 0)
+		rp__forget(newfd);
+	RP_KEEP_ERRNO(rp__real_dup2(oldfd, newfd));
+}
+
+RP_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	pthread_once(&rp__real_once, rp__find_real);
+	if (oldfd != newfd && fcntl(oldfd, F_GETFD) >= 0)
+		rp__forget(newfd);
+	RP_KEEP_ERRNO(rp__real_dup3(oldfd, newfd, flags));
+}
