@@ -60,6 +60,14 @@ $(B)/ringpoll-run: tools/ringpoll-run.c
 	$(CC) -std=gnu11 -Wall -Wextra -Werror $(CFLAGS) \
 		-DRINGPOLL_LIBDIR='"$(LIBDIR)"' $< -o $@
 
+$(B)/tests/seccomp-run: tests/preload/seccomp-run.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g $< -o $@
+
+$(B)/tests/epoll-probe: tests/preload/epoll-probe.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) $< -o $@
+
 $(B)/tests/rp-unit: $(TEST_SRCS) tests/unit/t_util.h $(B)/libringpoll.a
 	@mkdir -p $(dir $@)
 	$(CC) $(RP_CFLAGS) $(CHECK_CFLAGS) -Itests/unit $(TEST_SRCS) \
@@ -88,12 +96,16 @@ $(B)/readme_example: README.md $(B)/libringpoll.a
 
 # The suite: unit tests, then the README's example, under a time limit.
 check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
-		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so
+		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so \
+		$(B)/tests/seccomp-run $(B)/tests/epoll-probe
 	timeout 60 $(B)/readme_example
 	timeout 60 $(B)/readme_example completion
 	timeout 300 $(B)/tests/epoll-kernel
 	timeout 300 $(B)/tests/epoll-rp
-	RINGPOLL_T_PRELOAD=1 timeout 300 $(B)/ringpoll-run $(B)/tests/epoll-kernel
+	RINGPOLL_T_PRELOAD=1 ASAN_OPTIONS=verify_asan_link_order=0 \
+		timeout 300 $(B)/ringpoll-run $(B)/tests/epoll-kernel
+	ASAN_OPTIONS=verify_asan_link_order=0 timeout 600 \
+		tests/preload/check.sh $(B)
 	timeout 600 $(B)/tests/rp-unit
 
 # The same suite under AddressSanitizer and UBSan, in its own build tree.

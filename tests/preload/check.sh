@@ -1,0 +1,91 @@
+#!/bin/sh
+# The shim's settings and its fallback, checked from the outside.
+# Usage: tests/preload/check.sh BUILD_DIR
+set -u
+B=${1:-build}
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+no() { fail=$((fail + 1)); echo "not ok - $1"; }
+out=$B/tests/preload-out
+mkdir -p "$out"
+
+# A small epoll program: prints what its epoll fd is, and echoes a pipe.
+probe="$B/tests/epoll-probe"
+
+# 1. Under ringpoll-run the epoll fd is an io_uring fd.
+if "$B/ringpoll-run" "$probe" > "$out/run.txt" 2>&1 &&
+    grep -q 'epfd=anon_inode:\[io_uring\] event=ok' "$out/run.txt"; then
+	ok "ringpoll-run puts epoll on io_uring"
+else
+	no "ringpoll-run puts epoll on io_uring"; cat "$out/run.txt"
+fi
+
+# 2. RINGPOLL_DISABLE=1: the kernel's epoll, and the program still works.
+if RINGPOLL_DISABLE=1 "$B/ringpoll-run" "$probe" > "$out/dis.txt" 2>&1 &&
+    grep -q 'epfd=anon_inode:\[eventpoll\] event=ok' "$out/dis.txt"; then
+	ok "RINGPOLL_DISABLE=1 passes through to the kernel's epoll"
+else
+	no "RINGPOLL_DISABLE=1 passes through to the kernel's epoll"
+	cat "$out/dis.txt"
+fi
+
+# 3. io_uring_setup blocked by seccomp: fallback, said once with DEBUG.
+if RINGPOLL_DEBUG=1 "$B/tests/seccomp-run" "$B/ringpoll-run" "$probe" \
+    > "$out/sec.txt" 2>&1 &&
+    grep -q 'epfd=anon_inode:\[eventpoll\] event=ok' "$out/sec.txt" &&
+    [ "$(grep -c "ringpoll: using the kernel's epoll: io_uring_setup failed" \
+        "$out/sec.txt")" = 1 ]; then
+	ok "seccomp-blocked io_uring_setup falls back, said once"
+else
+	no "seccomp-blocked io_uring_setup falls back, said once"
+	cat "$out/sec.txt"
+fi
+
+# 4. The whole conformance suite under the seccomp fallback (kernel truth).
+if "$B/tests/seccomp-run" "$B/ringpoll-run" "$B/tests/epoll-kernel" \
+    > "$out/secconf.txt" 2>&1; then
+	ok "conformance suite passes on the fallback"
+else
+	no "conformance suite passes on the fallback"
+	grep -E ':F:|:E:' "$out/secconf.txt" | head
+fi
+
+# 5. --stats prints the counters at exit.
+if "$B/ringpoll-run" --stats "$probe" > "$out/stats.txt" 2>&1 &&
+    grep -Eq '^ringpoll\[[0-9]+\]: waits [1-9][0-9]* enters [0-9]+ .*syscalls_saved -?[0-9]+$' \
+        "$out/stats.txt"; then
+	ok "--stats prints counters at exit"
+else
+	no "--stats prints counters at exit"; cat "$out/stats.txt"
+fi
+
+# 6. Bad usage: a clear message and a non-zero exit.
+"$B/ringpoll-run" > "$out/usage.txt" 2>&1
+rc=$?
+if [ $rc = 2 ] && grep -q usage "$out/usage.txt"; then
+	ok "ringpoll-run without a command says usage"
+else
+	no "ringpoll-run without a command says usage (rc $rc)"
+fi
+"$B/ringpoll-run" /nonexistent/cmd > "$out/nx.txt" 2>&1
+rc=$?
+if [ $rc = 127 ] && grep -q 'ringpoll-run: /nonexistent/cmd' "$out/nx.txt"
+then
+	ok "ringpoll-run with a missing command exits 127"
+else
+	no "ringpoll-run with a missing command exits 127 (rc $rc)"
+fi
+
+# 7. Only the interposed symbols are exported.
+syms=$(nm -D --defined-only "$B/libringpoll-preload.so" | awk '{print $3}' |
+	sort | tr '\n' ' ')
+want="__close close close_range dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_pwait epoll_pwait2 epoll_wait "
+if [ "$syms" = "$want" ]; then
+	ok "the shim exports only what it interposes"
+else
+	no "the shim exports only what it interposes: $syms"
+fi
+
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
