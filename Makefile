@@ -26,8 +26,8 @@ TEST_SRCS := $(wildcard tests/unit/*.c)
 EPOLL_T_SRCS := $(wildcard tests/epoll/*.c)
 EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 
-.PHONY: all deps check check-run check-asan check-valgrind demo install \
-	clean format
+.PHONY: all deps check check-run check-asan check-valgrind check-integration \
+	demo install clean format
 
 all: $(B)/libringpoll.a $(B)/libringpoll.so $(B)/libringpoll-preload.so \
 	$(B)/ringpoll-run
@@ -68,6 +68,13 @@ $(B)/tests/epoll-probe: tests/preload/epoll-probe.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) $< -o $@
 
+# The same probe recompiled onto rp_epoll_* with the drop-in header.
+$(B)/tests/epoll-probe-rp: tests/preload/epoll-probe.c $(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) -Iinclude \
+		-include ringpoll_compat.h $< $(B)/libringpoll.a -luring \
+		-lpthread -o $@
+
 $(B)/tests/rp-unit: $(TEST_SRCS) tests/unit/t_util.h $(B)/libringpoll.a
 	@mkdir -p $(dir $@)
 	$(CC) $(RP_CFLAGS) $(CHECK_CFLAGS) -Itests/unit $(TEST_SRCS) \
@@ -97,7 +104,8 @@ $(B)/readme_example: README.md $(B)/libringpoll.a
 # The suite: unit tests, then the README's example, under a time limit.
 check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
 		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so \
-		$(B)/tests/seccomp-run $(B)/tests/epoll-probe
+		$(B)/tests/seccomp-run $(B)/tests/epoll-probe \
+		$(B)/tests/epoll-probe-rp
 	timeout 60 $(B)/readme_example
 	timeout 60 $(B)/readme_example completion
 	timeout 300 $(B)/tests/epoll-kernel
@@ -120,8 +128,14 @@ check-valgrind: $(B)/tests/rp-unit
 		--error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 		$(B)/tests/rp-unit
 
+# Real servers (redis, nginx, memcached, Python asyncio) natively and under
+# ringpoll-run; installs them first when missing.
+check-integration: $(B)/ringpoll-run $(B)/libringpoll-preload.so
+	timeout 900 tests/integration/run
+
 check: deps
 	$(MAKE) check-asan
+	$(MAKE) check-integration
 	$(MAKE) check-run
 
 demo: deps

@@ -523,7 +523,7 @@ static int rp__ep_enter(struct rp__ep *ep, bool wait, int64_t timeout_ns,
 int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		int64_t timeout_ns, const sigset_t *sigmask)
 {
-	uint64_t deadline = 0;
+	uint64_t deadline = 0, now;
 	int n = 0, ret;
 
 	if (timeout_ns > 0)
@@ -532,49 +532,42 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 	ep->st.waits++;
 	rp__ep_requeue(ep);
 	for (;;) {
-		int64_t left = -1;
+		int64_t left = timeout_ns < 0 ? -1 : 0;
+		unsigned submit, got;
 
 		if (ep->dead) {
 			n = -EBADF;
 			break;
 		}
-		/*
-		 * Submit re-arms, confirmations and ctl work without
-		 * waiting: a busy loop finds its events here, in one enter.
-		 */
-		ret = rp__ep_enter(ep, false, 0, NULL);
-		if (ret < 0 && ret != -EBUSY && ret != -EAGAIN &&
-		    ret != -EINTR) {
-			n = ret;
-			break;
-		}
-		rp__ep_harvest(ep);
-		n = rp__ep_report(ep, events, maxevents);
-		if (n != 0 || timeout_ns == 0)
-			break;
-		/*
-		 * Dropping stale candidates armed their polls again: those
-		 * must be in the kernel before we sleep on it. What they
-		 * find ends the sleep at once.
-		 */
-		if (rp__ring_unsubmitted(&ep->ring))
-			rp__ep_enter(ep, false, 0, NULL);
 		if (deadline) {
-			uint64_t now = rp__now_ns();
-
-			if (now >= deadline)
+			now = rp__now_ns();
+			left = now < deadline ? (int64_t)(deadline - now) : 0;
+		}
+		if (left == 0 || rp__ring_cq_ready(&ep->ring)) {
+			/* Submit and look, without sleeping. */
+			ret = rp__ep_enter(ep, false, 0, NULL);
+			rp__ep_harvest(ep);
+			n = rp__ep_report(ep, events, maxevents);
+			if (n != 0 || left == 0)
 				break;
-			left = (int64_t)(deadline - now);
+			if (ret < 0 && ret != -EBUSY && ret != -EAGAIN &&
+			    ret != -EINTR) {
+				n = ret;
+				break;
+			}
+			continue;
 		}
 		/*
-		 * Block with nothing to submit, so that the kernel's EINTR
-		 * and ETIME reach us (an enter that submitted reports its
-		 * submissions instead). New SQEs from other threads come
-		 * with a write to the wake eventfd.
+		 * One enter submits the re-arms, confirmations and ctl work
+		 * and sleeps: a re-arm on a ready fd completes at once and
+		 * ends the sleep. The SQ tail is published under the lock;
+		 * other threads may queue SQEs meanwhile and wake us through
+		 * the eventfd.
 		 */
+		submit = rp__ring_flush(&ep->ring);
 		ep->waiters++;
 		pthread_mutex_unlock(&ep->lock);
-		ret = rp__ring_wait(&ep->ring, left, sigmask);
+		ret = rp__ring_wait(&ep->ring, submit, left, sigmask);
 		pthread_mutex_lock(&ep->lock);
 		ep->st.enters++;
 		ep->waiters--;
@@ -582,12 +575,25 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 			n = -EBADF;
 			break;
 		}
+		got = (unsigned)io_uring_cq_ready(&ep->ring.uring);
 		rp__ep_harvest(ep);
 		n = rp__ep_report(ep, events, maxevents);
 		if (n != 0)
 			break;
 		if (ret == -EINTR || ret == -ETIME) {
 			n = ret == -EINTR ? -EINTR : 0;
+			break;
+		}
+		/*
+		 * An enter that submitted reports the submission, never
+		 * EINTR or ETIME. It returned with no CQE at all: the
+		 * deadline passed, or a signal came.
+		 */
+		if (ret >= 0 && submit && !got) {
+			if (deadline && rp__now_ns() >= deadline)
+				n = 0;
+			else
+				n = -EINTR;
 			break;
 		}
 		if (ret < 0 && ret != -EBUSY && ret != -EAGAIN) {

@@ -46,6 +46,13 @@ static int rp__fail(int ret)
 	return -1;
 }
 
+/*
+ * The settings, read once when the library loads: a program may clear its
+ * environment later (nginx does in its workers). secure_getenv: a setuid
+ * program ignores them. Only "1" turns one on.
+ */
+static bool rp__disable, rp__debug;
+
 static bool rp__env_on(const char *name)
 {
 	const char *v = secure_getenv(name);
@@ -57,7 +64,7 @@ static void rp__debug_once(const char *why, int err)
 {
 	static atomic_int said;
 
-	if (rp__env_on("RINGPOLL_DEBUG") && !atomic_exchange(&said, 1))
+	if (rp__debug && !atomic_exchange(&said, 1))
 		fprintf(stderr,
 			"ringpoll: using the kernel's epoll: %s (%s)\n", why,
 			err ? strerror(err) : "as asked");
@@ -191,6 +198,8 @@ static void rp__st_report(void)
 
 __attribute__((constructor)) static void rp__epoll_init(void)
 {
+	rp__disable = rp__env_on("RINGPOLL_DISABLE");
+	rp__debug = rp__env_on("RINGPOLL_DEBUG");
 	pthread_atfork(NULL, NULL, rp__atfork_child);
 	if (rp__env_on("RINGPOLL_STATS"))
 		atexit(rp__st_report);
@@ -211,7 +220,7 @@ RP_EXPORT int rp_epoll_create1(int flags)
 
 	if (flags & ~EPOLL_CLOEXEC)
 		return rp__fail(-EINVAL);
-	if (rp__env_on("RINGPOLL_DISABLE")) {
+	if (rp__disable) {
 		rp__debug_once("RINGPOLL_DISABLE=1", 0);
 		pthread_mutex_lock(&rp__tab_lock);
 		rp__st_closed.fallbacks++;

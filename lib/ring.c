@@ -142,7 +142,7 @@ void rp__ring_info(const struct rp__ring *r, struct rp_ring_info *info)
 }
 
 /* Publishes queued SQEs to the kernel; returns how many it has not read. */
-static unsigned rp__ring_flush(struct rp__ring *r)
+unsigned rp__ring_flush(struct rp__ring *r)
 {
 	struct io_uring_sq *sq = &r->uring.sq;
 	unsigned tail = sq->sqe_tail;
@@ -226,7 +226,7 @@ int rp__ring_enter(struct rp__ring *r, bool wait, int64_t timeout_ns,
 	return rp__ring_sys_enter(r, submit, want, flags, argp, argsz);
 }
 
-int rp__ring_wait(struct rp__ring *r, int64_t timeout_ns,
+int rp__ring_wait(struct rp__ring *r, unsigned submit, int64_t timeout_ns,
 		  const sigset_t *mask)
 {
 	struct io_uring_getevents_arg arg = {
@@ -243,11 +243,11 @@ int rp__ring_wait(struct rp__ring *r, int64_t timeout_ns,
 		arg.ts = (uint64_t)(uintptr_t)&ts;
 	}
 	if (r->ext_arg)
-		return rp__ring_sys_enter(r, 0, 1,
+		return rp__ring_sys_enter(r, submit, 1,
 					  IORING_ENTER_GETEVENTS |
 						  IORING_ENTER_EXT_ARG,
 					  &arg, sizeof(arg));
-	return rp__ring_sys_enter(r, 0, 1, IORING_ENTER_GETEVENTS, mask,
+	return rp__ring_sys_enter(r, submit, 1, IORING_ENTER_GETEVENTS, mask,
 				  mask ? _NSIG / 8 : 0);
 }
 

@@ -86,11 +86,20 @@ int rp__ring_enter(struct rp__ring *r, bool wait, int64_t timeout_ns,
 int rp__ring_settle(struct rp__ring *r);
 
 /*
- * Blocks until a CQE is there, the timeout passes or a signal arrives,
- * submitting nothing and leaving the SQ alone, so that other threads may
- * queue SQEs meanwhile. Needs IORING_FEAT_EXT_ARG for a timeout.
+ * Publishes queued SQEs (the SQ tail) and returns how many the kernel has
+ * not taken yet. With several threads, call it under their lock.
  */
-int rp__ring_wait(struct rp__ring *r, int64_t timeout_ns,
+unsigned rp__ring_flush(struct rp__ring *r);
+
+/*
+ * Submits the submit SQEs rp__ring_flush() published and blocks until a
+ * CQE is there, the timeout passes or a signal arrives. It does not touch
+ * the SQ, so other threads may queue SQEs meanwhile. Needs
+ * IORING_FEAT_EXT_ARG for a timeout. When it submitted, the kernel
+ * reports the submission, not ETIME or EINTR: the caller must tell those
+ * apart itself.
+ */
+int rp__ring_wait(struct rp__ring *r, unsigned submit, int64_t timeout_ns,
 		  const sigset_t *mask);
 
 /*

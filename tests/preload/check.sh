@@ -30,6 +30,25 @@ else
 	cat "$out/dis.txt"
 fi
 
+# 2b. The same for a program recompiled with ringpoll_compat.h.
+if "$B/tests/epoll-probe-rp" > "$out/rp.txt" 2>&1 &&
+    grep -q 'epfd=anon_inode:\[io_uring\] event=ok' "$out/rp.txt" &&
+    RINGPOLL_DISABLE=1 "$B/tests/epoll-probe-rp" > "$out/rpdis.txt" 2>&1 &&
+    grep -q 'epfd=anon_inode:\[eventpoll\] event=ok' "$out/rpdis.txt"; then
+	ok "rp_epoll_* on io_uring, and on the kernel with RINGPOLL_DISABLE=1"
+else
+	no "rp_epoll_* on io_uring, and on the kernel with RINGPOLL_DISABLE=1"
+	cat "$out/rp.txt" "$out/rpdis.txt"
+fi
+
+# 2c. A setting is on only when it is exactly 1.
+if RINGPOLL_DISABLE=yes "$B/tests/epoll-probe-rp" > "$out/rpyes.txt" 2>&1 &&
+    grep -q 'epfd=anon_inode:\[io_uring\] event=ok' "$out/rpyes.txt"; then
+	ok "RINGPOLL_DISABLE=yes is not 1: ignored"
+else
+	no "RINGPOLL_DISABLE=yes is not 1: ignored"
+fi
+
 # 3. io_uring_setup blocked by seccomp: fallback, said once with DEBUG.
 if RINGPOLL_DEBUG=1 "$B/tests/seccomp-run" "$B/ringpoll-run" "$probe" \
     > "$out/sec.txt" 2>&1 &&

@@ -146,23 +146,6 @@ START_TEST(epoll_kernel_fd_passes_through)
 }
 END_TEST
 
-START_TEST(epoll_disable_falls_back_to_kernel)
-{
-	char path[64], link[64] = { 0 };
-	int epfd;
-
-	setenv("RINGPOLL_DISABLE", "1", 1);
-	epfd = rp_epoll_create1(0);
-	unsetenv("RINGPOLL_DISABLE");
-	ck_assert_int_ge(epfd, 0);
-	ck_assert_int_eq(rp_epoll_is_ring(epfd), 0);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", epfd);
-	ck_assert_int_gt(readlink(path, link, sizeof(link) - 1), 0);
-	ck_assert_str_eq(link, "anon_inode:[eventpoll]");
-	rp_close(epfd);
-}
-END_TEST
-
 /*
  * As many registrations as the fd limit allows, up to 100,000: every
  * 97th fd made ready, every one of those reported exactly once.
@@ -230,7 +213,6 @@ Suite *t_suite_epoll(void)
 	tcase_add_test(tc, epoll_busy_wait_costs_one_enter);
 	tcase_add_test(tc, epoll_stale_candidate_is_dropped);
 	tcase_add_test(tc, epoll_kernel_fd_passes_through);
-	tcase_add_test(tc, epoll_disable_falls_back_to_kernel);
 	tcase_add_test(tc, epoll_many_registrations);
 	{
 		struct rlimit rl;
