@@ -30,7 +30,7 @@ EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 	demo install clean format
 
 all: $(B)/libringpoll.a $(B)/libringpoll.so $(B)/libringpoll-preload.so \
-	$(B)/ringpoll-run
+	$(B)/ringpoll-run $(BENCH_BIN)
 
 deps:
 	@tools/install-deps
@@ -138,9 +138,14 @@ check: deps
 	$(MAKE) check-integration
 	$(MAKE) check-run
 
+# The benchmark and the demo's matrix live in tools/bench/bench.mk, which
+# defines $(B)/rpbench and demo-run.
+-include tools/bench/bench.mk
+
 demo: deps
 	$(MAKE) $(B)/readme_example
 	$(B)/readme_example
+	$(MAKE) demo-run
 
 $(B)/ringpoll.pc: tools/ringpoll.pc.in
 	@mkdir -p $(dir $@)
