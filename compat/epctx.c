@@ -570,6 +570,9 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		ret = rp__ring_wait(&ep->ring, submit, left, sigmask);
 		pthread_mutex_lock(&ep->lock);
 		ep->st.enters++;
+		ep->ring.enters++;
+		if (ret > 0)
+			ep->ring.sqes += (uint64_t)ret;
 		ep->waiters--;
 		if (ep->dead) {
 			n = -EBADF;

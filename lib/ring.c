@@ -234,6 +234,10 @@ int rp__ring_wait(struct rp__ring *r, unsigned submit, int64_t timeout_ns,
 		.sigmask_sz = _NSIG / 8,
 	};
 	struct __kernel_timespec ts;
+	unsigned flags = IORING_ENTER_GETEVENTS | r->enter_flags;
+	const void *argp = mask;
+	size_t argsz = mask ? _NSIG / 8 : 0;
+	long ret;
 
 	if (timeout_ns >= 0) {
 		if (!r->ext_arg)
@@ -242,13 +246,15 @@ int rp__ring_wait(struct rp__ring *r, unsigned submit, int64_t timeout_ns,
 		ts.tv_nsec = timeout_ns % 1000000000;
 		arg.ts = (uint64_t)(uintptr_t)&ts;
 	}
-	if (r->ext_arg)
-		return rp__ring_sys_enter(r, submit, 1,
-					  IORING_ENTER_GETEVENTS |
-						  IORING_ENTER_EXT_ARG,
-					  &arg, sizeof(arg));
-	return rp__ring_sys_enter(r, submit, 1, IORING_ENTER_GETEVENTS, mask,
-				  mask ? _NSIG / 8 : 0);
+	if (r->ext_arg) {
+		flags |= IORING_ENTER_EXT_ARG;
+		argp = &arg;
+		argsz = sizeof(arg);
+	}
+	/* No counters here: the caller may not hold its lock. */
+	ret = syscall(__NR_io_uring_enter, r->enter_fd, submit, 1, flags, argp,
+		      argsz);
+	return ret < 0 ? -errno : (int)ret;
 }
 
 void rp__ring_forget(struct rp__ring *r)

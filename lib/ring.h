@@ -95,9 +95,10 @@ unsigned rp__ring_flush(struct rp__ring *r);
  * Submits the submit SQEs rp__ring_flush() published and blocks until a
  * CQE is there, the timeout passes or a signal arrives. It does not touch
  * the SQ, so other threads may queue SQEs meanwhile. Needs
- * IORING_FEAT_EXT_ARG for a timeout. When it submitted, the kernel
- * reports the submission, not ETIME or EINTR: the caller must tell those
- * apart itself.
+ * IORING_FEAT_EXT_ARG for a timeout. Returns the number submitted or
+ * -errno; when it submitted, the kernel reports the submission, not ETIME
+ * or EINTR: the caller must tell those apart itself. It updates no
+ * counter (the caller may not hold its lock): the caller does.
  */
 int rp__ring_wait(struct rp__ring *r, unsigned submit, int64_t timeout_ns,
 		  const sigset_t *mask);
