@@ -1,6 +1,7 @@
 # ringpoll: see README.md. `make`, `make check`, `make demo`,
 # `make install PREFIX=...`.
 
+MAKEFLAGS += --no-print-directory
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -165,6 +166,9 @@ check: deps
 # The benchmark and the demo's matrix live in tools/bench/bench.mk, which
 # defines $(B)/rpbench and demo-run.
 -include tools/bench/bench.mk
+# The differential fuzzer: $(B)/tests/epoll-fuzz, fuzz-check (bounded, run
+# by make check) and fuzz (FUZZ_SECONDS=...).
+-include tests/fuzz/fuzz.mk
 
 demo: deps
 	$(MAKE) $(B)/readme_example
