@@ -82,6 +82,25 @@ struct rp__ep {
 
 extern atomic_ulong rp__ep_fork_gen;
 
+/* The readiness bits epoll reports; EPOLLERR and EPOLLHUP always. */
+#define RP__EP_POLL_BITS                                                  \
+	(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLRDNORM |       \
+	 EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | EPOLLMSG)
+
+static inline uint32_t rp__ep_reportable(uint32_t events)
+{
+	return (events & RP__EP_POLL_BITS) | EPOLLERR | EPOLLHUP;
+}
+
+/* Arms fd's poll as its registration says (one-shot or multishot). */
+int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it);
+/* Moves the CQEs in the ring onto the ready list. */
+void rp__ep_harvest(struct rp__ep *ep);
+
+/* compat/epnest.c: instances nested in instances. */
+bool rp__ep_child_ready(int fd);
+void rp__ep_watch(struct rp__ep *ep);
+
 int rp__ep_init(struct rp__ep *ep, int flags);
 /* Releases the ring and the table; the struct itself is recycled. */
 void rp__ep_release(struct rp__ep *ep);
