@@ -550,6 +550,8 @@ static struct rp__ep_item *rp__ep_item_make(struct rp__ep *ep, int fd)
 {
 	uint32_t c = (uint32_t)fd >> RP__EP_CHUNK_SHIFT;
 
+	if (rp__unlikely(rp__fault_alloc) && rp__fault_take(&rp__fault_alloc))
+		return NULL;
 	if (c >= ep->nchunks) {
 		struct rp__ep_item **chunks;
 

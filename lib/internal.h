@@ -56,4 +56,22 @@ static inline uint32_t rp__ud_gen(uint64_t ud)
 
 uint64_t rp__now_ns(void);
 
+/*
+ * Fault injection for the tests (tests/unit/test_faults.c): when set, the
+ * next io_uring_enter, the next blocking wait, or the next allocation of
+ * an epoll table chunk fails with that errno instead of running. Zero,
+ * and one predictable branch, otherwise.
+ */
+extern int rp__fault_enter;
+extern int rp__fault_wait;
+extern int rp__fault_alloc;
+
+static inline int rp__fault_take(int *f)
+{
+	int e = *f;
+
+	*f = 0;
+	return e;
+}
+
 #endif /* RP_INTERNAL_H */

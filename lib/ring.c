@@ -154,12 +154,16 @@ unsigned rp__ring_flush(struct rp__ring *r)
 	return tail - io_uring_smp_load_acquire(sq->khead);
 }
 
+int rp__fault_enter, rp__fault_wait, rp__fault_alloc;
+
 static int rp__ring_sys_enter(struct rp__ring *r, unsigned submit,
 			      unsigned want, unsigned flags, const void *arg,
 			      size_t argsz)
 {
 	long ret;
 
+	if (rp__unlikely(rp__fault_enter))
+		return -rp__fault_take(&rp__fault_enter);
 	r->enters++;
 	ret = syscall(__NR_io_uring_enter, r->enter_fd, submit, want,
 		      flags | r->enter_flags, arg, argsz);
@@ -251,6 +255,10 @@ int rp__ring_wait(struct rp__ring *r, unsigned submit, int64_t timeout_ns,
 		argp = &arg;
 		argsz = sizeof(arg);
 	}
+	if (rp__unlikely(rp__fault_enter))
+		return -rp__fault_take(&rp__fault_enter);
+	if (rp__unlikely(rp__fault_wait))
+		return -rp__fault_take(&rp__fault_wait);
 	/* No counters here: the caller may not hold its lock. */
 	ret = syscall(__NR_io_uring_enter, r->enter_fd, submit, 1, flags, argp,
 		      argsz);

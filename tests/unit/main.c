@@ -17,6 +17,7 @@ int main(void)
 	srunner_add_suite(sr, t_suite_scale());
 	srunner_add_suite(sr, t_suite_badinput());
 	srunner_add_suite(sr, t_suite_epoll());
+	srunner_add_suite(sr, t_suite_faults());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -33,6 +33,7 @@ Suite *t_suite_close(void);
 Suite *t_suite_scale(void);
 Suite *t_suite_badinput(void);
 Suite *t_suite_epoll(void);
+Suite *t_suite_faults(void);
 
 /* A TCase with the timeout and the fd-leak fixture. */
 TCase *t_tcase(const char *name);

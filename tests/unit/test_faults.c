@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Faults: the kernel saying EINTR, EBUSY or EAGAIN to io_uring_enter, a
+ * failed allocation, no fds left, a full SQ, an overflowing CQ. After
+ * each, the instance is consistent, no event is lost, and the caller gets
+ * the error epoll would give.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "../../lib/internal.h"
+#include "ringpoll_epoll.h"
+#include "t_util.h"
+
+static void t_add(int epfd, int fd, uint32_t events, uint64_t u64)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = u64 };
+
+	ck_assert_int_eq(rp_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev), 0);
+}
+
+/* A pipe with a byte in it, registered level-triggered. */
+static int t_ready_pipe(int epfd, int p[2], uint64_t u64)
+{
+	t_pipe(p);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	t_add(epfd, p[0], EPOLLIN, u64);
+	return p[0];
+}
+
+START_TEST(fault_enter_errors_lose_nothing)
+{
+	/* _i: which error the kernel gives the submitting enter. */
+	static const int errs[] = { EINTR, EBUSY, EAGAIN };
+	int epfd = rp_epoll_create1(0), p[2];
+	struct epoll_event ev;
+
+	int n;
+
+	t_ready_pipe(epfd, p, 5);
+	rp__fault_enter = errs[_i];
+	/*
+	 * The ADD's SQE stays queued. EBUSY and EAGAIN are retried inside
+	 * the wait; EINTR is the caller's, as epoll_wait's would be, and the
+	 * next wait submits what is queued.
+	 */
+	errno = 0;
+	n = rp_epoll_wait(epfd, &ev, 1, 2000);
+	ck_assert_int_eq(rp__fault_enter, 0);
+	if (errs[_i] == EINTR) {
+		ck_assert_int_eq(n, -1);
+		ck_assert_int_eq(errno, EINTR);
+		n = rp_epoll_wait(epfd, &ev, 1, 2000);
+	}
+	ck_assert_int_eq(n, 1);
+	ck_assert_uint_eq(ev.data.u64, 5);
+	/* Level-triggered: still there, the re-arm went in too. */
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 2000), 1);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(epfd);
+}
+END_TEST
+
+START_TEST(fault_wait_eintr_is_reported_and_recovers)
+{
+	int epfd = rp_epoll_create1(0), p[2];
+	struct epoll_event ev;
+
+	t_pipe(p);
+	t_add(epfd, p[0], EPOLLIN, 9);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	rp__fault_wait = EINTR;
+	errno = 0;
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 1000), -1);
+	ck_assert_int_eq(errno, EINTR);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 2000), 1);
+	ck_assert_uint_eq(ev.data.u64, 9);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(epfd);
+}
+END_TEST
+
+START_TEST(fault_alloc_gives_enomem_and_stays_usable)
+{
+	int epfd = rp_epoll_create1(0), p[2], q[2];
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 1 };
+
+	t_pipe(p);
+	rp__fault_alloc = ENOMEM;
+	errno = 0;
+	ck_assert_int_eq(rp_epoll_ctl(epfd, EPOLL_CTL_ADD, p[0], &ev), -1);
+	ck_assert_int_eq(errno, ENOMEM);
+	/* Not registered: MOD says so, as the kernel would. */
+	errno = 0;
+	ck_assert_int_eq(rp_epoll_ctl(epfd, EPOLL_CTL_MOD, p[0], &ev), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	/* And the next ADD works. */
+	t_ready_pipe(epfd, q, 2);
+	t_add(epfd, p[0], EPOLLIN, 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 2000), 1);
+	ck_assert_uint_eq(ev.data.u64, 2);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(q[0]);
+	rp_close(q[1]);
+	rp_close(epfd);
+}
+END_TEST
+
+START_TEST(fault_no_fds_left_is_emfile_without_leak)
+{
+	struct rlimit old, rl;
+	int fds = t_count_fds(), epfd, n = 0;
+	int *held = calloc(64, sizeof(int));
+
+	getrlimit(RLIMIT_NOFILE, &old);
+	rl = old;
+	rl.rlim_cur = (rlim_t)fds + 40;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	/* Use up every fd but one: a ring fits, its eventfd does not. */
+	while (n < 64) {
+		int fd = open("/dev/null", O_RDONLY);
+
+		if (fd < 0)
+			break;
+		held[n++] = fd;
+	}
+	ck_assert_int_ge(n, 1);
+	close(held[--n]);
+	errno = 0;
+	epfd = rp_epoll_create1(0);
+	ck_assert_int_eq(epfd, -1);
+	ck_assert_int_eq(errno, EMFILE);
+	/* Nothing half-made stays open: the one free fd is still free. */
+	epfd = open("/dev/null", O_RDONLY);
+	ck_assert_int_ge(epfd, 0);
+	close(epfd);
+	while (n)
+		close(held[--n]);
+	free(held);
+	setrlimit(RLIMIT_NOFILE, &old);
+}
+END_TEST
+
+START_TEST(fault_full_sq_and_overflowing_cq_lose_nothing)
+{
+	/*
+	 * 5,000 ready fds added with no wait in between: 5,000 SQEs through
+	 * a 256-entry SQ, then 5,000 completions into a 4,096-entry CQ.
+	 * Every fd is reported exactly once per round.
+	 */
+	enum { N = 5000 };
+	int epfd = rp_epoll_create1(0), (*p)[2] = calloc(N, sizeof(*p));
+	char *seen = calloc(N, 1);
+	struct epoll_event ev[512];
+	int got = 0;
+
+	ck_assert(t_nofile(2 * N + 200));
+	for (int i = 0; i < N; i++)
+		t_ready_pipe(epfd, p[i], (uint64_t)i);
+	while (got < N) {
+		int k = rp_epoll_wait(epfd, ev, 512, 5000);
+
+		ck_assert_int_gt(k, 0);
+		for (int j = 0; j < k; j++) {
+			int i = (int)ev[j].data.u64;
+			char c;
+
+			ck_assert_int_eq(seen[i], 0);
+			seen[i] = 1;
+			ck_assert_int_eq(read(p[i][0], &c, 1), 1);
+			got++;
+		}
+	}
+	ck_assert_int_eq(rp_epoll_wait(epfd, ev, 512, 0), 0);
+	for (int i = 0; i < N; i++) {
+		rp_close(p[i][0]);
+		rp_close(p[i][1]);
+	}
+	rp_close(epfd);
+	free(p);
+	free(seen);
+}
+END_TEST
+
+Suite *t_suite_faults(void)
+{
+	Suite *s = suite_create("faults");
+	TCase *tc = t_tcase("faults");
+
+	tcase_add_loop_test(tc, fault_enter_errors_lose_nothing, 0, 3);
+	tcase_add_test(tc, fault_wait_eintr_is_reported_and_recovers);
+	tcase_add_test(tc, fault_alloc_gives_enomem_and_stays_usable);
+	tcase_add_test(tc, fault_no_fds_left_is_emfile_without_leak);
+	tcase_add_test(tc, fault_full_sq_and_overflowing_cq_lose_nothing);
+	suite_add_tcase(s, tc);
+	return s;
+}
