@@ -636,18 +636,22 @@ int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	return rp__ep_arm(ep, fd, it);
 }
 
-int rp__ep_del(struct rp__ep *ep, int fd)
+int rp__ep_del(struct rp__ep *ep, int fd, bool inherited)
 {
 	struct rp__ep_item *it = rp__ep_item(ep, fd);
 	int ret;
 
 	if (!it || !(it->flags & RP__EPI_USED))
 		return -ENOENT;
-	ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
-			      (uint32_t)fd);
-	if (ret < 0)
-		return ret;
-	if (it->flags & RP__EPI_EPOLL) {
+	if (inherited) {
+		it->poll.armed = false;
+	} else {
+		ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
+				      (uint32_t)fd);
+		if (ret < 0)
+			return ret;
+	}
+	if ((it->flags & RP__EPI_EPOLL) && !inherited) {
 		struct rp__ep *child = rp__ep_get(fd);
 
 		for (uint32_t i = 0; i < ep->nnested; i++) {

@@ -82,6 +82,12 @@ struct rp__ep {
 
 extern atomic_ulong rp__ep_fork_gen;
 
+/* In a forked child that has not used the instance since the fork. */
+static inline bool rp__ep_inherited(const struct rp__ep *ep)
+{
+	return ep->fork_gen != atomic_load(&rp__ep_fork_gen);
+}
+
 /* The readiness bits epoll reports; EPOLLERR and EPOLLHUP always. */
 #define RP__EP_POLL_BITS                                                  \
 	(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLRDNORM |       \
@@ -120,7 +126,8 @@ static inline struct rp__ep_item *rp__ep_item(struct rp__ep *ep, int fd)
 int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 	       struct rp__ep *child);
 int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev);
-int rp__ep_del(struct rp__ep *ep, int fd);
+/* inherited: the ring is a forked parent's; touch only the table. */
+int rp__ep_del(struct rp__ep *ep, int fd, bool inherited);
 /* Hands kernel work queued by ctl to the kernel if anybody needs it now. */
 void rp__ep_ctl_done(struct rp__ep *ep);
 /*

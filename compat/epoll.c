@@ -149,9 +149,12 @@ static void rp__atfork_child(void)
 {
 	atomic_fetch_add(&rp__ep_fork_gen, 1);
 	pthread_mutex_init(&rp__tab_lock, NULL);
+	/* The counters are the parent's: the child reports its own. */
+	memset(&rp__st_closed, 0, sizeof(rp__st_closed));
 	for (uint32_t i = 0; i < rp__ep_nall; i++) {
 		pthread_mutex_init(&rp__ep_all[i]->lock, NULL);
 		rp__ep_all[i]->waiters = 0;
+		memset(&rp__ep_all[i]->st, 0, sizeof(rp__ep_all[i]->st));
 	}
 }
 
@@ -374,7 +377,7 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 		ret = rp__ep_mod(ep, fd, ev);
 		break;
 	case EPOLL_CTL_DEL:
-		ret = rp__ep_del(ep, fd);
+		ret = rp__ep_del(ep, fd, false);
 		if (ret == 0 && (e = rp__fdent(fd, false)))
 			atomic_fetch_sub(&e->nreg, 1);
 		break;
@@ -527,38 +530,61 @@ static void rp__ep_check_fork(struct rp__ep *ep)
 /* Forgets fd in every instance that has it, before the real close. */
 static void rp__close_registered(int fd, struct rp__fdent *e)
 {
-	struct rp__ep **eps;
-	uint32_t n = 0;
+	/*
+	 * One instance at a time, a reference taken under the table lock:
+	 * no allocation, which a child between fork and exec cannot afford.
+	 */
+	for (uint32_t i = 0;; i++) {
+		struct rp__ep *ep;
 
-	/* Take references under the table lock, work without it. */
-	pthread_mutex_lock(&rp__tab_lock);
-	eps = malloc(rp__ep_nall * sizeof(*eps));
-	for (uint32_t i = 0; eps && i < rp__ep_nall; i++) {
-		struct rp__ep *ep = rp__ep_all[i];
-
-		if (atomic_load(&ep->refs)) {
-			atomic_fetch_add(&ep->refs, 1);
-			eps[n++] = ep;
+		pthread_mutex_lock(&rp__tab_lock);
+		if (i >= rp__ep_nall) {
+			pthread_mutex_unlock(&rp__tab_lock);
+			break;
 		}
-	}
-	pthread_mutex_unlock(&rp__tab_lock);
-	for (uint32_t i = 0; i < n; i++) {
-		struct rp__ep *ep = eps[i];
-
-		rp__ep_check_fork(ep);
+		ep = rp__ep_all[i];
+		if (!atomic_load(&ep->refs)) {
+			pthread_mutex_unlock(&rp__tab_lock);
+			continue;
+		}
+		atomic_fetch_add(&ep->refs, 1);
+		pthread_mutex_unlock(&rp__tab_lock);
 		pthread_mutex_lock(&ep->lock);
-		if (!ep->dead && rp__ep_del(ep, fd) == 0) {
+		/*
+		 * An instance inherited through fork and not used since: its
+		 * ring is the parent's, so only the table forgets the fd.
+		 */
+		if (!ep->dead &&
+		    rp__ep_del(ep, fd, rp__ep_inherited(ep)) == 0) {
 			/*
 			 * The cancelled poll holds the file: let the kernel
 			 * drop it now, so that a socket sends its FIN.
 			 */
-			rp__ring_settle(&ep->ring);
+			if (!rp__ep_inherited(ep))
+				rp__ring_settle(&ep->ring);
 		}
 		pthread_mutex_unlock(&ep->lock);
 		rp__ep_put(ep);
 	}
-	free(eps);
 	atomic_store(&e->nreg, 0);
+}
+
+/*
+ * Closing an instance inherited through fork and never used since: no
+ * ring is built for it (a child about to exec closes everything), no
+ * allocation, no access to the parent's ring. The struct stays allocated
+ * in this process; the caller closes the fd.
+ */
+static void rp__drop_inherited(struct rp__ep *ep, struct rp__fdent *e)
+{
+	pthread_mutex_lock(&ep->lock);
+	atomic_store(&e->ep, NULL);
+	ep->dead = true;
+	rp__ring_forget(&ep->ring);
+	if (ep->wake_fd >= 0)
+		syscall(SYS_close, ep->wake_fd);
+	ep->wake_fd = -1;
+	pthread_mutex_unlock(&ep->lock);
 }
 
 int rp__forget(int fd)
@@ -572,6 +598,11 @@ int rp__forget(int fd)
 	/* An instance nested in others leaves them first. */
 	if (atomic_load(&e->nreg))
 		rp__close_registered(fd, e);
+	ep = atomic_load(&e->ep);
+	if (ep && rp__ep_inherited(ep)) {
+		rp__drop_inherited(ep, e);
+		return 0;
+	}
 	ep = rp__ep_get(fd);
 	if (!ep)
 		return 0;

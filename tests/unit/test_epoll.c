@@ -11,7 +11,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ringpoll_epoll.h"
@@ -203,6 +208,77 @@ START_TEST(epoll_many_registrations)
 }
 END_TEST
 
+static int t_io_uring_fds(void)
+{
+	char path[64], link[64];
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++) {
+		ssize_t k;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		k = readlink(path, link, sizeof(link) - 1);
+		if (k < 0)
+			continue;
+		link[k] = 0;
+		n += strcmp(link, "anon_inode:[io_uring]") == 0;
+	}
+	return n;
+}
+
+START_TEST(epoll_child_closing_inherited_fds_builds_no_ring)
+{
+	int epfd = rp_epoll_create1(0), p[2], status;
+	struct epoll_event ev;
+	pid_t pid;
+
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/*
+		 * As a child about to exec does: close what it inherited. No
+		 * ring may be built for that (it would allocate after fork)
+		 * and nothing of the instance may stay open.
+		 */
+		struct sock_filter f[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+				 offsetof(struct seccomp_data, nr)),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+				 __NR_io_uring_setup, 0, 1),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		};
+		struct sock_fprog prog = { 4, f };
+		int before = t_count_fds();
+
+		/* A ring built here would be io_uring_setup: fatal. */
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+			_exit(4);
+		rp_close(p[0]);
+		rp_close(epfd);
+		if (t_io_uring_fds() != 0)
+			_exit(2);
+		/* The pipe end, the ring and its eventfd are gone. */
+		_exit(t_count_fds() == before - 3 ? 0 : 3);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status), "child killed by signal %d",
+		      WTERMSIG(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	/* The parent's instance is untouched. */
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 2000), 1);
+	ck_assert_uint_eq(ev.data.u64, 1);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(epfd);
+}
+END_TEST
+
 Suite *t_suite_epoll(void)
 {
 	Suite *s = suite_create("epoll");
@@ -214,6 +290,7 @@ Suite *t_suite_epoll(void)
 	tcase_add_test(tc, epoll_stale_candidate_is_dropped);
 	tcase_add_test(tc, epoll_kernel_fd_passes_through);
 	tcase_add_test(tc, epoll_many_registrations);
+	tcase_add_test(tc, epoll_child_closing_inherited_fds_builds_no_ring);
 	{
 		struct rlimit rl;
 
