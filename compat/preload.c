@@ -66,6 +66,17 @@ RP_EXPORT int __close(int fd)
 	RP_KEEP_ERRNO(rp_close(fd));
 }
 
+/*
+ * A vfork child shares the parent's memory: whatever it did to an instance
+ * (closing fds before exec, as Python's subprocess does) would happen to
+ * the parent's. vfork may be a fork; make it one, so the child has memory
+ * of its own and the fork handling applies.
+ */
+RP_EXPORT pid_t vfork(void)
+{
+	return fork();
+}
+
 /* The real calls, found once: what follows them in the link order. */
 static int (*rp__real_dup2)(int, int);
 static int (*rp__real_dup3)(int, int, int);

@@ -79,6 +79,36 @@ else
 	no "--stats prints counters at exit"; cat "$out/stats.txt"
 fi
 
+# 5b. A program that spawns children with vfork (Python's subprocess):
+# what the child closes before exec must not touch the parent's instances.
+if command -v python3 >/dev/null 2>&1; then
+	cat > "$out/sub.py" <<'PY'
+import asyncio, os
+async def main():
+    outs = []
+    for i in range(20):
+        p = await asyncio.create_subprocess_exec(
+            'echo', str(i), stdout=asyncio.subprocess.PIPE)
+        o, _ = await p.communicate()
+        outs.append(o.decode().strip())
+    ring = 0
+    for f in os.listdir('/proc/self/fd'):
+        try:
+            ring += 'io_uring' in os.readlink('/proc/self/fd/' + f)
+        except OSError:
+            pass  # the listing's own fd, closed by now
+    print('ok' if outs == [str(i) for i in range(20)] and ring else 'bad', ring)
+asyncio.run(main())
+PY
+	if timeout 60 "$B/ringpoll-run" python3 "$out/sub.py" > "$out/sub.txt" 2>&1 &&
+	    grep -q '^ok ' "$out/sub.txt"; then
+		ok "asyncio subprocesses (vfork) under ringpoll-run"
+	else
+		no "asyncio subprocesses (vfork) under ringpoll-run"
+		tail -5 "$out/sub.txt"
+	fi
+fi
+
 # 6. Bad usage: a clear message and a non-zero exit.
 "$B/ringpoll-run" > "$out/usage.txt" 2>&1
 rc=$?
@@ -99,7 +129,7 @@ fi
 # 7. Only the interposed symbols are exported.
 syms=$(nm -D --defined-only "$B/libringpoll-preload.so" | awk '{print $3}' |
 	sort | tr '\n' ' ')
-want="__close close close_range dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_pwait epoll_pwait2 epoll_wait "
+want="__close close close_range dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_pwait epoll_pwait2 epoll_wait vfork "
 if [ "$syms" = "$want" ]; then
 	ok "the shim exports only what it interposes"
 else
