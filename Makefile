@@ -67,6 +67,10 @@ $(B)/tests/seccomp-run: tests/preload/seccomp-run.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g $< -o $@
 
+$(B)/tests/relisten: tests/preload/relisten.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) $< -o $@
+
 $(B)/tests/epoll-probe: tests/preload/epoll-probe.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) $< -o $@
@@ -108,7 +112,7 @@ $(B)/readme_example: README.md $(B)/libringpoll.a
 check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
 		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so \
 		$(B)/tests/seccomp-run $(B)/tests/epoll-probe \
-		$(B)/tests/epoll-probe-rp
+		$(B)/tests/epoll-probe-rp $(B)/tests/relisten
 	timeout 60 $(B)/readme_example
 	timeout 60 $(B)/readme_example completion
 	timeout 300 $(B)/tests/epoll-kernel

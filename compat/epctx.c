@@ -687,6 +687,30 @@ void rp__ep_ctl_done(struct rp__ep *ep)
 		rp__ep_settle(ep);
 }
 
+/* ---- exit ---- */
+
+void rp__ep_cancel_all(struct rp__ep *ep)
+{
+	/*
+	 * A pending poll holds its file, and the kernel tears a ring down
+	 * asynchronously after the process is gone: a listening socket
+	 * would stay bound for milliseconds, and a server restarted at once
+	 * would find its port in use. Cancel every poll now, and let the
+	 * kernel finish the cancellations before exit closes the files.
+	 */
+	for (uint32_t c = 0; c < ep->nchunks; c++) {
+		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
+			struct rp__ep_item *it = &ep->chunks[c][i];
+
+			if (it->poll.armed)
+				rp__poll_cancel(&ep->ring, &it->poll,
+						RP__UD_EPOLL,
+						c * RP__EP_CHUNK + i);
+		}
+	}
+	rp__ring_settle(&ep->ring);
+}
+
 /* ---- fork ---- */
 
 int rp__ep_rebuild(struct rp__ep *ep)

@@ -110,6 +110,8 @@ void rp__ep_watch(struct rp__ep *ep);
 int rp__ep_init(struct rp__ep *ep, int flags);
 /* Releases the ring and the table; the struct itself is recycled. */
 void rp__ep_release(struct rp__ep *ep);
+/* At exit: every poll cancelled, so that no file outlives the process. */
+void rp__ep_cancel_all(struct rp__ep *ep);
 /* In a forked child: a fresh ring under the same fd, interest re-armed. */
 int rp__ep_rebuild(struct rp__ep *ep);
 

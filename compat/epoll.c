@@ -199,8 +199,32 @@ static void rp__st_report(void)
 		(long long)epoll_calls - (long long)ours);
 }
 
+/* See rp__ep_cancel_all: files must not outlive the process. */
+static void rp__epoll_exit(void)
+{
+	for (uint32_t i = 0;; i++) {
+		struct rp__ep *ep;
+
+		pthread_mutex_lock(&rp__tab_lock);
+		if (i >= rp__ep_nall) {
+			pthread_mutex_unlock(&rp__tab_lock);
+			break;
+		}
+		ep = rp__ep_all[i];
+		pthread_mutex_unlock(&rp__tab_lock);
+		/* Not waited for: another thread may be inside, or stuck. */
+		if (!atomic_load(&ep->refs) || rp__ep_inherited(ep) ||
+		    pthread_mutex_trylock(&ep->lock) != 0)
+			continue;
+		if (!ep->dead)
+			rp__ep_cancel_all(ep);
+		pthread_mutex_unlock(&ep->lock);
+	}
+}
+
 __attribute__((constructor)) static void rp__epoll_init(void)
 {
+	atexit(rp__epoll_exit);
 	rp__disable = rp__env_on("RINGPOLL_DISABLE");
 	rp__debug = rp__env_on("RINGPOLL_DEBUG");
 	pthread_atfork(NULL, NULL, rp__atfork_child);

@@ -109,6 +109,21 @@ PY
 	fi
 fi
 
+# 5c. A server that exits without closing its listener: the port is free
+# at once, as with the kernel's epoll (a pending poll holds the socket).
+port=$((23000 + $$ % 1000))
+bad=0
+for i in 1 2 3 4 5; do
+	"$B/ringpoll-run" "$B/tests/relisten" $port child &&
+		"$B/tests/relisten" $port check 2>> "$out/relisten.txt" || bad=1
+done
+if [ $bad = 0 ]; then
+	ok "a listener is released when its process exits"
+else
+	no "a listener is released when its process exits"
+	cat "$out/relisten.txt"
+fi
+
 # 6. Bad usage: a clear message and a non-zero exit.
 "$B/ringpoll-run" > "$out/usage.txt" 2>&1
 rc=$?
