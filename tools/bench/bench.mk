@@ -1,5 +1,36 @@
-# rpbench and `make demo`'s matrix (placeholder until tools/bench lands).
-BENCH_BIN :=
+# rpbench and `make demo`'s matrix; included by the top Makefile.
+#
+# rpbench is built with the library's strict flags (RP_CFLAGS). The epoll
+# server, tools/bench/srv_epoll.c, is compiled twice: as is, on the kernel's
+# epoll, and with -include ringpoll_compat.h onto rp_epoll_*, so that the
+# epoll and rp-epoll modes run the very same code.
 
-demo-run:
-	@echo "demo: the benchmark matrix is not built yet (tools/bench)"
+BENCH_BIN := $(B)/rpbench
+BENCH_SRCS := tools/bench/rpbench.c tools/bench/args.c tools/bench/hist.c \
+	tools/bench/report.c tools/bench/server.c tools/bench/load.c \
+	tools/bench/srv_epoll.c tools/bench/srv_async.c tools/bench/srv_uring.c
+BENCH_OBJS := $(BENCH_SRCS:tools/bench/%.c=$(B)/bench/%.o) \
+	$(B)/bench/srv_epoll_rp.o
+BENCH_DEPS := tools/bench/bench.h $(HDRS)
+
+.PHONY: demo-run bench-real-servers
+
+$(B)/bench/%.o: tools/bench/%.c $(BENCH_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) -c $< -o $@
+
+$(B)/bench/srv_epoll_rp.o: tools/bench/srv_epoll.c $(BENCH_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) -DRPB_ON_RING -include ringpoll_compat.h -c $< -o $@
+
+$(BENCH_BIN): $(BENCH_OBJS) $(B)/libringpoll.a
+	$(CC) $(CFLAGS) $(SAN_CFLAGS) -o $@ $(BENCH_OBJS) \
+		$(B)/libringpoll.a -luring -lpthread
+
+# The demo's matrix. DEMO_SECONDS, DEMO_ROUNDS, DEMO_CONNS, DEMO_MODES and
+# DEMO_PIN tune it (tools/bench/demo --help).
+demo-run: $(BENCH_BIN) $(B)/ringpoll-run $(B)/libringpoll-preload.so
+	tools/bench/demo --build $(B)
+
+bench-real-servers: $(B)/ringpoll-run $(B)/libringpoll-preload.so
+	tools/bench/real-servers --build $(B)
