@@ -29,7 +29,7 @@ EPOLL_T_SRCS := $(wildcard tests/epoll/*.c)
 EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 
 .PHONY: all deps check check-run check-asan check-tsan check-valgrind \
-	check-integration \
+	check-integration check-bench \
 	demo install clean format
 
 all: $(B)/libringpoll.a $(B)/libringpoll.so $(B)/libringpoll-preload.so \
@@ -162,10 +162,15 @@ check-valgrind: $(B)/tests/rp-unit $(B)/tests/epoll-rp
 check-integration: $(B)/ringpoll-run $(B)/libringpoll-preload.so
 	timeout 900 tests/integration/run
 
+# The benchmark, on a tiny matrix: it runs, it checks, it refuses bad input.
+check-bench: $(BENCH_BIN) $(B)/ringpoll-run $(B)/libringpoll-preload.so
+	timeout 600 tests/bench/smoke.sh $(B)
+
 check: deps
 	$(MAKE) check-asan
 	$(MAKE) check-tsan
 	$(MAKE) check-integration
+	$(MAKE) check-bench
 	$(MAKE) check-run
 
 # The benchmark and the demo's matrix live in tools/bench/bench.mk, which
