@@ -2,6 +2,7 @@
 # `make install PREFIX=...`.
 
 MAKEFLAGS += --no-print-directory
+.DEFAULT_GOAL := all
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -27,6 +28,14 @@ HDRS := $(wildcard include/*.h lib/*.h compat/*.h)
 TEST_SRCS := $(wildcard tests/unit/*.c)
 EPOLL_T_SRCS := $(wildcard tests/epoll/*.c)
 EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
+
+# Included before any rule names their targets.
+# The benchmark and the demo's matrix live in tools/bench/bench.mk, which
+# defines $(B)/rpbench and demo-run.
+-include tools/bench/bench.mk
+# The differential fuzzer: $(B)/tests/epoll-fuzz, fuzz-check (bounded, run
+# by make check) and fuzz (FUZZ_SECONDS=...).
+-include tests/fuzz/fuzz.mk
 
 .PHONY: all deps check check-run check-asan check-tsan check-valgrind \
 	check-integration check-bench \
@@ -173,12 +182,6 @@ check: deps
 	$(MAKE) check-bench
 	$(MAKE) check-run
 
-# The benchmark and the demo's matrix live in tools/bench/bench.mk, which
-# defines $(B)/rpbench and demo-run.
--include tools/bench/bench.mk
-# The differential fuzzer: $(B)/tests/epoll-fuzz, fuzz-check (bounded, run
-# by make check) and fuzz (FUZZ_SECONDS=...).
--include tests/fuzz/fuzz.mk
 
 demo: deps
 	$(MAKE) $(B)/readme_example
