@@ -38,7 +38,7 @@ EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 -include tests/fuzz/fuzz.mk
 
 .PHONY: all deps check check-run check-asan check-tsan check-valgrind \
-	check-integration check-bench \
+	check-integration check-bench check-soak \
 	demo install clean format
 
 all: $(B)/libringpoll.a $(B)/libringpoll.so $(B)/libringpoll-preload.so \
@@ -175,11 +175,16 @@ check-integration: $(B)/ringpoll-run $(B)/libringpoll-preload.so
 check-bench: $(BENCH_BIN) $(B)/ringpoll-run $(B)/libringpoll-preload.so
 	timeout 600 tests/bench/smoke.sh $(B)
 
+# 10,000 connections through epoll, rp_epoll_* and the preload.
+check-soak: $(BENCH_BIN) $(B)/ringpoll-run $(B)/libringpoll-preload.so
+	timeout 600 tests/soak/soak.sh $(B)
+
 check: deps
 	$(MAKE) check-asan
 	$(MAKE) check-tsan
 	$(MAKE) check-integration
 	$(MAKE) check-bench
+	$(MAKE) check-soak
 	$(MAKE) check-run
 
 

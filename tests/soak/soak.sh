@@ -1,0 +1,87 @@
+#!/bin/sh
+# Soak: 10,000 concurrent TCP connections echoing through the kernel's
+# epoll (control), rp_epoll_* and the preload, two rounds each. rpbench's
+# load generator checks every byte; between rounds the server must be back
+# to the fds it started with and its RSS must not grow by more than
+# SOAK_RSS_KB. Usage: tests/soak/soak.sh BUILD_DIR
+set -u
+B=${1:-build}
+CONNS=${SOAK_CONNS:-10000}
+SECONDS_PER_ROUND=${SOAK_SECONDS:-3}
+RSS_SLACK=${SOAK_RSS_KB:-1024}
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+no() { fail=$((fail + 1)); echo "not ok - $1"; }
+port=$((31000 + $$ % 500 * 2))
+# Each side holds CONNS fds: raise the soft limit to what is needed.
+ulimit -n $((CONNS + 1000)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((CONNS + 100)) ]; then
+	CONNS=$(($(ulimit -n) - 200))
+	echo "# the fd limit allows $CONNS connections only"
+fi
+
+# The server's count of open fds, once it has closed what the load left.
+settled_fds() {
+	n=0
+	while [ $n -lt 50 ]; do
+		c=$(ls "/proc/$1/fd" 2>/dev/null | wc -l)
+		[ "$c" -le "$2" ] && break
+		sleep 0.1
+		n=$((n + 1))
+	done
+	echo "$c"
+}
+
+for mode in epoll rp-epoll preload; do
+	runner=""
+	m=$mode
+	if [ $mode = preload ]; then
+		runner="$B/ringpoll-run"
+		m=epoll
+	fi
+	port=$((port + 2))
+	# shellcheck disable=SC2086
+	timeout 120 $runner "$B/rpbench" server --mode $m --port $port \
+		> /dev/null 2>&1 &
+	srv=$!
+	sleep 0.5
+	# timeout's child: rpbench (ringpoll-run execs it).
+	pid=$(pgrep -P $srv | head -1)
+	if [ -z "$pid" ] || ! grep -q rpbench "/proc/$pid/comm"; then
+		no "$mode: the server did not start"
+		kill $srv 2>/dev/null
+		continue
+	fi
+	fds0=$(ls "/proc/$pid/fd" | wc -l)
+	good=1
+	rss=""
+	for round in 1 2; do
+		if ! timeout 60 "$B/rpbench" load --port $port --conns $CONNS \
+		    --size 64 --seconds "$SECONDS_PER_ROUND" --warmup 1 \
+		    > /dev/null 2>&1; then
+			echo "# $mode round $round: the load failed"
+			good=0
+		fi
+		fds=$(settled_fds "$pid" "$fds0")
+		if [ "$fds" -gt "$fds0" ]; then
+			echo "# $mode round $round: $fds fds open, $fds0 before"
+			good=0
+		fi
+		r=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")
+		if [ -n "$rss" ] && [ $((r - rss)) -gt "$RSS_SLACK" ]; then
+			echo "# $mode: RSS grew from $rss to $r kB"
+			good=0
+		fi
+		rss=$r
+	done
+	kill -TERM $srv 2>/dev/null
+	wait $srv 2>/dev/null
+	if [ $good = 1 ]; then
+		ok "$mode: $CONNS connections, 2 rounds, every byte, no fd or memory growth (RSS $rss kB)"
+	else
+		no "$mode: $CONNS connections, 2 rounds"
+	fi
+done
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
