@@ -292,6 +292,19 @@ static void rp__ep_requeue(struct rp__ep *ep)
 	/* The nested ones set aside wait on the list for their report. */
 	ep->ready_head = nested_head;
 	ep->ready_tail = nested_tail;
+	/*
+	 * A level-triggered nested instance is asked at every wait: its
+	 * ring may hold nothing while it has events (they were harvested).
+	 */
+	for (uint32_t i = 0; i < ep->nnested; i++) {
+		fd = ep->nested[i];
+		it = rp__ep_item(ep, fd);
+		if ((it->flags & RP__EPI_USED) && !(it->events & EPOLLET) &&
+		    !(it->flags & RP__EPI_DISABLED)) {
+			it->ready |= EPOLLIN;
+			rp__ep_list(ep, fd, it);
+		}
+	}
 	for (uint32_t i = 0; i < ep->nrearm; i++) {
 		fd = ep->rearm[i];
 		it = rp__ep_item(ep, fd);
@@ -302,7 +315,7 @@ static void rp__ep_requeue(struct rp__ep *ep)
 		    (it->flags & RP__EPI_DISABLED))
 			continue;
 		/* Still hooked (watched): a candidate, polled at report. */
-		if (it->poll.armed && it->poll.multishot) {
+		if (ep->watched && it->poll.armed && it->poll.multishot) {
 			it->ready |= rp__ep_reportable(it->events);
 			rp__ep_list(ep, fd, it);
 			continue;
@@ -604,6 +617,9 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 	}
 	if (child) {
 		ep->nested[ep->nnested++] = fd;
+		/* As ep_insert does, look at it once now: a candidate. */
+		it->ready |= EPOLLIN;
+		rp__ep_list(ep, fd, it);
 		/* child's lock comes after ours, as in rp__ep_reaches. */
 		pthread_mutex_lock(&child->lock);
 		if (child->watched++ == 0)
