@@ -185,6 +185,7 @@ check: deps
 	$(MAKE) check-integration
 	$(MAKE) check-bench
 	$(MAKE) check-soak
+	$(MAKE) fuzz-check
 	$(MAKE) check-run
 
 

@@ -189,6 +189,25 @@ static void rp__ep_wake_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		rp__ep_wake_arm(ep);
 }
 
+/*
+ * A CQE of an older generation. If it says more will come, it is a
+ * multishot poll we removed while it was completing: the remove failed
+ * (-EALREADY) and the poll lives on, holding its file. Remove it again.
+ */
+static void rp__ep_stale(struct rp__ep *ep, const struct io_uring_cqe *cqe)
+{
+	struct io_uring_sqe *sqe;
+
+	ep->st.stale_cqes++;
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		return;
+	sqe = rp__ring_sqe(&ep->ring, NULL);
+	if (!sqe)
+		return;
+	io_uring_prep_poll_remove(sqe, cqe->user_data);
+	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+}
+
 static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 {
 	int fd = (int)rp__ud_slot(cqe->user_data);
@@ -206,12 +225,12 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	}
 	it = rp__ep_item(ep, fd);
 	if (!it || !(it->flags & RP__EPI_USED)) {
-		ep->st.stale_cqes++;
+		rp__ep_stale(ep, cqe);
 		return;
 	}
 	switch (rp__poll_classify(&it->poll, cqe)) {
 	case RP__POLL_STALE:
-		ep->st.stale_cqes++;
+		rp__ep_stale(ep, cqe);
 		return;
 	case RP__POLL_REARM:
 		rp__ep_arm(ep, fd, it);

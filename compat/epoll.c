@@ -27,7 +27,8 @@
 
 struct rp__fdent {
 	_Atomic(struct rp__ep *) ep;
-	atomic_uint nreg; /* instances that have this fd registered */
+	/* instances that have (or had, since its last close) fd registered */
+	atomic_uint nreg;
 };
 
 static _Atomic(struct rp__fdent *) rp__tab[RP__TAB_CHUNKS];
@@ -402,8 +403,10 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 		break;
 	case EPOLL_CTL_DEL:
 		ret = rp__ep_del(ep, fd, false);
-		if (ret == 0 && (e = rp__fdent(fd, false)))
-			atomic_fetch_sub(&e->nreg, 1);
+		/*
+		 * Keep counting it until its close: the remove is only
+		 * queued, and the close must hand it to the kernel.
+		 */
 		break;
 	default:
 		ret = -EINVAL;
@@ -513,6 +516,11 @@ static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
 	int fd = ep->fd, ret = 0;
 
 	pthread_mutex_lock(&ep->lock);
+	/*
+	 * The kernel cancels a closed ring's polls later, in its exit work:
+	 * until then they would hold their files. Cancel them now.
+	 */
+	rp__ep_cancel_all(ep);
 	atomic_store(&e->ep, NULL);
 	ep->dead = true;
 	if (ep->waiters || atomic_load(&ep->refs) > 2) {
@@ -578,14 +586,23 @@ static void rp__close_registered(int fd, struct rp__fdent *e)
 		 * An instance inherited through fork and not used since: its
 		 * ring is the parent's, so only the table forgets the fd.
 		 */
-		if (!ep->dead &&
-		    rp__ep_del(ep, fd, rp__ep_inherited(ep)) == 0) {
+		if (!ep->dead && !rp__ep_inherited(ep)) {
+			rp__ep_del(ep, fd, false);
 			/*
-			 * The cancelled poll holds the file: let the kernel
-			 * drop it now, so that a socket sends its FIN.
+			 * A cancelled poll (now, or by an earlier DEL whose
+			 * remove is still queued) holds the file: let the
+			 * kernel drop it now, so that a socket sends its FIN.
+			 * A multishot that was completing survives its remove;
+			 * its CQE asks for another (rp__ep_stale).
 			 */
-			if (!rp__ep_inherited(ep))
+			for (int round = 0; round < 2; round++) {
 				rp__ring_settle(&ep->ring);
+				rp__ep_harvest(ep);
+				if (!rp__ring_unsubmitted(&ep->ring))
+					break;
+			}
+		} else if (!ep->dead) {
+			rp__ep_del(ep, fd, true);
 		}
 		pthread_mutex_unlock(&ep->lock);
 		rp__ep_put(ep);
