@@ -1787,7 +1787,8 @@ static int shrink(int code)
 
 static int noshrink;
 
-static void report(uint64_t seed, int code)
+/* 0: reproduced (and shrunk), 1: the recorded ops pass on replay. */
+static int report(uint64_t seed, int code)
 {
 	int n, rc, sig = LOG->sig ? LOG->sig : code;
 	char b[200];
@@ -1797,16 +1798,20 @@ static void report(uint64_t seed, int code)
 	if (noshrink) {
 		fprintf(stderr, "    ");
 		replay(LOG->count, 0);
-		return;
+		return 0;
 	}
 	/* Is it reproducible from the recorded ops? */
 	memcpy(saved, LOG->ops, sizeof(struct op) * LOG->count);
 	n = LOG->count;
 	rc = replay(n, 1);
 	if (rc != sig) {
+		memcpy(LOG->ops, saved, sizeof(struct op) * n);
+		rc = replay(n, 1);
+	}
+	if (rc != sig) {
 		fprintf(stderr, "  (replay gives %d, not %d: not reproducible)\n",
 			rc, sig);
-		return;
+		return 1;
 	}
 	memcpy(LOG->ops, saved, sizeof(struct op) * n);
 	n = shrink(sig);
@@ -1820,6 +1825,7 @@ static void report(uint64_t seed, int code)
 	replay(n, 0);
 	memcpy(LOG->ops, saved, sizeof(struct op) * n);
 	LOG->count = n;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -1837,6 +1843,8 @@ static void usage(void)
 		"  -v  trace every op of a single run\n"
 		"  -k  keep going after a failure (default: stop at 5)\n"
 		"  -S  do not shrink failures, print them as they are\n"
+		"  -F  a failure its replays do not reproduce is FLAKY, not\n"
+		"      failed (reported, counted apart)\n"
 		"  -X  steer around a known bug: nest, modet, close, epclose,\n"
 		"      all\n"
 		"      (tests/fuzz/KNOWN.md)\n");
@@ -1847,11 +1855,11 @@ int main(int argc, char **argv)
 {
 	uint64_t first = 1, skip[64];
 	long nseq = -1, secs = -1, nops = 200;
-	int nskip = 0, opt, keep = 0;
-	long passed = 0, failed = 0;
+	int nskip = 0, opt, keep = 0, tolerate = 0;
+	long passed = 0, failed = 0, flaky = 0;
 	time_t start = time(NULL);
 
-	while ((opt = getopt(argc, argv, "s:n:t:l:x:X:vkS")) != -1) {
+	while ((opt = getopt(argc, argv, "s:n:t:l:x:X:vkSF")) != -1) {
 		switch (opt) {
 		case 's':
 			if (!strcmp(optarg, "random"))
@@ -1897,6 +1905,9 @@ int main(int argc, char **argv)
 		case 'S':
 			noshrink = 1;
 			break;
+		case 'F':
+			tolerate = 1;
+			break;
 		default:
 			usage();
 		}
@@ -1931,16 +1942,25 @@ int main(int argc, char **argv)
 			passed++;
 			continue;
 		}
-		failed++;
 		if (verbose) {
+			failed++;
 			fprintf(stderr, "FAIL seed %" PRIu64 " (code %d)\n",
 				seed, rc);
 			continue;
 		}
-		report(seed, rc);
+		if (report(seed, rc) && tolerate && !noshrink) {
+			flaky++;
+			fprintf(stderr, "FLAKY seed %" PRIu64 ": not counted "
+					"(-F)\n", seed);
+			continue;
+		}
+		failed++;
 		if (!keep && failed >= 5)
 			break;
 	}
+	if (flaky)
+		printf("%ld flaky (not reproducible, not counted: see "
+		       "FLAKY above)\n", flaky);
 	printf("%ld passed, %ld failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
