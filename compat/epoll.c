@@ -442,21 +442,12 @@ RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	return ret < 0 ? rp__fail(ret) : 0;
 }
 
-static int rp__wait(int epfd, struct epoll_event *events, int maxevents,
-		    int64_t timeout_ns, const sigset_t *sigmask,
-		    const struct timespec *ts)
+/* One lookup per wait: the caller found ep; this drops its reference. */
+static int rp__wait(struct rp__ep *ep, struct epoll_event *events,
+		    int maxevents, int64_t timeout_ns, const sigset_t *sigmask)
 {
-	struct rp__ep *ep = rp__ep_get(epfd);
 	int ret;
 
-	if (!ep) {
-		if (ts || timeout_ns < 0)
-			return (int)syscall(SYS_epoll_pwait2, epfd, events,
-					    maxevents, ts, sigmask, _NSIG / 8);
-		return (int)syscall(SYS_epoll_pwait, epfd, events, maxevents,
-				    (int)(timeout_ns / 1000000), sigmask,
-				    _NSIG / 8);
-	}
 	if (maxevents <= 0 || maxevents > RP__EP_MAX_EVENTS)
 		ret = -EINVAL;
 	else
@@ -469,12 +460,14 @@ RP_EXPORT int rp_epoll_pwait(int epfd, struct epoll_event *events,
 			     int maxevents, int timeout,
 			     const sigset_t *sigmask)
 {
-	int64_t ns = timeout < 0 ? -1 : (int64_t)timeout * 1000000;
+	struct rp__ep *ep = rp__ep_get(epfd);
 
-	if (!rp_epoll_is_ring(epfd))
+	if (!ep)
 		return (int)syscall(SYS_epoll_pwait, epfd, events, maxevents,
 				    timeout, sigmask, _NSIG / 8);
-	return rp__wait(epfd, events, maxevents, ns, sigmask, NULL);
+	return rp__wait(ep, events, maxevents,
+			timeout < 0 ? -1 : (int64_t)timeout * 1000000,
+			sigmask);
 }
 
 RP_EXPORT int rp_epoll_wait(int epfd, struct epoll_event *events,
@@ -487,20 +480,22 @@ RP_EXPORT int rp_epoll_pwait2(int epfd, struct epoll_event *events,
 			      int maxevents, const struct timespec *timeout,
 			      const sigset_t *sigmask)
 {
+	struct rp__ep *ep;
 	int64_t ns = -1;
 
-	if (!rp_epoll_is_ring(epfd))
+	if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
+			timeout->tv_nsec >= 1000000000) &&
+	    rp_epoll_is_ring(epfd))
+		return rp__fail(-EINVAL);
+	ep = rp__ep_get(epfd);
+	if (!ep)
 		return (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents,
 				    timeout, sigmask, _NSIG / 8);
-	if (timeout) {
-		if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
-		    timeout->tv_nsec >= 1000000000)
-			return rp__fail(-EINVAL);
+	if (timeout)
 		ns = timeout->tv_sec > INT64_MAX / 1000000000 - 1 ?
 			     INT64_MAX :
 			     timeout->tv_sec * 1000000000 + timeout->tv_nsec;
-	}
-	return rp__wait(epfd, events, maxevents, ns, sigmask, timeout);
+	return rp__wait(ep, events, maxevents, ns, sigmask);
 }
 
 RP_EXPORT int rp_epoll_is_ring(int fd)
