@@ -103,6 +103,7 @@ struct rp_stats {
 	uint64_t ops_submitted;	   /* ops submitted as io_uring operations */
 	uint64_t timers_fired;	   /* timer callbacks run */
 	uint64_t cq_overflow_flushes; /* enters made to flush a CQ overflow */
+	uint64_t ops_poll_first;   /* ops that waited for a poll before a try */
 };
 
 /* What the ring setup ended up with, for tools and tests. */

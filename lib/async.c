@@ -94,6 +94,7 @@ RP_EXPORT int rp_source_new(struct rp_loop *loop, int fd, rp_source *out)
 	s->fd = fd;
 	s->state = RP__SRC_OPEN;
 	s->timeout_ms[0] = s->timeout_ms[1] = 0;
+	s->op[0].poll_first = s->op[1].poll_first = false;
 	*out = rp__src_handle(s, slot);
 	return 0;
 }
@@ -299,6 +300,31 @@ static bool rp__op_native(const struct rp_loop *loop, const struct rp__op *op)
 	       op->kind != RP__OPK_CUSTOM;
 }
 
+/*
+ * Poll first, try after: the heuristic of io_uring's own
+ * IORING_RECVSEND_POLL_FIRST. In a request/response exchange the read
+ * that follows a reply finds nothing: trying it costs a syscall that says
+ * EAGAIN, then the poll. So once a try of a data op said EAGAIN, the next
+ * op of that direction arms its poll at once; a try that fills the whole
+ * buffer (data comes faster than it is read, or a send that had room)
+ * goes back to trying first. Custom ops, accept and connect always try.
+ */
+static bool rp__op_streams(const struct rp__op *op)
+{
+	return op->kind == RP__OPK_RECV || op->kind == RP__OPK_READ ||
+	       op->kind == RP__OPK_SEND || op->kind == RP__OPK_WRITE;
+}
+
+static void rp__op_learn(struct rp__op *op, ssize_t res)
+{
+	if (!rp__op_streams(op))
+		return;
+	if (res == -EAGAIN)
+		op->poll_first = true;
+	else if (res < 0 || (size_t)res == op->u.io.len)
+		op->poll_first = false;
+}
+
 /* Starts a filled-in op: at once if it can, else on the ring. */
 static int rp__op_go(struct rp_loop *loop, struct rp__src *s, uint32_t slot,
 		     unsigned dir)
@@ -309,8 +335,12 @@ static int rp__op_go(struct rp_loop *loop, struct rp__src *s, uint32_t slot,
 
 	if (rp__op_native(loop, op)) {
 		ret = rp__op_submit(loop, s, slot, dir);
+	} else if (op->poll_first && rp__op_streams(op)) {
+		loop->st.ops_poll_first++;
+		ret = rp__op_wait(loop, s, slot, dir);
 	} else {
 		res = rp__op_try(s->fd, op);
+		rp__op_learn(op, res);
 		if (res != -EAGAIN) {
 			loop->st.ops_immediate++;
 			loop->pending_ops++;
@@ -544,6 +574,7 @@ int rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe)
 	}
 	loop->st.ops_retried++;
 	res = rp__op_try(s->fd, op);
+	rp__op_learn(op, res);
 	if (res == -EAGAIN) {
 		/* Woken, but someone else took the data, or it was PRI. */
 		loop->st.spurious_wakeups++;

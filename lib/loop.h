@@ -35,6 +35,7 @@ struct rp__op {
 	uint8_t kind;
 	bool timed_out;	  /* the deadline fired: report -ETIMEDOUT */
 	bool cancelling;  /* completion model: an ASYNC_CANCEL is queued */
+	bool poll_first;  /* readiness: the last try said EAGAIN, see rp__op_go */
 	uint32_t gen;	  /* completion model: generation of the SQE */
 	uint32_t next;	  /* deferred queue link, see rp__dq_* */
 	struct rp__poll poll;

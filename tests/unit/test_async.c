@@ -88,6 +88,60 @@ START_TEST(recv_waits_for_data_then_completes)
 }
 END_TEST
 
+/*
+ * Readiness model: a recv whose try said EAGAIN makes the next recv on that
+ * source poll first (no try that would say EAGAIN again); a try that fills
+ * the whole buffer makes the one after try first again.
+ */
+START_TEST(recv_after_eagain_polls_first)
+{
+	struct rp_loop *loop = t_loop(RP_MODEL_READINESS);
+	struct t_done d = { .fd = -1 };
+	struct rp_stats st;
+	char buf[4] = { 0 };
+	int sv[2];
+	rp_source s;
+
+	t_socketpair(sv);
+	s = t_src(loop, sv[0]);
+	/* 1: nothing there: tried, EAGAIN, polled, retried. */
+	ck_assert_int_eq(rp_recv(loop, s, buf, sizeof(buf), 0, t_done_cb, &d),
+			 0);
+	ck_assert_int_eq(write(sv[1], "ab", 2), 2);
+	t_run_until(loop, &d.calls, 5000);
+	ck_assert_int_eq(d.res, 2);
+	rp_loop_stats(loop, &st);
+	ck_assert_uint_eq(st.ops_immediate, 0);
+	ck_assert_uint_eq(st.ops_poll_first, 0);
+	/* 2: data already there, yet the op polls first: no try in the call. */
+	ck_assert_int_eq(write(sv[1], "cdefgh", 6), 6);
+	d.calls = 0;
+	ck_assert_int_eq(rp_recv(loop, s, buf, sizeof(buf), 0, t_done_cb, &d),
+			 0);
+	rp_loop_stats(loop, &st);
+	ck_assert_uint_eq(st.ops_poll_first, 1);
+	ck_assert_uint_eq(st.polls_armed, 2);
+	t_run_until(loop, &d.calls, 5000);
+	/* It still gets the data, and it filled the buffer... */
+	ck_assert_int_eq(d.res, 4);
+	ck_assert_mem_eq(buf, "cdef", 4);
+	/* 3: ...so this one is tried at once and completes without a poll. */
+	d.calls = 0;
+	ck_assert_int_eq(rp_recv(loop, s, buf, sizeof(buf), 0, t_done_cb, &d),
+			 0);
+	t_run_until(loop, &d.calls, 5000);
+	ck_assert_int_eq(d.res, 2);
+	ck_assert_mem_eq(buf, "gh", 2);
+	rp_loop_stats(loop, &st);
+	ck_assert_uint_eq(st.ops_immediate, 1);
+	ck_assert_uint_eq(st.ops_poll_first, 1);
+	ck_assert_uint_eq(st.polls_armed, 2);
+	rp_source_close(loop, s);
+	close(sv[1]);
+	rp_loop_free(loop);
+}
+END_TEST
+
 START_TEST(reader_and_writer_wait_at_once)
 {
 	struct rp_loop *loop = t_loop(_i);
@@ -437,6 +491,7 @@ Suite *t_suite_async(void)
 			    T_MODELS);
 	tcase_add_loop_test(tc, recv_waits_for_data_then_completes, 0,
 			    T_MODELS);
+	tcase_add_test(tc, recv_after_eagain_polls_first);
 	tcase_add_loop_test(tc, reader_and_writer_wait_at_once, 0, T_MODELS);
 	tcase_add_loop_test(tc, second_op_same_direction_is_ebusy, 0,
 			    T_MODELS);

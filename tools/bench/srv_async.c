@@ -131,11 +131,13 @@ void rpb_async_sample(struct rpb_worker *w, struct rpb_lib *lib)
 	 * In the readiness model every op is first tried as a syscall
 	 * (immediate, or EAGAIN and a poll armed) and tried again after
 	 * each poll completion (retried); a spurious wakeup re-arms without
-	 * another attempt. In the completion model nothing is tried.
+	 * another attempt, and an op that polls first (the last try said
+	 * EAGAIN) arms without one. In the completion model nothing is tried.
 	 */
 	if (rp_loop_model(a->loop) == RP_MODEL_READINESS)
 		lib->io_syscalls = st.ops_immediate + st.ops_retried +
-				   st.polls_armed - st.spurious_wakeups;
+				   st.polls_armed - st.spurious_wakeups -
+				   st.ops_poll_first;
 	lib->valid = true;
 }
 
