@@ -7,6 +7,7 @@
 #ifndef RP_EPCTX_H
 #define RP_EPCTX_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -23,6 +24,7 @@ enum {
 	RP__EPI_DISABLED = 1u << 2, /* EPOLLONESHOT reported; wait for MOD */
 	RP__EPI_EPOLL = 1u << 3,    /* fd is an rp epoll instance */
 	RP__EPI_REARM = 1u << 4,    /* reported, level: re-arm at next wait */
+	RP__EPI_FRESH = 1u << 5,    /* ready bits just read by poll(2) */
 };
 
 /*
@@ -63,6 +65,9 @@ struct rp__ep {
 	 */
 	int *rearm;
 	uint32_t nrearm, rearm_cap;
+	/* Candidates and level items checked by one poll(2): rp__ep_confirm */
+	struct pollfd *pfd;
+	uint32_t npfd, pfd_cap;
 
 	/* rp instances registered in this one, for the ELOOP check */
 	int *nested;

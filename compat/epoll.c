@@ -130,6 +130,7 @@ static void rp__st_add(struct rp_epoll_stats *to,
 	to->ctls += st->ctls;
 	to->ctl_syscalls += st->ctl_syscalls;
 	to->fallbacks += st->fallbacks;
+	to->polls += st->polls;
 }
 
 void rp__ep_put(struct rp__ep *ep)
@@ -184,13 +185,15 @@ static void rp__st_report(void)
 		return;
 	/* The kernel's epoll makes one syscall per wait and per ctl. */
 	epoll_calls = st.waits + st.ctls;
-	ours = st.enters + st.ctl_syscalls;
+	ours = st.enters + st.ctl_syscalls + st.polls;
 	fprintf(stderr,
-		"ringpoll[%d]: waits %llu enters %llu events %llu rearms %llu "
+		"ringpoll[%d]: waits %llu enters %llu polls %llu events %llu "
+		"rearms %llu "
 		"confirms %llu stale_dropped %llu stale_cqes %llu ctls %llu "
 		"ctl_syscalls %llu fallbacks %llu syscalls_saved %lld\n",
 		(int)getpid(), (unsigned long long)st.waits,
-		(unsigned long long)st.enters, (unsigned long long)st.events,
+		(unsigned long long)st.enters, (unsigned long long)st.polls,
+		(unsigned long long)st.events,
 		(unsigned long long)st.rearms,
 		(unsigned long long)st.confirms,
 		(unsigned long long)st.stale_dropped,

@@ -49,6 +49,7 @@ struct rp_epoll_stats {
 	uint64_t ctls;		   /* rp_epoll_ctl calls */
 	uint64_t ctl_syscalls;	   /* syscalls made by them */
 	uint64_t fallbacks;	   /* instances on the kernel's epoll */
+	uint64_t polls;		   /* poll(2) calls that checked readiness */
 };
 
 /* 0, or -1/errno (EBADF: not an rp instance). */

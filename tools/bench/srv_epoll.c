@@ -184,7 +184,8 @@ void RPB_EP(sample)(struct rpb_worker *w, struct rpb_lib *lib)
 	struct rpb_ep *ep = w->priv;
 
 	if (ep && rp_epoll_stats(ep->epfd, &st) == 0) {
-		lib->enters = st.enters;
+		/* The instance's own poll(2) calls are syscalls too. */
+		lib->enters = st.enters + st.polls;
 		lib->ctl_syscalls = st.ctl_syscalls;
 		lib->valid = true;
 	}
