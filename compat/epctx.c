@@ -53,11 +53,12 @@ int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 			(it->events & EPOLLEXCLUSIVE);
 
 	/*
-	 * io_uring says its fd is writable while the CQ has room; an epoll
-	 * fd never is. Do not wake for it.
+	 * An inner instance wakes us with the key EPOLLIN only, which an
+	 * interest without EPOLLIN filters out (epnest.c). Its ring's other
+	 * bits (writable while the CQ has room) mean nothing.
 	 */
 	if (it->flags & RP__EPI_EPOLL)
-		mask &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND);
+		mask &= EPOLLIN;
 	/*
 	 * A poll for EPOLLPRI alone misses TCP urgent data: the wakeup
 	 * carries EPOLLRDBAND. Listen for that too; the bits reported are
@@ -65,17 +66,21 @@ int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 	 */
 	if (it->events & EPOLLPRI)
 		mask |= EPOLLRDBAND;
+	it->flags &= ~RP__EPI_QUIET;
+	if (rp__unlikely(ep->watched) && !(it->flags & RP__EPI_EPOLL) &&
+	    rp__ep_quiet_arm(fd, mask))
+		it->flags |= RP__EPI_QUIET;
 
 	/*
 	 * In a watched instance every registration stays hooked on its
 	 * file (multishot), as the kernel's epitem does: a wakeup must
 	 * reach whoever polls our fd even between two waits. Level is then
-	 * re-checked with poll(2) (rp__ep_true_bits), not by re-arming.
+	 * re-checked with poll(2) (rp__ep_true_bits), not by re-arming. An
+	 * EPOLLONESHOT entry too: until it is reported, each wakeup of its
+	 * file wakes the outer instance; the report disarms it.
 	 */
 	return rp__poll_arm(&ep->ring, &it->poll, fd, mask,
-			    rp__ep_multishot(it->events) ||
-				    (ep->watched &&
-				     !(it->events & EPOLLONESHOT)),
+			    rp__ep_multishot(it->events) || ep->watched,
 			    RP__UD_EPOLL, (uint32_t)fd);
 }
 
@@ -90,6 +95,21 @@ static void rp__ep_list(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 	else
 		ep->ready_head = (uint32_t)fd + 1;
 	ep->ready_tail = (uint32_t)fd + 1;
+}
+
+void rp__ep_queue(struct rp__ep *ep, int fd, struct rp__ep_item *it)
+{
+	rp__ep_list(ep, fd, it);
+}
+
+/* Puts an item just popped back at the head of the ready list. */
+static void rp__ep_list_head(struct rp__ep *ep, int fd, struct rp__ep_item *it)
+{
+	it->flags |= RP__EPI_LISTED;
+	it->next = ep->ready_head;
+	ep->ready_head = (uint32_t)fd + 1;
+	if (!ep->ready_tail)
+		ep->ready_tail = ep->ready_head;
 }
 
 /* Pops the ready list's head; NULL when empty. */
@@ -132,7 +152,7 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	ep->nchunks = ep->nitems = 0;
 	ep->ready_head = ep->ready_tail = 0;
 	ep->nested = NULL;
-	ep->nnested = ep->watched = ep->waiters = 0;
+	ep->nnested = ep->watched = ep->waiters = ep->wakes = 0;
 	ep->rearm = NULL;
 	ep->nrearm = ep->rearm_cap = 0;
 	ep->pfd = NULL;
@@ -259,11 +279,23 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	}
 	/* A wakeup's key may overstate: no longer as read by poll(2). */
 	it->flags &= ~RP__EPI_FRESH;
+	/* Not wakeups by themselves: see epnest.c. */
+	if (it->flags & (RP__EPI_EPOLL | RP__EPI_QUIET)) {
+		if ((it->flags & RP__EPI_EPOLL) &&
+		    rp__ep_nest_woken(ep, fd, it)) {
+			it->ready |= EPOLLIN;
+			rp__ep_list(ep, fd, it);
+		}
+		it->flags &= ~RP__EPI_QUIET;
+		if (!it->poll.armed)
+			rp__ep_arm(ep, fd, it);
+		return;
+	}
 	it->ready |= (uint32_t)cqe->res & rp__ep_reportable(it->events);
-	if (it->flags & RP__EPI_EPOLL)
-		it->ready &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND);
-	if (it->ready)
+	if (it->ready) {
+		ep->wakes++;
 		rp__ep_list(ep, fd, it);
+	}
 	/*
 	 * A one-shot that woke for bits nobody asked for keeps watching; a
 	 * multishot that ended (no IORING_CQE_F_MORE) is armed again.
@@ -401,19 +433,8 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 	/* The nested ones set aside wait on the list for their report. */
 	ep->ready_head = nested_head;
 	ep->ready_tail = nested_tail;
-	/*
-	 * A level-triggered nested instance is asked at every wait: its
-	 * ring may hold nothing while it has events (they were harvested).
-	 */
-	for (uint32_t i = 0; i < ep->nnested; i++) {
-		fd = ep->nested[i];
-		it = rp__ep_item(ep, fd);
-		if ((it->flags & RP__EPI_USED) && !(it->events & EPOLLET) &&
-		    !(it->flags & RP__EPI_DISABLED)) {
-			it->ready |= EPOLLIN;
-			rp__ep_list(ep, fd, it);
-		}
-	}
+	/* Nested instances that woke, whoever harvested their CQEs. */
+	rp__ep_nest_look(ep);
 	for (uint32_t i = 0; i < ep->nrearm; i++) {
 		fd = ep->rearm[i];
 		it = rp__ep_item(ep, fd);
@@ -423,24 +444,28 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 		if (!(it->flags & RP__EPI_USED) ||
 		    (it->flags & RP__EPI_DISABLED))
 			continue;
-		/* Still hooked (watched): a candidate, polled at report. */
-		if (ep->watched && it->poll.armed && it->poll.multishot) {
-			it->ready |= rp__ep_reportable(it->events);
-			rp__ep_list(ep, fd, it);
-			continue;
-		}
+		/*
+		 * A multishot left from when the instance was watched sees
+		 * edges, not the level: back to a one-shot.
+		 */
+		if (it->poll.armed && it->poll.multishot && !ep->watched &&
+		    !rp__ep_multishot(it->events))
+			rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
+					(uint32_t)fd);
 		/* A MOD since the report has armed it already. */
 		if (!it->poll.armed) {
 			ep->st.rearms++;
 			rp__ep_arm(ep, fd, it);
-			/*
-			 * A nested instance's ring may hold nothing new while
-			 * it still has events: it is asked at report time.
-			 */
-			if (it->flags & RP__EPI_EPOLL) {
-				it->ready |= EPOLLIN;
-				rp__ep_list(ep, fd, it);
-			}
+		}
+		/*
+		 * The kernel puts a level entry back on its ready list. When
+		 * watched (the arm's completion is no wakeup) and for an
+		 * instance (asked directly), it is a candidate, polled at
+		 * report.
+		 */
+		if (ep->watched || (it->flags & RP__EPI_EPOLL)) {
+			it->ready |= rp__ep_reportable(it->events);
+			rp__ep_list(ep, fd, it);
 		}
 	}
 	ep->nrearm = 0;
@@ -449,7 +474,6 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 
 /* ---- reporting ---- */
 
-static bool rp__ep_has_event(struct rp__ep *ep);
 static int rp__ep_enter(struct rp__ep *ep, bool wait, int64_t timeout_ns,
 			const sigset_t *mask);
 
@@ -471,7 +495,7 @@ static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
 	struct pollfd p = { .fd = fd, .events = (short)want };
 
 	if (it->flags & RP__EPI_EPOLL)
-		return rp__ep_child_ready(fd) ? EPOLLIN & want : 0;
+		return rp__ep_child_bits(fd, want);
 	if (it->flags & RP__EPI_FRESH) {
 		it->flags &= ~RP__EPI_FRESH;
 		return it->ready;
@@ -505,27 +529,12 @@ static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
 	ep->rearm[ep->nrearm++] = fd;
 }
 
-static bool rp__ep_has_event(struct rp__ep *ep)
-{
-	for (uint32_t l = ep->ready_head; l;) {
-		struct rp__ep_item *it = rp__ep_item(ep, (int)l - 1);
-
-		if ((it->flags & RP__EPI_USED) && it->ready)
-			return true;
-		l = it->next;
-	}
-	return false;
-}
-
 static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 			 int maxevents)
 {
 	struct rp__ep_item *it;
 	int n = 0, fd;
 
-	/* The kernel faults only when it has something to copy. */
-	if (!events)
-		return rp__ep_has_event(ep) ? -EFAULT : 0;
 	while (n < maxevents && (it = rp__ep_unlist(ep, &fd))) {
 		if (!(it->flags & RP__EPI_USED) || !it->ready)
 			continue;
@@ -536,12 +545,29 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 				rp__ep_arm(ep, fd, it);
 			continue;
 		}
+		/*
+		 * The kernel faults only when it has something to copy: a
+		 * candidate found not ready is dropped first, the first one
+		 * that is ready stays at the head of the list.
+		 */
+		if (!events) {
+			rp__ep_list_head(ep, fd, it);
+			return -EFAULT;
+		}
 		events[n].events = it->ready;
 		events[n].data = it->data;
 		n++;
 		it->ready = 0;
 		if (it->events & EPOLLONESHOT) {
 			it->flags |= RP__EPI_DISABLED;
+			/*
+			 * A nested instance is reported as a candidate, its
+			 * poll still armed: disarm it, or its next completion
+			 * would list the disabled entry again.
+			 */
+			if (it->poll.armed)
+				rp__poll_cancel(&ep->ring, &it->poll,
+						RP__UD_EPOLL, (uint32_t)fd);
 		} else if (!(it->events & EPOLLET)) {
 			/* Level: ask again in the next wait's enter. */
 			rp__ep_defer_rearm(ep, fd, it);
@@ -743,14 +769,23 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 	}
 	if (child) {
 		ep->nested[ep->nnested++] = fd;
-		/* As ep_insert does, look at it once now: a candidate. */
-		it->ready |= EPOLLIN;
-		rp__ep_list(ep, fd, it);
 		/* child's lock comes after ours, as in rp__ep_reaches. */
 		pthread_mutex_lock(&child->lock);
 		if (child->watched++ == 0)
 			rp__ep_watch(child);
 		pthread_mutex_unlock(&child->lock);
+		rp__ep_nest_sync(fd, it);
+	}
+	/*
+	 * As ep_insert does, look at it once now; ready, it wakes whoever
+	 * watches us. (Unwatched, the arm's completion lists it.)
+	 */
+	if (child ? rp__ep_child_bits(fd, it->events) != 0 :
+		    (it->flags & RP__EPI_QUIET) != 0) {
+		if (ep->watched)
+			ep->wakes++;
+		it->ready |= rp__ep_reportable(it->events);
+		rp__ep_list(ep, fd, it);
 	}
 	ep->nitems++;
 	return 0;
@@ -759,6 +794,7 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 {
 	struct rp__ep_item *it = rp__ep_item(ep, fd);
+	bool linked = false, now;
 	int ret;
 
 	if (!it || !(it->flags & RP__EPI_USED))
@@ -766,6 +802,19 @@ int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	/* The kernel refuses to modify an exclusive registration. */
 	if (it->events & EPOLLEXCLUSIVE)
 		return -EINVAL;
+	/*
+	 * Watched, or an instance: on the kernel's ready list before, the
+	 * entry stays there; ready now and not there, it is put there and
+	 * wakes whoever watches us (ep_modify). The arm's completion is
+	 * not that wakeup (epnest.c).
+	 */
+	if (ep->watched || (it->flags & RP__EPI_EPOLL)) {
+		rp__ep_harvest(ep);
+		linked = ((it->flags & RP__EPI_EPOLL) &&
+			  rp__ep_nest_woken(ep, fd, it)) ||
+			 ((it->flags & RP__EPI_LISTED) && it->ready) ||
+			 (it->flags & RP__EPI_REARM);
+	}
 	ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
 			      (uint32_t)fd);
 	if (ret < 0)
@@ -775,7 +824,19 @@ int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	it->ready = 0;
 	it->flags &= ~(RP__EPI_DISABLED | RP__EPI_FRESH);
 	/* As the kernel's ep_modify, readiness is looked at anew. */
-	return rp__ep_arm(ep, fd, it);
+	ret = rp__ep_arm(ep, fd, it);
+	if (ret < 0 || !(ep->watched || (it->flags & RP__EPI_EPOLL)))
+		return ret;
+	now = (it->flags & RP__EPI_EPOLL) ?
+		      rp__ep_child_bits(fd, it->events) != 0 :
+		      (it->flags & RP__EPI_QUIET) != 0;
+	if (now && !linked && ep->watched)
+		ep->wakes++;
+	if (now || linked) {
+		it->ready |= rp__ep_reportable(it->events);
+		rp__ep_list(ep, fd, it);
+	}
+	return 0;
 }
 
 int rp__ep_del(struct rp__ep *ep, int fd, bool inherited)
@@ -788,6 +849,9 @@ int rp__ep_del(struct rp__ep *ep, int fd, bool inherited)
 	if (inherited) {
 		it->poll.armed = false;
 	} else {
+		/* Watched: a wakeup before the DEL was a wakeup (epnest.c). */
+		if (ep->watched)
+			rp__ep_harvest(ep);
 		ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
 				      (uint32_t)fd);
 		if (ret < 0)
@@ -905,6 +969,8 @@ int rp__ep_rebuild(struct rp__ep *ep)
 			if ((it->flags & RP__EPI_USED) &&
 			    !(it->flags & RP__EPI_DISABLED))
 				rp__ep_arm(ep, fd, it);
+			/* The new ring starts empty: what is ready is news. */
+			it->flags &= ~RP__EPI_QUIET;
 		}
 	}
 	return 0;

@@ -24,7 +24,8 @@ enum {
 	RP__EPI_DISABLED = 1u << 2, /* EPOLLONESHOT reported; wait for MOD */
 	RP__EPI_EPOLL = 1u << 3,    /* fd is an rp epoll instance */
 	RP__EPI_REARM = 1u << 4,    /* reported, level: re-arm at next wait */
-	RP__EPI_FRESH = 1u << 5,    /* ready bits just read by poll(2) */
+	RP__EPI_QUIET = 1u << 5,    /* armed on a ready file: see epnest.c */
+	RP__EPI_FRESH = 1u << 6,    /* ready bits just read by poll(2) */
 };
 
 /*
@@ -38,6 +39,7 @@ struct rp__ep_item {
 	uint32_t ready;	   /* revents folded from CQEs since the last report */
 	uint32_t next;	   /* ready list: fd + 1 of the next item, 0 ends */
 	uint8_t flags;
+	uint32_t wakes;	   /* an rp instance: its wakes when last looked at */
 };
 
 #define RP__EP_CHUNK_SHIFT 10
@@ -74,6 +76,8 @@ struct rp__ep {
 	uint32_t nnested;
 	/* instances this one is registered in: submit eagerly, see epctx.c */
 	uint32_t watched;
+	/* wakeups the kernel's epoll would pass to them (epnest.c) */
+	uint32_t wakes;
 
 	/* Wakes a waiter blocked in io_uring_enter: new SQEs, leftovers. */
 	int wake_fd;
@@ -108,9 +112,16 @@ int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it);
 /* Moves the CQEs in the ring onto the ready list. */
 void rp__ep_harvest(struct rp__ep *ep);
 
+/* Lists an item on the ready list (for compat/epnest.c). */
+void rp__ep_queue(struct rp__ep *ep, int fd, struct rp__ep_item *it);
+
 /* compat/epnest.c: instances nested in instances. */
-bool rp__ep_child_ready(int fd);
+uint32_t rp__ep_child_bits(int fd, uint32_t events);
 void rp__ep_watch(struct rp__ep *ep);
+bool rp__ep_quiet_arm(int fd, uint32_t mask);
+bool rp__ep_nest_woken(struct rp__ep *ep, int fd, struct rp__ep_item *it);
+void rp__ep_nest_look(struct rp__ep *ep);
+void rp__ep_nest_sync(int fd, struct rp__ep_item *it);
 
 int rp__ep_init(struct rp__ep *ep, int flags);
 /* Releases the ring and the table; the struct itself is recycled. */

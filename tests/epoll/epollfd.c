@@ -233,6 +233,112 @@ START_TEST(epollfd_same_fd_in_two_instances)
 }
 END_TEST
 
+START_TEST(epollfd_nested_reports_rdnorm)
+{
+	/* An epoll fd polls EPOLLIN | EPOLLRDNORM, masked by the interest. */
+	struct t_nest n;
+	int rdnorm_only = t_epoll();
+
+	nest_open(&n, EPOLLIN | EPOLLRDNORM);
+	t_write(n.p[1], 1);
+	t_expect1(n.outer, 0, 2, EPOLLIN | EPOLLRDNORM);
+	/*
+	 * RDNORM alone: found ready when added. (A later wakeup would not
+	 * queue it: the key of an epoll fd's wakeup is EPOLLIN.)
+	 */
+	t_ctl(rdnorm_only, EPOLL_CTL_ADD, n.inner, EPOLLRDNORM, 3);
+	t_expect1(rdnorm_only, 0, 3, EPOLLRDNORM);
+	t_close(rdnorm_only);
+	nest_close(&n);
+}
+END_TEST
+
+START_TEST(epollfd_nested_interest_without_in_never_ready)
+{
+	/*
+	 * Only EPOLLIN | EPOLLRDNORM can match: an inner entry wanting
+	 * EPOLLPRI alone never makes its instance ready (seed 139).
+	 */
+	int top = t_epoll(), mid = t_epoll(), low = t_epoll();
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct t_nest n;
+
+	ck_assert_int_ge(efd, 0);
+	t_ctl(low, EPOLL_CTL_ADD, efd, EPOLLIN | EPOLLET, 1);
+	t_ctl(mid, EPOLL_CTL_ADD, low, EPOLLPRI | EPOLLONESHOT, 2);
+	t_ctl(top, EPOLL_CTL_ADD, mid, EPOLLIN | EPOLLET, 3);
+	t_write(efd, 8);
+	t_expect_none(top, 0);
+	t_expect_none(mid, 0);
+	t_expect1(low, 0, 1, EPOLLIN);
+	/* Two levels, the inner instance ready before and after the ADD. */
+	nest_open(&n, EPOLLPRI | EPOLLOUT);
+	t_write(n.p[1], 1);
+	t_expect_none(n.outer, 0);
+	t_expect1(n.inner, 0, 1, EPOLLIN);
+	nest_close(&n);
+	t_close(efd);
+	t_close(low);
+	t_close(mid);
+	t_close(top);
+}
+END_TEST
+
+START_TEST(epollfd_nested_oneshot_et)
+{
+	/*
+	 * Reported once, then disabled until MOD, whatever the inner
+	 * instance does; its own level report in between does not hide it
+	 * (seeds 20, 293).
+	 */
+	struct t_nest n;
+	int sv[2];
+
+	nest_open(&n, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT | EPOLLET);
+	t_write(n.p[1], 1);
+	t_expect1(n.inner, 0, 1, EPOLLIN);
+	t_expect1(n.outer, 0, 2, EPOLLIN);
+	t_write(n.p[1], 1);
+	t_socketpair(SOCK_STREAM, sv);
+	t_ctl(n.inner, EPOLL_CTL_ADD, sv[0], EPOLLOUT, 4);
+	t_expect_none(n.outer, 0);
+	/* MOD looks again, as ep_modify does. */
+	t_ctl(n.outer, EPOLL_CTL_MOD, n.inner, EPOLLIN | EPOLLET, 5);
+	t_expect1(n.outer, 0, 5, EPOLLIN);
+	t_expect_none(n.outer, 0);
+	t_close(sv[0]);
+	t_close(sv[1]);
+	nest_close(&n);
+}
+END_TEST
+
+START_TEST(epollfd_nested_et_no_edge_without_wakeup)
+{
+	/*
+	 * MOD of an entry that is on the inner ready list already wakes
+	 * nobody: the edge-triggered outer entry, reported, stays quiet
+	 * (seed 123). So does the inner one becoming watched.
+	 */
+	int outer = t_epoll(), inner = t_epoll();
+	int sv[2];
+
+	t_socketpair(SOCK_SEQPACKET, sv);
+	t_ctl(inner, EPOLL_CTL_ADD, sv[1], EPOLLIN | EPOLLOUT | EPOLLET, 1);
+	t_ctl(outer, EPOLL_CTL_ADD, inner, EPOLLIN | EPOLLET, 2);
+	t_expect1(outer, 0, 2, EPOLLIN);
+	t_ctl(inner, EPOLL_CTL_MOD, sv[1],
+	      EPOLLIN | EPOLLOUT | EPOLLONESHOT | EPOLLET, 3);
+	t_expect_none(outer, 0);
+	/* A wakeup of a registered file is an edge. */
+	t_write(sv[0], 1);
+	t_expect1(outer, 0, 2, EPOLLIN);
+	t_close(sv[0]);
+	t_close(sv[1]);
+	t_close(inner);
+	t_close(outer);
+}
+END_TEST
+
 Suite *t_suite_epollfd(void)
 {
 	Suite *s = suite_create("epollfd");
@@ -248,6 +354,10 @@ Suite *t_suite_epollfd(void)
 	tcase_add_test(tc, epollfd_close_inner_removes_from_outer);
 	tcase_add_test(tc, epollfd_close_frees_instance_fds_still_usable);
 	tcase_add_test(tc, epollfd_same_fd_in_two_instances);
+	tcase_add_test(tc, epollfd_nested_reports_rdnorm);
+	tcase_add_test(tc, epollfd_nested_interest_without_in_never_ready);
+	tcase_add_test(tc, epollfd_nested_oneshot_et);
+	tcase_add_test(tc, epollfd_nested_et_no_edge_without_wakeup);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -533,6 +533,33 @@ START_TEST(wait_null_events_efault_keeps_event)
 }
 END_TEST
 
+START_TEST(wait_null_events_candidate_not_ready_returns_zero)
+{
+	/*
+	 * Data wakes an EPOLLPRI entry with a key that has EPOLLPRI, but
+	 * the socket has no urgent data: re-polled, there is nothing to
+	 * copy, so no fault. The instance is nested in another, where
+	 * ringpoll keeps such a wakeup as a candidate (seed 20051).
+	 */
+	int outer = t_epoll(), inner = t_epoll();
+	int sv[2], ret;
+
+	t_socketpair(SOCK_STREAM, sv);
+	t_ctl(outer, EPOLL_CTL_ADD, inner, EPOLLPRI, 1);
+	t_ctl(inner, EPOLL_CTL_ADD, sv[1], EPOLLPRI | EPOLLET, 2);
+	t_write(sv[0], 18);
+	T_BAD_POINTER_BEGIN();
+	ret = epoll_wait(inner, t_null_events, 8, 0);
+	T_BAD_POINTER_END();
+	ck_assert_int_eq(ret, 0);
+	t_expect_none(inner, 0);
+	t_close(sv[0]);
+	t_close(sv[1]);
+	t_close(inner);
+	t_close(outer);
+}
+END_TEST
+
 Suite *t_suite_wait(void)
 {
 	Suite *s = suite_create("wait");
@@ -565,6 +592,8 @@ Suite *t_suite_wait(void)
 	tcase_add_test(tc, wait_pwait_null_sigmask_is_wait);
 	t_add_unless(tc, wait_null_events_nothing_ready_returns_zero, bad_ptr);
 	t_add_unless(tc, wait_null_events_efault_keeps_event, bad_ptr);
+	t_add_unless(tc, wait_null_events_candidate_not_ready_returns_zero,
+		     bad_ptr);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -171,6 +171,7 @@ static int verbose;
 #define AV_CLOSE 4	/* wait before DEL/MOD of a fresh ET arm, and DEL
 			   everywhere plus a wait before a close */
 #define AV_EPCLOSE 8	/* DEL everything and wait before closing an instance */
+#define AV_KEYLESS 16	/* no shutdown(2) while an instance is nested */
 static unsigned avoid;
 static struct op genq[64];
 static int genq_n;
@@ -1084,6 +1085,16 @@ static long do_read(int s, int t, uint32_t n)
 	return read(fd, iobuf, n > sizeof(iobuf) ? sizeof(iobuf) : n);
 }
 
+/* Is some instance registered in another one? */
+static int any_nested(void)
+{
+	for (int ep = 0; ep < NEP; ep++)
+		for (int i = 0; i < NEP; i++)
+			if (M.reg[ep][EPT(i)])
+				return 1;
+	return 0;
+}
+
 static int x_io(const struct op *o)
 {
 	int t = o->a, kerr, rerr;
@@ -1091,6 +1102,8 @@ static int x_io(const struct op *o)
 
 	if (t >= NLFD || M.fd[0][t] < 0)
 		return -1;
+	if ((avoid & AV_KEYLESS) && o->k == OP_SHUT && any_nested())
+		avoided("shutdown with a nested instance");
 	if (o->k == OP_WRITE && kind_of(t) == K_LISTEN && t % 2 == 0 &&
 	    M.pending[M.objof[t]] >= 6)
 		return -1;
@@ -1547,6 +1560,8 @@ static int gen_op(struct op *o)
 		w = rn(100);
 		o->k = w < 45 ? OP_WRITE : w < 90 ? OP_READ :
 		       w < 96 ? OP_SHUT : OP_CLOSE;
+		if (o->k == OP_SHUT && (avoid & AV_KEYLESS) && any_nested())
+			return -1;
 		if (o->k == OP_CLOSE && (avoid & AV_CLOSE)) {
 			gen_close(o, t);
 			return 0;
@@ -1846,6 +1861,7 @@ static void usage(void)
 		"  -F  a failure its replays do not reproduce is FLAKY, not\n"
 		"      failed (reported, counted apart)\n"
 		"  -X  steer around a known bug: nest, modet, close, epclose,\n"
+		"      keyless,\n"
 		"      all\n"
 		"      (tests/fuzz/KNOWN.md)\n");
 	exit(2);
@@ -1890,9 +1906,11 @@ int main(int argc, char **argv)
 				avoid |= AV_CLOSE;
 			else if (!strcmp(optarg, "epclose"))
 				avoid |= AV_EPCLOSE;
+			else if (!strcmp(optarg, "keyless"))
+				avoid |= AV_KEYLESS;
 			else if (!strcmp(optarg, "all"))
 				avoid |= AV_NEST | AV_MODET | AV_CLOSE |
-					 AV_EPCLOSE;
+					 AV_EPCLOSE | AV_KEYLESS;
 			else
 				usage();
 			break;
