@@ -113,6 +113,9 @@ void rpb_note_backend(int epfd);
 /* load.c */
 int rpb_load_main(int argc, char **argv);
 
+/* ctlbench.c: epoll_ctl against rp_epoll_ctl */
+int rpb_ctl_main(int argc, char **argv);
+
 /* srv_epoll.c, built twice: once on the kernel's epoll, once on rp_epoll */
 int rpb_kepoll_run(struct rpb_worker *w);
 void rpb_kepoll_sample(struct rpb_worker *w, struct rpb_lib *lib);

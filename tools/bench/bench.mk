@@ -8,12 +8,13 @@
 BENCH_BIN := $(B)/rpbench
 BENCH_SRCS := tools/bench/rpbench.c tools/bench/args.c tools/bench/hist.c \
 	tools/bench/report.c tools/bench/server.c tools/bench/load.c \
-	tools/bench/srv_epoll.c tools/bench/srv_async.c tools/bench/srv_uring.c
+	tools/bench/srv_epoll.c tools/bench/srv_async.c tools/bench/srv_uring.c \
+	tools/bench/ctlbench.c
 BENCH_OBJS := $(BENCH_SRCS:tools/bench/%.c=$(B)/bench/%.o) \
 	$(B)/bench/srv_epoll_rp.o
 BENCH_DEPS := tools/bench/bench.h $(HDRS)
 
-.PHONY: demo-run bench-real-servers
+.PHONY: demo-run bench-real-servers bench-ctl
 
 $(B)/bench/%.o: tools/bench/%.c $(BENCH_DEPS)
 	@mkdir -p $(dir $@)
@@ -34,3 +35,11 @@ demo-run: $(BENCH_BIN) $(B)/ringpoll-run $(B)/libringpoll-preload.so
 
 bench-real-servers: $(B)/ringpoll-run $(B)/libringpoll-preload.so
 	tools/bench/real-servers --build $(B)
+
+# epoll_ctl against rp_epoll_ctl (issue 7). Pinned to CPU 0 where taskset
+# exists, as the demo pins its server: a migration mid-batch is noise.
+# CTL_ARGS passes options on, e.g. CTL_ARGS="--fds 1000 --rounds 9".
+CTL_ARGS ?=
+CTL_PIN := $(shell command -v taskset >/dev/null 2>&1 && echo taskset -c 0)
+bench-ctl: $(BENCH_BIN)
+	$(CTL_PIN) $(BENCH_BIN) ctl $(CTL_ARGS)

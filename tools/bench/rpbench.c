@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rpbench server|load ...: the entry point. See bench.h for the exit codes
+ * rpbench server|load|ctl ...: the entry point. See bench.h for the exit codes
  * and docs/BENCHMARKS.md for how the demo uses both halves.
  */
 #include <stdio.h>
@@ -19,7 +19,10 @@ static int rpb_usage(FILE *f)
 	    "--seconds S\n"
 	    "                    --warmup W [--threads T] [--host ADDR] "
 	    "[--control-port C]\n"
-	    "Run 'rpbench server --help' or 'rpbench load --help' for more.\n");
+	    "       rpbench ctl [--fds N] [--rounds R] [--iters I] "
+	    "[--kind idle|ready|both]\n"
+	    "Run 'rpbench server --help', 'rpbench load --help' or "
+	    "'rpbench ctl --help' for more.\n");
 	return RPB_EXIT_USAGE;
 }
 
@@ -31,6 +34,8 @@ int main(int argc, char **argv)
 		return rpb_server_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "load") == 0)
 		return rpb_load_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "ctl") == 0)
+		return rpb_ctl_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		rpb_usage(stdout);
 		return 0;
