@@ -47,25 +47,32 @@ static bool rp__ep_multishot(uint32_t events)
 	return (events & EPOLLET) && !(events & EPOLLONESHOT);
 }
 
-int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
+/* The poll mask of a registration with these events and flags. */
+static uint32_t rp__ep_mask(uint32_t events, uint8_t flags)
 {
-	uint32_t mask = rp__ep_reportable(it->events) |
-			(it->events & EPOLLEXCLUSIVE);
+	uint32_t mask = rp__ep_reportable(events) | (events & EPOLLEXCLUSIVE);
 
 	/*
 	 * An inner instance wakes us with the key EPOLLIN only, which an
 	 * interest without EPOLLIN filters out (epnest.c). Its ring's other
 	 * bits (writable while the CQ has room) mean nothing.
 	 */
-	if (it->flags & RP__EPI_EPOLL)
+	if (flags & RP__EPI_EPOLL)
 		mask &= EPOLLIN;
 	/*
 	 * A poll for EPOLLPRI alone misses TCP urgent data: the wakeup
 	 * carries EPOLLRDBAND. Listen for that too; the bits reported are
 	 * re-polled anyway (rp__ep_true_bits).
 	 */
-	if (it->events & EPOLLPRI)
+	if (events & EPOLLPRI)
 		mask |= EPOLLRDBAND;
+	return mask;
+}
+
+int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
+{
+	uint32_t mask = rp__ep_mask(it->events, it->flags);
+
 	it->flags &= ~RP__EPI_QUIET;
 	if (rp__unlikely(ep->watched) && !(it->flags & RP__EPI_EPOLL) &&
 	    rp__ep_quiet_arm(fd, mask))
@@ -80,7 +87,8 @@ int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 	 * file wakes the outer instance; the report disarms it.
 	 */
 	return rp__poll_arm(&ep->ring, &it->poll, fd, mask,
-			    rp__ep_multishot(it->events) || ep->watched,
+			    rp__ep_multishot(it->events) || ep->watched ||
+				    (it->flags & RP__EPI_HOOKED),
 			    RP__UD_EPOLL, (uint32_t)fd);
 }
 
@@ -158,6 +166,7 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	ep->pfd = NULL;
 	ep->npfd = ep->pfd_cap = 0;
 	ep->dead = false;
+	ep->lost_races = 0;
 	memset(&ep->st, 0, sizeof(ep->st));
 	memset(&ep->wake_poll, 0, sizeof(ep->wake_poll));
 	ret = rp__ring_init(&ep->ring, &o);
@@ -261,7 +270,19 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		rp__ep_stale(ep, cqe);
 		return;
 	case RP__POLL_REARM:
+		/* A MOD's update found its poll completed: MOD's arm now. */
+		ep->lost_races++;
 		rp__ep_arm(ep, fd, it);
+		/*
+		 * Watched since, the arm's completion is no wakeup
+		 * (epnest.c): as rp__ep_mod does, a file ready now is a
+		 * candidate, and a wakeup of whoever watches us.
+		 */
+		if (it->flags & RP__EPI_QUIET) {
+			ep->wakes++;
+			it->ready |= rp__ep_reportable(it->events);
+			rp__ep_list(ep, fd, it);
+		}
 		return;
 	case RP__POLL_EVENT:
 		break;
@@ -296,6 +317,16 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		ep->wakes++;
 		rp__ep_list(ep, fd, it);
 	}
+	/*
+	 * io_uring's poll always wakes for EPOLLRDHUP: a one-shot for an
+	 * interest without it, on a file whose peer shut down, would fire
+	 * again as soon as armed, forever. Hook such a registration on its
+	 * file for good (multishot: only wakeups post), and ask its level
+	 * with poll(2) (rp__ep_true_bits).
+	 */
+	if (!it->poll.multishot && ((uint32_t)cqe->res & EPOLLRDHUP) &&
+	    !(it->events & EPOLLRDHUP))
+		it->flags |= RP__EPI_HOOKED;
 	/*
 	 * A one-shot that woke for bits nobody asked for keeps watching; a
 	 * multishot that ended (no IORING_CQE_F_MORE) is armed again.
@@ -446,8 +477,14 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 			continue;
 		/*
 		 * A multishot left from when the instance was watched sees
-		 * edges, not the level: back to a one-shot.
+		 * edges, not the level: back to a one-shot. A hooked one
+		 * stays, and its level is asked at report.
 		 */
+		if ((it->flags & RP__EPI_HOOKED) && it->poll.armed) {
+			it->ready |= rp__ep_reportable(it->events);
+			rp__ep_list(ep, fd, it);
+			continue;
+		}
 		if (it->poll.armed && it->poll.multishot && !ep->watched &&
 		    !rp__ep_multishot(it->events))
 			rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
@@ -500,7 +537,8 @@ static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
 		it->flags &= ~RP__EPI_FRESH;
 		return it->ready;
 	}
-	if (!(it->events & RP__EP_KEYED_BITS) && !ep->watched)
+	if (!(it->events & RP__EP_KEYED_BITS) && !ep->watched &&
+	    !(it->flags & RP__EPI_HOOKED))
 		return it->ready;
 	ep->st.confirms++;
 	ep->st.polls++;
@@ -589,11 +627,25 @@ static int rp__ep_enter(struct rp__ep *ep, bool wait, int64_t timeout_ns,
 	return ret;
 }
 
+/*
+ * A MOD's poll update that found its poll completed has re-armed it
+ * (RP__POLL_REARM) since races was read: that arm's answer belongs in this
+ * wait. A re-arm is an add, so once is enough.
+ */
+static void rp__ep_races(struct rp__ep *ep, uint32_t races)
+{
+	if (rp__likely(races == ep->lost_races))
+		return;
+	rp__ep_enter(ep, false, 0, NULL);
+	rp__ep_harvest(ep);
+}
+
 int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		int64_t timeout_ns, const sigset_t *sigmask)
 {
 	uint64_t deadline = 0, now;
 	unsigned confirmed;
+	uint32_t races;
 	int n = 0, ret;
 
 	if (timeout_ns > 0)
@@ -624,9 +676,12 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 			 * finds its fd ready completes in it, and belongs in
 			 * this report.
 			 */
+			uint32_t races = ep->lost_races;
+
 			confirmed = 0;
 			ret = rp__ep_enter(ep, false, 0, NULL);
 			rp__ep_harvest(ep);
+			rp__ep_races(ep, races);
 			n = rp__ep_report(ep, events, maxevents);
 			if (n != 0 || left == 0)
 				break;
@@ -645,6 +700,7 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		 * the eventfd.
 		 */
 		submit = rp__ring_flush(&ep->ring);
+		races = ep->lost_races;
 		ep->waiters++;
 		pthread_mutex_unlock(&ep->lock);
 		ret = rp__ring_wait(&ep->ring, submit, left, sigmask);
@@ -660,6 +716,7 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		}
 		got = (unsigned)io_uring_cq_ready(&ep->ring.uring);
 		rp__ep_harvest(ep);
+		rp__ep_races(ep, races);
 		n = rp__ep_report(ep, events, maxevents);
 		if (n != 0)
 			break;
@@ -791,6 +848,55 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 	return 0;
 }
 
+/*
+ * MOD of a registration whose poll is armed and stays of its kind (one-shot
+ * or multishot), in an instance nobody watches. The kernel's ep_modify
+ * stores the interest and polls the file once.
+ *
+ * Level-triggered, the poll is a one-shot that has not fired: the file has
+ * been ready for none of its bits since it was armed (or it has not been
+ * submitted yet, and will look). When the new interest asks for no bit
+ * beyond them, there is no kernel work at all: a change of data, a
+ * narrower interest. A wakeup for a bit no longer wanted then costs a
+ * re-arm, and a bit still wanted that it finds set is level, due anyway.
+ *
+ * Edge-triggered, an event is a wakeup for a wanted bit, so the poll must
+ * wake for exactly those: only the same mask keeps it. It may have fired
+ * already: the item becomes a candidate, asked by the next wait's poll(2),
+ * which is when the kernel's epoll would ask it too.
+ *
+ * Anything else updates the poll in place: one SQE, where a remove and an
+ * add are two.
+ */
+static int rp__ep_mod_armed(struct rp__ep *ep, int fd, struct rp__ep_item *it,
+			    const struct epoll_event *ev, uint32_t mask)
+{
+	uint32_t events = ev->events | EPOLLERR | EPOLLHUP;
+	bool edge = ev->events & EPOLLET;
+	int ret;
+
+	if ((mask & ~it->poll.mask) || (edge && mask != it->poll.mask) ||
+	    ((it->events & EPOLLET) && !edge) ||
+	    (it->poll.multishot && ep->waiters)) {
+		/* A waiter trusts what comes in its wait: a CQE. */
+		ret = rp__poll_update(&ep->ring, &it->poll, fd, mask,
+				      RP__UD_EPOLL, (uint32_t)fd);
+		if (ret < 0)
+			return ret;
+		it->ready = 0;
+	} else if (edge) {
+		it->ready |= rp__ep_reportable(events);
+		rp__ep_list(ep, fd, it);
+	} else {
+		it->ready = 0;
+	}
+	it->events = events;
+	it->data = ev->data;
+	it->flags &= ~(RP__EPI_DISABLED | RP__EPI_FRESH);
+	ep->st.mods_in_place++;
+	return 0;
+}
+
 int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 {
 	struct rp__ep_item *it = rp__ep_item(ep, fd);
@@ -802,6 +908,11 @@ int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	/* The kernel refuses to modify an exclusive registration. */
 	if (it->events & EPOLLEXCLUSIVE)
 		return -EINVAL;
+	if (it->poll.armed && !ep->watched &&
+	    !(it->flags & (RP__EPI_EPOLL | RP__EPI_QUIET)) &&
+	    it->poll.multishot == rp__ep_multishot(ev->events))
+		return rp__ep_mod_armed(ep, fd, it, ev,
+					rp__ep_mask(ev->events, it->flags));
 	/*
 	 * Watched, or an instance: on the kernel's ready list before, the
 	 * entry stays there; ready now and not there, it is put there and

@@ -26,6 +26,7 @@ enum {
 	RP__EPI_REARM = 1u << 4,    /* reported, level: re-arm at next wait */
 	RP__EPI_QUIET = 1u << 5,    /* armed on a ready file: see epnest.c */
 	RP__EPI_FRESH = 1u << 6,    /* ready bits just read by poll(2) */
+	RP__EPI_HOOKED = 1u << 7,   /* multishot: a one-shot would spin */
 };
 
 /*
@@ -83,6 +84,8 @@ struct rp__ep {
 	int wake_fd;
 	struct rp__poll wake_poll;
 	uint32_t waiters;
+	/* Poll updates that lost the race with their poll's completion. */
+	uint32_t lost_races;
 
 	struct rp_epoll_stats st;
 	struct io_uring_cqe cqes[RP__EP_CQE_BATCH];

@@ -131,6 +131,7 @@ static void rp__st_add(struct rp_epoll_stats *to,
 	to->ctl_syscalls += st->ctl_syscalls;
 	to->fallbacks += st->fallbacks;
 	to->polls += st->polls;
+	to->mods_in_place += st->mods_in_place;
 }
 
 void rp__ep_put(struct rp__ep *ep)

@@ -50,6 +50,7 @@ struct rp_epoll_stats {
 	uint64_t ctl_syscalls;	   /* syscalls made by them */
 	uint64_t fallbacks;	   /* instances on the kernel's epoll */
 	uint64_t polls;		   /* poll(2) calls that checked readiness */
+	uint64_t mods_in_place;	   /* MODs that kept the armed poll */
 };
 
 /* 0, or -1/errno (EBADF: not an rp instance). */

@@ -77,9 +77,12 @@ int rp__poll_update(struct rp__ring *r, struct rp__poll *p, int fd,
 	 * request completed meanwhile, the update fails; its CQE carries the
 	 * new generation so rp__poll_classify() reports RP__POLL_REARM.
 	 */
+	/* A multishot stays one: the update's flags say so, as an add's do. */
 	io_uring_prep_poll_update(sqe, old, rp__ud(kind, slot, p->gen), mask,
 				  IORING_POLL_UPDATE_EVENTS |
-					  IORING_POLL_UPDATE_USER_DATA);
+					  IORING_POLL_UPDATE_USER_DATA |
+					  (p->multishot ? IORING_POLL_ADD_MULTI :
+							  0));
 	sqe->user_data = rp__ud(kind, slot, p->gen);
 	if (r->skip_success)
 		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;

@@ -126,6 +126,42 @@ START_TEST(wait_timeout_elapses_with_idle_fd)
 }
 END_TEST
 
+/*
+ * A socket whose peer shut down its writing side has EPOLLRDHUP set for
+ * good. Registered for a bit that is not set (here EPOLLPRI), it must let
+ * the wait sleep: no event, the whole timeout, and no CPU burnt on the way
+ * (io_uring's poll always wakes for EPOLLRDHUP; a one-shot poll re-armed
+ * on such a file would complete again at once).
+ */
+START_TEST(wait_sleeps_on_rdhup_outside_interest)
+{
+	struct epoll_event ev;
+	struct rusage r0, r1;
+	int64_t start, took, cpu_ms;
+	int epfd = t_epoll(), sv[2];
+
+	t_socketpair(SOCK_STREAM, sv);
+	ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+	t_ctl(epfd, EPOLL_CTL_ADD, sv[0], EPOLLPRI, 1);
+	ck_assert_int_eq(getrusage(RUSAGE_THREAD, &r0), 0);
+	start = t_now_ms();
+	ck_assert_int_eq(t_wait(epfd, &ev, 1, T_TIMEOUT_MS), 0);
+	took = t_now_ms() - start;
+	ck_assert_int_eq(getrusage(RUSAGE_THREAD, &r1), 0);
+	cpu_ms = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec +
+		  r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1000 +
+		 (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec +
+		  r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1000;
+	ck_assert_int_ge(took, T_TIMEOUT_MS - T_EARLY_MS);
+	ck_assert_msg(cpu_ms < T_TIMEOUT_MS / 2,
+		      "the wait burnt %lld ms of CPU in %lld ms",
+		      (long long)cpu_ms, (long long)took);
+	t_close(sv[0]);
+	t_close(sv[1]);
+	t_close(epfd);
+}
+END_TEST
+
 START_TEST(wait_ready_returns_before_timeout)
 {
 	int epfd = t_epoll();
@@ -569,6 +605,7 @@ Suite *t_suite_wait(void)
 	tcase_add_test(tc, wait_timeout_zero_returns_at_once);
 	tcase_add_test(tc, wait_timeout_elapses);
 	tcase_add_test(tc, wait_timeout_elapses_with_idle_fd);
+	tcase_add_test(tc, wait_sleeps_on_rdhup_outside_interest);
 	tcase_add_test(tc, wait_ready_returns_before_timeout);
 	tcase_add_test(tc, wait_infinite_timeout_returns_on_event);
 	tcase_add_test(tc, wait_any_negative_timeout_is_infinite);

@@ -38,14 +38,16 @@
 
 #define RPB_CTL_MAX_FDS 100000
 
-enum { RPB_CTL_ADD, RPB_CTL_MOD, RPB_CTL_DEL, RPB_CTL_NOPS };
+enum { RPB_CTL_ADD, RPB_CTL_MOD, RPB_CTL_MODD, RPB_CTL_DEL, RPB_CTL_NOPS };
 enum { RPB_CTL_IDLE, RPB_CTL_READY, RPB_CTL_NKINDS };
 enum { RPB_CTL_KERNEL, RPB_CTL_RP, RPB_CTL_NAPIS };
 
-static const char *const rpb_ctl_opname[RPB_CTL_NOPS] = { "ADD", "MOD",
-							  "DEL" };
-static const int rpb_ctl_opcode[RPB_CTL_NOPS] = { EPOLL_CTL_ADD, EPOLL_CTL_MOD,
-						  EPOLL_CTL_DEL };
+static const char *const rpb_ctl_opname[RPB_CTL_NOPS] = {
+	"ADD", "MOD", "MOD data", "DEL"
+};
+static const int rpb_ctl_opcode[RPB_CTL_NOPS] = {
+	EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_MOD, EPOLL_CTL_DEL
+};
 static const char *const rpb_ctl_kindname[RPB_CTL_NKINDS] = { "idle",
 							      "ready" };
 
@@ -112,11 +114,14 @@ static void rpb_ctl_stamp(struct rpb_ctl_stamp *s)
 /*
  * MOD adds EPOLLRDHUP to what ADD asked for: a MOD that changes nothing
  * could be short-cut by an implementation, and neither interest makes an
- * idle socketpair end ready.
+ * idle socketpair end ready. "MOD data" then keeps the interest and
+ * changes only the data, as a program that moves a connection to another
+ * object does: the case that can be short-cut, measured apart.
  */
 static uint32_t rpb_ctl_events(int op)
 {
-	return op == RPB_CTL_MOD ? EPOLLIN | EPOLLRDHUP : EPOLLIN;
+	return op == RPB_CTL_MOD || op == RPB_CTL_MODD ? EPOLLIN | EPOLLRDHUP :
+							 EPOLLIN;
 }
 
 /* What a wait after the op must report: the same for both APIs. */
@@ -141,7 +146,7 @@ static void rpb_ctl_pass(struct rpb_ctl *b, int kind, int api, int epfd,
 			struct epoll_event ev = { .events =
 							  rpb_ctl_events(op) };
 
-			ev.data.u64 = i;
+			ev.data.u64 = op == RPB_CTL_MODD ? i + b->nfds : i;
 			if (a->ctl(epfd, rpb_ctl_opcode[op], fds[i], &ev) < 0) {
 				fprintf(stderr,
 					"rpbench ctl: %s epoll_ctl %s fd %d: "
