@@ -660,6 +660,7 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 	for (;;) {
 		int64_t left = timeout_ns < 0 ? -1 : 0;
 		unsigned submit, got;
+		int enter_fd;
 
 		if (ep->dead) {
 			n = -EBADF;
@@ -702,8 +703,15 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		submit = rp__ring_flush(&ep->ring);
 		races = ep->lost_races;
 		ep->waiters++;
+		/*
+		 * Read under the lock: rp__close_ep moves the ring to a
+		 * private fd while we sleep (a data race otherwise, seen by
+		 * TSan in dev_close_instance_during_wait_*).
+		 */
+		enter_fd = ep->ring.enter_fd;
 		pthread_mutex_unlock(&ep->lock);
-		ret = rp__ring_wait(&ep->ring, submit, left, sigmask);
+		ret = rp__ring_wait(&ep->ring, enter_fd, submit, left,
+				    sigmask);
 		pthread_mutex_lock(&ep->lock);
 		ep->st.enters++;
 		ep->ring.enters++;

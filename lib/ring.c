@@ -230,8 +230,8 @@ int rp__ring_enter(struct rp__ring *r, bool wait, int64_t timeout_ns,
 	return rp__ring_sys_enter(r, submit, want, flags, argp, argsz);
 }
 
-int rp__ring_wait(struct rp__ring *r, unsigned submit, int64_t timeout_ns,
-		  const sigset_t *mask)
+int rp__ring_wait(struct rp__ring *r, int fd, unsigned submit,
+		  int64_t timeout_ns, const sigset_t *mask)
 {
 	struct io_uring_getevents_arg arg = {
 		.sigmask = (uint64_t)(uintptr_t)mask,
@@ -260,8 +260,7 @@ int rp__ring_wait(struct rp__ring *r, unsigned submit, int64_t timeout_ns,
 	if (rp__unlikely(rp__fault_wait))
 		return -rp__fault_take(&rp__fault_wait);
 	/* No counters here: the caller may not hold its lock. */
-	ret = syscall(__NR_io_uring_enter, r->enter_fd, submit, 1, flags, argp,
-		      argsz);
+	ret = syscall(__NR_io_uring_enter, fd, submit, 1, flags, argp, argsz);
 	return ret < 0 ? -errno : (int)ret;
 }
 

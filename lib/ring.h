@@ -98,10 +98,12 @@ unsigned rp__ring_flush(struct rp__ring *r);
  * IORING_FEAT_EXT_ARG for a timeout. Returns the number submitted or
  * -errno; when it submitted, the kernel reports the submission, not ETIME
  * or EINTR: the caller must tell those apart itself. It updates no
- * counter (the caller may not hold its lock): the caller does.
+ * counter (the caller may not hold its lock): the caller does. It enters
+ * through @fd, which the caller read from r->enter_fd under its lock:
+ * closing an epoll instance under a waiter replaces r->enter_fd.
  */
-int rp__ring_wait(struct rp__ring *r, unsigned submit, int64_t timeout_ns,
-		  const sigset_t *mask);
+int rp__ring_wait(struct rp__ring *r, int fd, unsigned submit,
+		  int64_t timeout_ns, const sigset_t *mask);
 
 /*
  * Drops this process's mappings of a ring inherited through fork(), without

@@ -19,6 +19,19 @@
  * (c) poll(2) on the epoll fd: the kernel says POLLIN while an entry is
  *     ready, never POLLOUT. ringpoll's epoll fd is its io_uring fd: POLLOUT
  *     always, POLLIN only while a completion sits in its ring.
+ * (d) close() of an instance while another thread sleeps in epoll_wait on
+ *     it (README, difference 9): the kernel's waiter holds the file, so it
+ *     sleeps on in the orphaned instance, which still reports events and
+ *     times out as usual. ringpoll ends that wait with -1/EBADF.
+ * (e) Which thread runs a completion (README, difference 10): an io_uring
+ *     poll completes as task work of the thread that submitted it, which
+ *     for ringpoll is the thread whose epoll_wait submitted the ADD or the
+ *     re-arm. The ring is COOP_TASKRUN: no IPI, the work runs when that
+ *     thread next leaves the kernel. A thread asleep interruptibly is woken
+ *     for it and a spinning one runs it at its next tick, so a waiter in
+ *     another thread still gets the event (late by up to a tick); a thread
+ *     in an uninterruptible sleep (a vfork parent) holds it back until it
+ *     returns.
  */
 #include "t_epoll.h"
 
@@ -600,6 +613,443 @@ START_TEST(dev_epollfd_poll_does_not_consume_events)
 }
 END_TEST
 
+/*
+ * (d) close() of an instance while a thread waits on it. The waiter's
+ * epoll_wait is made directly, not through t_wait: its errno and how long
+ * it took are the result.
+ */
+struct t_closewait {
+	pthread_t thread;
+	_Atomic pid_t tid;
+	atomic_int done;
+	int epfd;
+	int timeout;
+	int n;
+	int err;
+	int64_t elapsed;
+	struct epoll_event ev[2];
+};
+
+static void *closewait_main(void *arg)
+{
+	struct t_closewait *c = arg;
+	int64_t start;
+
+	c->tid = gettid();
+	start = t_now_ms();
+	errno = 0;
+	c->n = epoll_wait(c->epfd, c->ev, 2, c->timeout);
+	c->err = errno;
+	c->elapsed = t_now_ms() - start;
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+/* Starts the waiter on @epfd and returns once it sleeps in its wait. */
+static void closewait_start(struct t_closewait *c, int epfd, int timeout)
+{
+	memset(c, 0, sizeof(*c));
+	c->epfd = epfd;
+	c->timeout = timeout;
+	c->n = -2;
+	t_thread_start(&c->thread, closewait_main, c);
+	while (!c->tid)
+		sched_yield();
+	ck_assert_int_eq(t_task_blocked(getpid(), c->tid), 0);
+}
+
+/* Polls @flag until it is set or @ms pass; returns its value. */
+static int t_flag_within(atomic_int *flag, int ms)
+{
+	const struct timespec tick = {0, 1000000};
+	int64_t deadline = t_now_ms() + ms;
+
+	while (!atomic_load(flag) && t_now_ms() < deadline)
+		nanosleep(&tick, NULL);
+	return atomic_load(flag);
+}
+
+START_TEST(dev_close_instance_during_wait_event_after)
+{
+	const struct timespec quiet = {0, T_QUIET_MS * 1000000L};
+	struct t_closewait c;
+	int epfd, p[2];
+
+	epfd = t_epoll();
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	closewait_start(&c, epfd, T_LONG_MS);
+	t_close(epfd);
+	/* On both, the number is free once close() returns. */
+	t_assert_errno(fcntl(epfd, F_GETFD), EBADF);
+	if (t_emulated()) {
+		/* The wait ends at the close, with nothing to report. */
+		ck_assert_int_eq(t_flag_within(&c.done, T_LONG_MS), 1);
+		t_write(p[1], 1);
+		t_thread_join(c.thread);
+		ck_assert_int_eq(c.n, -1);
+		ck_assert_int_eq(c.err, EBADF);
+		ck_assert_int_lt(c.elapsed, T_LONG_MS);
+		t_close(p[0]);
+		t_close(p[1]);
+		return;
+	}
+	/*
+	 * The waiter's reference keeps the instance alive, registrations
+	 * and all: it sleeps on, and an event still reaches it.
+	 */
+	nanosleep(&quiet, NULL);
+	ck_assert_int_eq(atomic_load(&c.done), 0);
+	ck_assert_int_eq(t_task_blocked(getpid(), c.tid), 0);
+	t_write(p[1], 1);
+	t_thread_join(c.thread);
+	ck_assert_int_eq(c.n, 1);
+	ck_assert_uint_eq(c.ev[0].data.u64, 1);
+	ck_assert_int_eq(c.ev[0].events, EPOLLIN);
+	t_close(p[0]);
+	t_close(p[1]);
+}
+END_TEST
+
+/* Long enough to tell "ended at the close" from "ran to its timeout". */
+#define T_ORPHAN_MS 500
+
+START_TEST(dev_close_instance_during_wait_timeout)
+{
+	struct t_closewait c;
+	int epfd;
+
+	epfd = t_epoll();
+	closewait_start(&c, epfd, T_ORPHAN_MS);
+	t_close(epfd);
+	t_thread_join(c.thread);
+	if (t_emulated()) {
+		/* Ended by the close, well before its timeout. */
+		ck_assert_int_eq(c.n, -1);
+		ck_assert_int_eq(c.err, EBADF);
+		ck_assert_int_lt(c.elapsed, T_ORPHAN_MS);
+		return;
+	}
+	/* Nothing ends the orphan's wait but its timeout. */
+	ck_assert_int_eq(c.n, 0);
+	/* Two millisecond stamps: allow one for truncation. */
+	ck_assert_int_ge(c.elapsed, T_ORPHAN_MS - 1);
+}
+END_TEST
+
+/*
+ * (e) The thread that submits a poll runs its completion. Every test arms
+ * the pipe's poll in thread A (epoll_wait with a zero timeout submits the
+ * ADD), then A does something else while thread B sleeps in epoll_wait on
+ * the same instance, and the pipe becomes readable. Whether and when B is
+ * woken depends on A under ringpoll, never under the kernel.
+ */
+enum t_sub_mode {
+	T_SUB_SLEEP, /* A sleeps in epoll_wait on another instance */
+	T_SUB_SPIN,  /* A spins in user space, no syscall */
+	T_SUB_VFORK, /* A is a vfork parent: uninterruptible sleep */
+};
+
+struct t_submitter {
+	pthread_t thread;
+	_Atomic pid_t tid;
+	atomic_int armed;
+	atomic_int stop;
+	atomic_int done;
+	enum t_sub_mode mode;
+	int epfd;
+	int other;
+	int armed_n;
+	/* T_SUB_SLEEP: the result of the wait on other */
+	int n;
+	int err;
+	struct epoll_event ev[2];
+	/* T_SUB_VFORK: the child says started[1], waits on release[0] */
+	int started[2];
+	int release[2];
+	pid_t child;
+	int status;
+};
+
+/*
+ * The vfork child shares A's memory and runs on its own stack: raw
+ * syscalls only, and no sanitizer instrumentation, whose state (TLS,
+ * shadow stack) is A's.
+ */
+__attribute__((no_sanitize_address, no_sanitize_thread)) static int
+submitter_child(void *arg)
+{
+	struct t_submitter *a = arg;
+	static char byte;
+
+	syscall(SYS_write, a->started[1], "s", 1);
+	/* A blocking read: A stays in vfork until the test releases us. */
+	syscall(SYS_read, a->release[0], &byte, 1);
+	return 0;
+}
+
+#define T_CHILD_STACK (256 * 1024)
+
+static void *submitter_main(void *arg)
+{
+	struct t_submitter *a = arg;
+	struct epoll_event ev[2];
+
+	a->tid = gettid();
+	/* Submits the ADD: the pipe's poll is A's. */
+	a->armed_n = epoll_wait(a->epfd, ev, 2, 0);
+	atomic_store(&a->armed, 1);
+	switch (a->mode) {
+	case T_SUB_SLEEP:
+		errno = 0;
+		a->n = epoll_wait(a->other, a->ev, 2, T_LONG_MS);
+		a->err = errno;
+		break;
+	case T_SUB_SPIN:
+		/* Atomic loads only: nothing here enters the kernel. */
+		while (!atomic_load(&a->stop))
+			;
+		break;
+	case T_SUB_VFORK: {
+		/*
+		 * clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: the
+		 * parent sleeps uninterruptibly until the child exits.
+		 * Not vfork(): the preload turns that into fork().
+		 */
+		char *stack = mmap(NULL, T_CHILD_STACK, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1,
+				   0);
+
+		if (stack == MAP_FAILED)
+			break;
+		a->child = clone(submitter_child, stack + T_CHILD_STACK,
+				 CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+		if (a->child > 0 && waitpid(a->child, &a->status, 0) < 0)
+			a->status = -1;
+		munmap(stack, T_CHILD_STACK);
+		break;
+	}
+	}
+	atomic_store(&a->done, 1);
+	return NULL;
+}
+
+/* Starts A on @epfd and returns once its poll is armed. */
+static void submitter_start(struct t_submitter *a, enum t_sub_mode mode,
+			    int epfd, int other)
+{
+	memset(a, 0, sizeof(*a));
+	a->mode = mode;
+	a->epfd = epfd;
+	a->other = other;
+	a->armed_n = -2;
+	a->n = -2;
+	a->status = -1;
+	a->started[0] = a->started[1] = a->release[0] = a->release[1] = -1;
+	if (mode == T_SUB_VFORK) {
+		/* Blocking: the child's read must sleep. */
+		ck_assert_int_eq(pipe2(a->started, O_CLOEXEC), 0);
+		ck_assert_int_eq(pipe2(a->release, O_CLOEXEC), 0);
+	}
+	t_thread_start(&a->thread, submitter_main, a);
+	ck_assert_int_eq(t_flag_within(&a->armed, T_LONG_MS), 1);
+	ck_assert_int_eq(a->armed_n, 0);
+}
+
+/* 'D' while @tid sleeps uninterruptibly; 0 if its state is unreadable. */
+static char t_task_state(pid_t tid)
+{
+	char path[64], buf[512], *paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	t_close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	paren = strrchr(buf, ')');
+	return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/* Returns once A's vfork child runs and A sleeps in the clone. */
+static void submitter_in_vfork(struct t_submitter *a)
+{
+	const struct timespec tick = {0, 1000000};
+	int64_t deadline = t_now_ms() + T_LONG_MS;
+	char c;
+
+	ck_assert_int_eq(t_poll1(a->started[0], POLLIN, T_LONG_MS), POLLIN);
+	ck_assert_int_eq(read(a->started[0], &c, 1), 1);
+	/*
+	 * Running the task work needs A out of the kernel: before it sleeps
+	 * in the clone a pending completion would still be run (the clone
+	 * restarts). So the event comes only once A is asleep.
+	 */
+	while (t_task_state(a->tid) != 'D' && t_now_ms() < deadline)
+		nanosleep(&tick, NULL);
+	ck_assert_int_eq(t_task_state(a->tid), 'D');
+}
+
+static void submitter_finish(struct t_submitter *a)
+{
+	if (a->mode == T_SUB_SPIN)
+		atomic_store(&a->stop, 1);
+	if (a->mode == T_SUB_VFORK)
+		ck_assert_int_eq(write(a->release[1], "r", 1), 1);
+	t_thread_join(a->thread);
+	if (a->mode == T_SUB_VFORK) {
+		ck_assert_int_gt(a->child, 0);
+		ck_assert_msg(WIFEXITED(a->status) && !WEXITSTATUS(a->status),
+			      "vfork child status 0x%x", a->status);
+		t_close(a->started[0]);
+		t_close(a->started[1]);
+		t_close(a->release[0]);
+		t_close(a->release[1]);
+	}
+}
+
+/*
+ * TSan intercepts clone() and takes the CLONE_VM child for a forked one;
+ * with the memory shared, the parent then believes itself that child and
+ * refuses to start threads. The other submitter tests cover the threads.
+ */
+static const char *t_clone_vm_skip(void)
+{
+#if defined(__SANITIZE_THREAD__)
+	return "clone(CLONE_VM) confuses ThreadSanitizer";
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+	return "clone(CLONE_VM) confuses ThreadSanitizer";
+#endif
+#endif
+	return NULL;
+}
+
+START_TEST(dev_completion_submitter_sleeping)
+{
+	/*
+	 * A asleep in another instance's wait is woken to run the
+	 * completion (ringpoll) or not involved at all (kernel): B gets the
+	 * event while A sleeps on, and A's own wait is not disturbed, no
+	 * EINTR, no early return.
+	 */
+	struct t_submitter a;
+	struct t_waiter w;
+	atomic_int done = 0;
+	int epfd, other, stop, p[2];
+
+	epfd = t_epoll();
+	other = t_epoll();
+	stop = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ck_assert_int_ge(stop, 0);
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	t_ctl(other, EPOLL_CTL_ADD, stop, EPOLLIN, T_STOP);
+	submitter_start(&a, T_SUB_SLEEP, epfd, other);
+	ck_assert_int_eq(t_task_blocked(getpid(), a.tid), 0);
+	waiter_start(&w, epfd, &done);
+	ck_assert_int_eq(waiter_blocked(&w), 0);
+	t_write(p[1], 1);
+	t_thread_join(w.thread);
+	ck_assert_int_eq(w.n, 1);
+	ck_assert_int_eq(waiter_got(&w, 1), 1);
+	ck_assert_int_eq(atomic_load(&a.done), 0);
+	ck_assert_int_eq(t_task_blocked(getpid(), a.tid), 0);
+	efd_signal(stop);
+	submitter_finish(&a);
+	ck_assert_int_eq(a.n, 1);
+	ck_assert_uint_eq(a.ev[0].data.u64, T_STOP);
+	ck_assert_int_eq(a.ev[0].events, EPOLLIN);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(stop);
+	t_close(other);
+	t_close(epfd);
+}
+END_TEST
+
+START_TEST(dev_completion_submitter_spinning)
+{
+	/*
+	 * A spins without a syscall until B has its event. Under ringpoll
+	 * the completion waits for A to leave the kernel, which the
+	 * scheduler tick makes it do within 1/HZ: B is woken late by that
+	 * much (too little to assert), not at A's next syscall, which comes
+	 * only after B's wait. Under the kernel A is not involved.
+	 */
+	struct t_submitter a;
+	struct t_waiter w;
+	atomic_int done = 0;
+	int epfd, p[2];
+
+	epfd = t_epoll();
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	submitter_start(&a, T_SUB_SPIN, epfd, -1);
+	waiter_start(&w, epfd, &done);
+	ck_assert_int_eq(waiter_blocked(&w), 0);
+	t_write(p[1], 1);
+	t_thread_join(w.thread);
+	ck_assert_int_eq(w.n, 1);
+	ck_assert_int_eq(waiter_got(&w, 1), 1);
+	ck_assert_int_eq(atomic_load(&a.done), 0);
+	submitter_finish(&a);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(epfd);
+}
+END_TEST
+
+START_TEST(dev_completion_submitter_in_vfork)
+{
+	/*
+	 * A sleeps uninterruptibly, as a vfork (posix_spawn) parent does
+	 * until its child execs or exits. The kernel reports the event to
+	 * B at once. Under ringpoll the completion is A's task work, which
+	 * nothing runs while A sleeps so: B sleeps on, and has the event
+	 * as soon as A returns.
+	 */
+	const struct timespec quiet = {0, T_QUIET_MS * 1000000L};
+	struct t_submitter a;
+	struct t_waiter w;
+	atomic_int done = 0;
+	int epfd, p[2];
+
+	epfd = t_epoll();
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	submitter_start(&a, T_SUB_VFORK, epfd, -1);
+	submitter_in_vfork(&a);
+	waiter_start(&w, epfd, &done);
+	ck_assert_int_eq(waiter_blocked(&w), 0);
+	t_write(p[1], 1);
+	if (t_emulated()) {
+		nanosleep(&quiet, NULL);
+		/* Held back: B still asleep, A still in the vfork. */
+		ck_assert_int_eq(atomic_load(&done), 0);
+		ck_assert_int_eq(t_task_blocked(getpid(), w.tid), 0);
+		ck_assert_int_eq(t_task_state(a.tid), 'D');
+		submitter_finish(&a);
+		t_thread_join(w.thread);
+	} else {
+		t_thread_join(w.thread);
+		/* The event came while A was still in the vfork. */
+		ck_assert_int_eq(t_task_state(a.tid), 'D');
+		submitter_finish(&a);
+	}
+	ck_assert_int_eq(w.n, 1);
+	ck_assert_int_eq(waiter_got(&w, 1), 1);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(epfd);
+}
+END_TEST
+
 Suite *t_suite_deviations(void)
 {
 	Suite *s = suite_create("deviations");
@@ -615,6 +1065,11 @@ Suite *t_suite_deviations(void)
 	tcase_add_test(tc, dev_epollfd_poll_empty_not_ready);
 	tcase_add_test(tc, dev_epollfd_poll_pollin_when_item_ready);
 	tcase_add_test(tc, dev_epollfd_poll_does_not_consume_events);
+	tcase_add_test(tc, dev_close_instance_during_wait_event_after);
+	tcase_add_test(tc, dev_close_instance_during_wait_timeout);
+	tcase_add_test(tc, dev_completion_submitter_sleeping);
+	tcase_add_test(tc, dev_completion_submitter_spinning);
+	t_add_unless(tc, dev_completion_submitter_in_vfork, t_clone_vm_skip());
 	suite_add_tcase(s, tc);
 	return s;
 }

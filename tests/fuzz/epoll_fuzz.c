@@ -23,6 +23,12 @@
  * (chunks of ops dropped while the same failure stays) and printed as an
  * op list. -X steers the generator around open bugs (KNOWN.md); a replay
  * that breaks such a rule is not taken as a reproducer. Usage: usage().
+ *
+ * Built with -DEPOLL_FUZZ_LIBFUZZER (make fuzz-libfuzzer) it is a libFuzzer
+ * target instead: the input's bytes replace the seeded PRNG as the
+ * generator's source of choices (fz_take), --avoid=CLASS stands for -X, and
+ * each input runs in a thread of the fuzzer's process so that coverage
+ * counts; see LLVMFuzzerTestOneInput.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +36,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -52,9 +60,36 @@
 
 static uint64_t rng;
 
+/*
+ * The libFuzzer build (EPOLL_FUZZ_LIBFUZZER) draws the generator's choices
+ * from the input instead: fz_take() reads the next bytes, and the input's
+ * end (zeros from then on, fz_eof set) ends the sequence. A choice among
+ * up to 256 takes one byte, so a mutated byte changes one decision.
+ */
+static const uint8_t *fz_data;
+static size_t fz_len, fz_pos;
+static int fz_eof;
+
+static uint64_t fz_take(unsigned bytes)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < bytes; i++) {
+		if (fz_pos >= fz_len) {
+			fz_eof = 1;
+			break;
+		}
+		v |= (uint64_t)fz_data[fz_pos++] << (8 * i);
+	}
+	return v;
+}
+
 static uint64_t rnd(void)
 {
 	uint64_t x = rng;
+
+	if (fz_data)
+		return fz_take(8);
 
 	x ^= x >> 12;
 	x ^= x << 25;
@@ -65,6 +100,9 @@ static uint64_t rnd(void)
 
 static uint32_t rn(uint32_t n)
 {
+	if (fz_data)
+		return (uint32_t)(fz_take(n <= 0x100 ? 1 : n <= 0x10000 ? 2 : 4) %
+				  n);
 	return (uint32_t)((rnd() >> 32) % n);
 }
 
@@ -189,6 +227,21 @@ static uint64_t cur_seed;
 
 static int fail_dir;	/* waits: 1 ringpoll reported more, 2 less, 3 both */
 
+/*
+ * The libFuzzer build runs a sequence in the fuzzer's process, so that the
+ * coverage it reaches guides the mutations: a failure jumps back to where
+ * the sequence started (fz_code says why) instead of ending a child.
+ * Replays and shrinking still run in children (run_one), where fz_active
+ * is 0.
+ */
+static int fz_active, fz_code;
+static sigjmp_buf fz_jmp;
+#ifdef EPOLL_FUZZ_LIBFUZZER
+static const int fz_mode = 1;
+#else
+static const int fz_mode = 0;
+#endif
+
 static void say(const char *fmt, ...)
 {
 	va_list ap;
@@ -207,12 +260,19 @@ static void fail(int code, const char *fmt, ...)
 	LOG->failed_at = cur_op;
 	LOG->sig = code * 1000 + LOG->ops[cur_op].k * 10 + fail_dir;
 	if (!quiet) {
-		fprintf(stderr, "seed %" PRIu64 " op #%d: ", cur_seed,
-			cur_op);
+		if (fz_mode)
+			fprintf(stderr, "op #%d: ", cur_op);
+		else
+			fprintf(stderr, "seed %" PRIu64 " op #%d: ", cur_seed,
+				cur_op);
 		va_start(ap, fmt);
 		vfprintf(stderr, fmt, ap);
 		va_end(ap);
 		fputc('\n', stderr);
+	}
+	if (fz_active) {
+		fz_code = code;
+		siglongjmp(fz_jmp, 1);
 	}
 	_exit(code);
 }
@@ -1200,6 +1260,8 @@ static int x_fork(void)
 	if (pid < 0)
 		fail(FAIL_HARNESS, "fork: %s", strerror(errno));
 	if (pid == 0) {
+		/* Ends with _exit, never back into a libFuzzer run. */
+		fz_active = 0;
 		for (int ep = 0; ep < NEP; ep++) {
 			struct epoll_event kev[128], rev[128];
 			struct evset ks = { 0 }, rs = { 0 };
@@ -1634,8 +1696,21 @@ static void child_init(void)
 	M.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 }
 
-/* gen: make up nops ops from the seed; else replay LOG. */
-static void child_run(uint64_t seed, int gen, int nops)
+/* Closes the fds child_init opened. */
+static void child_fini(void)
+{
+	for (int s = 0; s < 2; s++)
+		if (M.tcp_listen[s] >= 0)
+			close(M.tcp_listen[s]);
+	if (M.regfile >= 0)
+		close(M.regfile);
+	if (M.devnull >= 0)
+		close(M.devnull);
+	M.tcp_listen[0] = M.tcp_listen[1] = M.regfile = M.devnull = -1;
+}
+
+/* gen: make up nops ops from the seed (or fz_data); else replay LOG. */
+static void run_seq(uint64_t seed, int gen, int nops)
 {
 	child_init();
 	cur_seed = seed;
@@ -1648,6 +1723,10 @@ static void child_run(uint64_t seed, int gen, int nops)
 		generating = 1;
 		while (LOG->count < nops && LOG->count < MAXOPS) {
 			int tries = 0;
+
+			/* The libFuzzer input is used up. */
+			if (fz_data && fz_eof)
+				break;
 
 			/* A prologue: two instances and three objects. */
 			if (LOG->count < 2) {
@@ -1701,6 +1780,12 @@ static void child_run(uint64_t seed, int gen, int nops)
 		}
 	}
 	close_all();
+}
+
+static void child_run(uint64_t seed, int gen, int nops)
+{
+	run_seq(seed, gen, nops);
+	child_fini();
 	_exit(0);
 }
 
@@ -1718,6 +1803,7 @@ static int run_one(uint64_t seed, int gen, int nops, int silent)
 		exit(2);
 	}
 	if (pid == 0) {
+		fz_active = 0;
 		quiet = silent;
 		if (silent) {
 			int fd = open("/dev/null", O_WRONLY);
@@ -1809,7 +1895,11 @@ static int report(uint64_t seed, int code)
 	char b[200];
 
 	cur_seed = seed;
-	fprintf(stderr, "FAIL seed %" PRIu64 " (code %d)\n", seed, code);
+	if (fz_mode)
+		fprintf(stderr, "FAIL libFuzzer input (code %d)\n", code);
+	else
+		fprintf(stderr, "FAIL seed %" PRIu64 " (code %d)\n", seed,
+			code);
 	if (noshrink) {
 		fprintf(stderr, "    ");
 		replay(LOG->count, 0);
@@ -1830,7 +1920,11 @@ static int report(uint64_t seed, int code)
 	}
 	memcpy(LOG->ops, saved, sizeof(struct op) * n);
 	n = shrink(sig);
-	fprintf(stderr, "  reproducer, %d ops (seed %" PRIu64 "):\n", n, seed);
+	if (fz_mode)
+		fprintf(stderr, "  reproducer, %d ops:\n", n);
+	else
+		fprintf(stderr, "  reproducer, %d ops (seed %" PRIu64 "):\n", n,
+			seed);
 	for (int i = 0; i < n; i++) {
 		fmt_op(b, sizeof(b), &LOG->ops[i]);
 		fprintf(stderr, "    %2d  %s\n", i, b);
@@ -1867,6 +1961,135 @@ static void usage(void)
 	exit(2);
 }
 
+/* -X CLASS (--avoid=CLASS in the libFuzzer build): 0, or -1 if unknown. */
+static int parse_avoid(const char *name)
+{
+	if (!strcmp(name, "nest"))
+		avoid |= AV_NEST;
+	else if (!strcmp(name, "modet"))
+		avoid |= AV_MODET;
+	else if (!strcmp(name, "close"))
+		avoid |= AV_CLOSE;
+	else if (!strcmp(name, "epclose"))
+		avoid |= AV_EPCLOSE;
+	else if (!strcmp(name, "keyless"))
+		avoid |= AV_KEYLESS;
+	else if (!strcmp(name, "all"))
+		avoid |= AV_NEST | AV_MODET | AV_CLOSE | AV_EPCLOSE |
+			 AV_KEYLESS;
+	else
+		return -1;
+	return 0;
+}
+
+#ifdef EPOLL_FUZZ_LIBFUZZER
+/*
+ * libFuzzer entry (make fuzz-libfuzzer, tests/fuzz/fuzz.mk). The input's
+ * bytes are the generator's random source: the same generator, the same
+ * -X rules, the same lockstep checks as the seed-driven runs. Options
+ * after libFuzzer's own, which ignores those starting with "--":
+ *   --avoid=CLASS   as -X CLASS (FUZZ_AVOID)
+ *   --ops=N         ops per sequence at most (default 200)
+ * A failure is replayed from its recorded ops in children and shrunk, as
+ * in the seed-driven runs. Reproduced: the reproducer is printed and the
+ * run aborts, so that libFuzzer saves the input (crash-*). Not reproduced
+ * by two replays: printed as FLAKY and not counted, as -F does.
+ */
+static int fz_nops = 200;
+static long fz_runs, fz_flaky;
+
+static void fz_summary(void)
+{
+	fprintf(stderr, "epoll-libfuzzer: %ld sequences, %ld flaky (not "
+			"reproducible, not counted)\n", fz_runs, fz_flaky);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	for (int i = 1; i < *argc; i++) {
+		const char *a = (*argv)[i];
+
+		if (!strncmp(a, "--avoid=", 8)) {
+			if (parse_avoid(a + 8))
+				usage();
+		} else if (!strncmp(a, "--ops=", 6)) {
+			fz_nops = atoi(a + 6);
+			if (fz_nops < 1 || fz_nops > MAXOPS)
+				usage();
+		}
+	}
+	LOG = mmap(NULL, sizeof(*LOG), PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (LOG == MAP_FAILED) {
+		perror("mmap");
+		exit(2);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	atexit(fz_summary);
+	fprintf(stderr, "epoll-libfuzzer: up to %d ops per input, avoid 0x%x\n",
+		fz_nops, avoid);
+	return 0;
+}
+
+/*
+ * One sequence, in a thread of its own. Closing a ring leaves its teardown
+ * to the kernel, which sends task work to every thread that used it, and a
+ * kernel epoll_pwait asleep in that thread returns EINTR. In a child per
+ * sequence that ends with the child; here the next sequences would be
+ * hit by the teardowns of all those before (more EINTRs than the harness
+ * retries). A thread's exit cuts it off from the rings it used.
+ */
+static void *fz_sequence(void *arg)
+{
+	(void)arg;
+	fz_code = 0;
+	if (sigsetjmp(fz_jmp, 0) == 0) {
+		fz_active = 1;
+		run_seq(0, 1, fz_nops);
+	} else {
+		/* Jumped out of fail(): the fds are still open. */
+		close_all();
+	}
+	fz_active = 0;
+	generating = 0;
+	child_fini();
+	return NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	pthread_t t;
+
+	fz_data = data;
+	fz_len = size;
+	fz_pos = 0;
+	fz_eof = 0;
+	genq_n = 0;
+	fail_dir = 0;
+	cur_seed = 0;
+	/* A failure says what it saw, even one its replays do not show. */
+	quiet = 0;
+	LOG->sig = 0;
+	fz_runs++;
+	if (pthread_create(&t, NULL, fz_sequence, NULL) ||
+	    pthread_join(t, NULL)) {
+		fprintf(stderr, "epoll-libfuzzer: no thread for the sequence\n");
+		abort();
+	}
+	fz_data = NULL;
+	if (!fz_code)
+		return 0;
+	if (report(0, fz_code)) {
+		fz_flaky++;
+		fprintf(stderr, "FLAKY libFuzzer input: not counted\n");
+		return 0;
+	}
+	abort();
+}
+#else
 int main(int argc, char **argv)
 {
 	uint64_t first = 1, skip[64];
@@ -1898,20 +2121,7 @@ int main(int argc, char **argv)
 				skip[nskip++] = strtoull(optarg, NULL, 0);
 			break;
 		case 'X':
-			if (!strcmp(optarg, "nest"))
-				avoid |= AV_NEST;
-			else if (!strcmp(optarg, "modet"))
-				avoid |= AV_MODET;
-			else if (!strcmp(optarg, "close"))
-				avoid |= AV_CLOSE;
-			else if (!strcmp(optarg, "epclose"))
-				avoid |= AV_EPCLOSE;
-			else if (!strcmp(optarg, "keyless"))
-				avoid |= AV_KEYLESS;
-			else if (!strcmp(optarg, "all"))
-				avoid |= AV_NEST | AV_MODET | AV_CLOSE |
-					 AV_EPCLOSE | AV_KEYLESS;
-			else
+			if (parse_avoid(optarg))
 				usage();
 			break;
 		case 'v':
@@ -1982,3 +2192,4 @@ int main(int argc, char **argv)
 	printf("%ld passed, %ld failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
+#endif /* EPOLL_FUZZ_LIBFUZZER */

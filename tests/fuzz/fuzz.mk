@@ -3,6 +3,8 @@
 #   make fuzz-check              seeds 1..FUZZ_CHECK_N (well under a minute)
 #   make fuzz FUZZ_SECONDS=600   random seeds for that long
 #   make fuzz-known              the seeds of the open bugs (fail until fixed)
+#   make fuzz-libfuzzer          the same harness under libFuzzer, for
+#                                FUZZ_SECONDS (not part of make check)
 FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
 FUZZ_SECONDS ?= 60
 FUZZ_CHECK_N ?= 1000
@@ -14,7 +16,7 @@ FUZZ_AVOID ?= -X keyless
 # Known failing seeds left out of fuzz-check: -x SEED each (KNOWN.md F).
 FUZZ_CHECK_SKIP ?= -x 278
 
-.PHONY: fuzz fuzz-check fuzz-known
+.PHONY: fuzz fuzz-check fuzz-known fuzz-libfuzzer fuzz-lf-force
 
 $(B)/tests/epoll-fuzz: $(FUZZ_SRCS) $(B)/libringpoll.a include/ringpoll_epoll.h
 	@mkdir -p $(dir $@)
@@ -37,3 +39,46 @@ fuzz-known: $(B)/tests/epoll-fuzz
 		echo "== seed $$seed $$args"; \
 		$(B)/tests/epoll-fuzz -s $$seed -n 1 $$args 2>&1; \
 	done < tests/fuzz/known-seeds
+
+# libFuzzer (clang): the input's bytes drive the same generator, with the
+# same -X rules (FUZZ_AVOID, as --avoid=CLASS), and the sequence runs in the
+# fuzzer's process so that coverage of the library, built here with
+# -fsanitize=fuzzer-no-link, guides the mutations. The corpus stays in
+# $(FUZZ_LF_CORPUS) between runs; a reproduced failure prints its shrunk op
+# list and leaves the input in $(FUZZ_LF_ART)crash-*. Extra libFuzzer
+# options: FUZZ_LF_FLAGS (e.g. -jobs=2, -max_len=2048).
+FUZZ_LF_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FUZZ_LF_CORPUS ?= $(B)/libfuzzer-corpus
+FUZZ_LF_ART ?= $(B)/libfuzzer-artifacts/
+FUZZ_LF_FLAGS ?=
+
+# The library, instrumented for coverage, in its own build tree; its own
+# make decides whether it is out of date.
+$(B)/libfuzzer/libringpoll.a: fuzz-lf-force
+	$(MAKE) B=$(B)/libfuzzer CC=clang CFLAGS="-O1 -g" \
+		SAN_CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_LF_SAN)" $@
+fuzz-lf-force:
+
+$(B)/tests/epoll-libfuzzer: $(FUZZ_SRCS) include/ringpoll_epoll.h \
+		$(B)/libfuzzer/libringpoll.a
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -D_GNU_SOURCE -DEPOLL_FUZZ_LIBFUZZER -Wall -Wextra \
+		-Werror -O1 -g -fsanitize=fuzzer $(FUZZ_LF_SAN) -Iinclude \
+		$(FUZZ_SRCS) $(B)/libfuzzer/libringpoll.a -luring -lpthread \
+		-o $@
+
+# Installs clang as `make deps` installs the rest, then builds and runs.
+# A new corpus starts with 16 random inputs of 1 KiB (sequences of about
+# 100 ops): grown from libFuzzer's own tiny first inputs, sequences stay a
+# few ops long for minutes, too short for most of what the seeds find.
+fuzz-libfuzzer:
+	@tools/install-deps clang
+	$(MAKE) $(B)/tests/epoll-libfuzzer
+	@mkdir -p $(FUZZ_LF_CORPUS) $(FUZZ_LF_ART)
+	@[ -e $(FUZZ_LF_CORPUS)/seed-1 ] || for i in $$(seq 1 16); do \
+		head -c 1024 /dev/urandom > $(FUZZ_LF_CORPUS)/seed-$$i; done
+	ASAN_OPTIONS=detect_leaks=1 $(B)/tests/epoll-libfuzzer \
+		-max_total_time=$(FUZZ_SECONDS) -timeout=60 -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_LF_ART) $(FUZZ_LF_FLAGS) \
+		$(subst -X ,--avoid=,$(FUZZ_AVOID)) $(FUZZ_LF_CORPUS)
