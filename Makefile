@@ -38,7 +38,7 @@ EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 -include tests/fuzz/fuzz.mk
 
 .PHONY: all deps check check-run check-asan check-tsan check-valgrind \
-	check-integration check-bench check-soak \
+	check-integration check-bench check-soak check-soak-lsan \
 	demo install clean format
 
 all: $(B)/libringpoll.a $(B)/libringpoll.so $(B)/libringpoll-preload.so \
@@ -179,12 +179,24 @@ check-bench: $(BENCH_BIN) $(B)/ringpoll-run $(B)/libringpoll-preload.so
 check-soak: $(BENCH_BIN) $(B)/ringpoll-run $(B)/libringpoll-preload.so
 	timeout 600 tests/soak/soak.sh $(B)
 
+# The same soak built with AddressSanitizer: LeakSanitizer checks every
+# server at exit. The RSS bound is looser: ASan's allocator quarantines
+# freed memory.
+check-soak-lsan:
+	$(MAKE) B=build/lsan CFLAGS="-O1 -g" \
+		SAN_CFLAGS="-fsanitize=address -fno-omit-frame-pointer" \
+		build/lsan/rpbench build/lsan/ringpoll-run \
+		build/lsan/libringpoll-preload.so
+	ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0 \
+		SOAK_RSS_KB=65536 timeout 900 tests/soak/soak.sh build/lsan
+
 check: deps
 	$(MAKE) check-asan
 	$(MAKE) check-tsan
 	$(MAKE) check-integration
 	$(MAKE) check-bench
 	$(MAKE) check-soak
+	$(MAKE) check-soak-lsan
 	$(MAKE) fuzz-check
 	$(MAKE) check-run
 

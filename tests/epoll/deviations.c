@@ -32,6 +32,13 @@
  *     another thread still gets the event (late by up to a tick); a thread
  *     in an uninterruptible sleep (a vfork parent) holds it back until it
  *     returns.
+ * (f) A wakeup without a key (shutdown(2) wakes a socket's waiters so)
+ *     under nesting (README, difference 11): the kernel's ep_poll_callback
+ *     takes it for an event, queues the entry (found not ready later) and
+ *     wakes the instances that watch this one, so an edge-triggered outer
+ *     entry is reported again. io_uring's poll re-polls the file on such a
+ *     wakeup and posts nothing when no wanted bit is set: ringpoll never
+ *     sees it, and the outer instance reports nothing.
  */
 #include "t_epoll.h"
 
@@ -1050,6 +1057,33 @@ START_TEST(dev_completion_submitter_in_vfork)
 }
 END_TEST
 
+START_TEST(dev_nested_keyless_wakeup)
+{
+	int outer = t_epoll(), inner = t_epoll(), efd, dg[2];
+
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ck_assert_int_ge(efd, 0);
+	t_socketpair(SOCK_DGRAM, dg);
+	/* Inner: one entry reported once (ET), one that is never ready. */
+	t_ctl(inner, EPOLL_CTL_ADD, efd, EPOLLOUT | EPOLLET, 1);
+	t_ctl(inner, EPOLL_CTL_ADD, dg[0], EPOLLPRI, 2);
+	t_ctl(outer, EPOLL_CTL_ADD, inner, EPOLLIN | EPOLLET, 3);
+	t_expect1(outer, 0, 3, EPOLLIN);
+	t_expect_none(outer, 0);
+	/* Keyless wakeup of dg[0]; nothing it is registered for is set. */
+	ck_assert_int_eq(shutdown(dg[0], SHUT_WR), 0);
+	if (t_emulated())
+		t_expect_none(outer, 0);
+	else
+		t_expect1(outer, 0, 3, EPOLLIN);
+	t_close(dg[0]);
+	t_close(dg[1]);
+	t_close(efd);
+	t_close(outer);
+	t_close(inner);
+}
+END_TEST
+
 Suite *t_suite_deviations(void)
 {
 	Suite *s = suite_create("deviations");
@@ -1065,6 +1099,7 @@ Suite *t_suite_deviations(void)
 	tcase_add_test(tc, dev_epollfd_poll_empty_not_ready);
 	tcase_add_test(tc, dev_epollfd_poll_pollin_when_item_ready);
 	tcase_add_test(tc, dev_epollfd_poll_does_not_consume_events);
+	tcase_add_test(tc, dev_nested_keyless_wakeup);
 	tcase_add_test(tc, dev_close_instance_during_wait_event_after);
 	tcase_add_test(tc, dev_close_instance_during_wait_timeout);
 	tcase_add_test(tc, dev_completion_submitter_sleeping);

@@ -3,7 +3,9 @@
 # epoll (control), rp_epoll_* and the preload, two rounds each. rpbench's
 # load generator checks every byte; between rounds the server must be back
 # to the fds it started with and its RSS must not grow by more than
-# SOAK_RSS_KB. Usage: tests/soak/soak.sh BUILD_DIR
+# SOAK_RSS_KB. The server must then exit cleanly on SIGTERM: with a build
+# under AddressSanitizer (make check-soak-lsan), LeakSanitizer checks it at
+# exit and a leak fails the round. Usage: tests/soak/soak.sh BUILD_DIR
 set -u
 B=${1:-build}
 CONNS=${SOAK_CONNS:-10000}
@@ -42,8 +44,9 @@ for mode in epoll rp-epoll preload; do
 	fi
 	port=$((port + 2))
 	# shellcheck disable=SC2086
+	err=$(mktemp)
 	timeout 120 $runner "$B/rpbench" server --mode $m --port $port \
-		> /dev/null 2>&1 &
+		> /dev/null 2> "$err" &
 	srv=$!
 	sleep 0.5
 	# timeout's child: rpbench (ringpoll-run execs it).
@@ -76,7 +79,15 @@ for mode in epoll rp-epoll preload; do
 		rss=$r
 	done
 	kill -TERM $srv 2>/dev/null
-	wait $srv 2>/dev/null
+	wait $srv
+	st=$?
+	# A clean exit, and nothing a sanitizer says (LeakSanitizer at exit).
+	if [ $st != 0 ] || grep -q Sanitizer "$err"; then
+		echo "# $mode: the server exited with status $st:"
+		sed 's/^/#   /' "$err" | head -n 40
+		good=0
+	fi
+	rm -f "$err"
 	if [ $good = 1 ]; then
 		ok "$mode: $CONNS connections, 2 rounds, every byte, no fd or memory growth (RSS $rss kB)"
 	else
