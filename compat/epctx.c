@@ -885,7 +885,7 @@ static int rp__ep_mod_armed(struct rp__ep *ep, int fd, struct rp__ep_item *it,
 
 	if ((mask & ~it->poll.mask) || (edge && mask != it->poll.mask) ||
 	    ((it->events & EPOLLET) && !edge) ||
-	    (it->poll.multishot && ep->waiters)) {
+	    (edge && ep->waiters)) {
 		/* A waiter trusts what comes in its wait: a CQE. */
 		ret = rp__poll_update(&ep->ring, &it->poll, fd, mask,
 				      RP__UD_EPOLL, (uint32_t)fd);
