@@ -249,6 +249,7 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 {
 	int fd = (int)rp__ud_slot(cqe->user_data);
 	struct rp__ep_item *it;
+	uint32_t bits;
 
 	switch (rp__ud_kind(cqe->user_data)) {
 	case RP__UD_EPOLL:
@@ -312,8 +313,15 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 			rp__ep_arm(ep, fd, it);
 		return;
 	}
-	it->ready |= (uint32_t)cqe->res & rp__ep_reportable(it->events);
-	if (it->ready) {
+	bits = (uint32_t)cqe->res & rp__ep_reportable(it->events);
+	/*
+	 * A wakeup only if this CQE has a wanted bit: the item may be a
+	 * candidate already (ready bits set by a MOD), and io_uring's poll
+	 * also fires for EPOLLRDHUP outside the interest, which the kernel's
+	 * ep_poll_callback filters out.
+	 */
+	if (bits) {
+		it->ready |= bits;
 		ep->wakes++;
 		rp__ep_list(ep, fd, it);
 	}

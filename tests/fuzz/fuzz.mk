@@ -14,7 +14,7 @@ FUZZ_AVOID ?= -X keyless
 # -F: a failure two replays do not reproduce is printed as FLAKY and not
 # counted (KNOWN.md, harness notes).
 # Known failing seeds left out of fuzz-check: -x SEED each (KNOWN.md F).
-FUZZ_CHECK_SKIP ?= -x 278
+FUZZ_CHECK_SKIP ?=
 
 .PHONY: fuzz fuzz-check fuzz-known fuzz-libfuzzer fuzz-lf-force
 
