@@ -245,6 +245,22 @@ static void rp__ep_stale(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
 }
 
+/*
+ * Arms a registration again from a CQE. In a watched instance an arm on a
+ * ready file is quiet: its completion is no wakeup (epnest.c), so what
+ * made the file ready since the last arm would go unseen. As rp__ep_mod
+ * does, the entry is then a candidate, and a wakeup of whoever watches us.
+ */
+static void rp__ep_rearm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
+{
+	rp__ep_arm(ep, fd, it);
+	if (it->flags & RP__EPI_QUIET) {
+		ep->wakes++;
+		it->ready |= rp__ep_reportable(it->events);
+		rp__ep_list(ep, fd, it);
+	}
+}
+
 static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 {
 	int fd = (int)rp__ud_slot(cqe->user_data);
@@ -273,17 +289,7 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	case RP__POLL_REARM:
 		/* A MOD's update found its poll completed: MOD's arm now. */
 		ep->lost_races++;
-		rp__ep_arm(ep, fd, it);
-		/*
-		 * Watched since, the arm's completion is no wakeup
-		 * (epnest.c): as rp__ep_mod does, a file ready now is a
-		 * candidate, and a wakeup of whoever watches us.
-		 */
-		if (it->flags & RP__EPI_QUIET) {
-			ep->wakes++;
-			it->ready |= rp__ep_reportable(it->events);
-			rp__ep_list(ep, fd, it);
-		}
+		rp__ep_rearm(ep, fd, it);
 		return;
 	case RP__POLL_EVENT:
 		break;
@@ -296,7 +302,7 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		 * back): nothing will ever come, as with the kernel's epoll.
 		 */
 		if (cqe->res == -ECANCELED)
-			rp__ep_arm(ep, fd, it);
+			rp__ep_rearm(ep, fd, it);
 		return;
 	}
 	/* A wakeup's key may overstate: no longer as read by poll(2). */
@@ -341,7 +347,7 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	 */
 	if (!it->poll.armed &&
 	    (it->poll.multishot || !(it->flags & RP__EPI_LISTED)))
-		rp__ep_arm(ep, fd, it);
+		rp__ep_rearm(ep, fd, it);
 }
 
 void rp__ep_harvest(struct rp__ep *ep)
@@ -1040,6 +1046,17 @@ void rp__ep_cancel_all(struct rp__ep *ep)
 						RP__UD_EPOLL,
 						c * RP__EP_CHUNK + i);
 		}
+	}
+	/*
+	 * A multishot that was completing survives its remove (-EALREADY);
+	 * its CQE, stale now, asks for another (rp__ep_stale). Twice is
+	 * enough: the second remove finds it armed.
+	 */
+	for (int round = 0; round < 2; round++) {
+		rp__ring_settle(&ep->ring);
+		rp__ep_harvest(ep);
+		if (!rp__ring_unsubmitted(&ep->ring))
+			break;
 	}
 	rp__ring_settle(&ep->ring);
 }
