@@ -991,8 +991,16 @@ int rp__ep_del(struct rp__ep *ep, int fd, bool inherited)
 			return ret;
 	}
 	if ((it->flags & RP__EPI_EPOLL) && !inherited) {
-		struct rp__ep *child = rp__ep_get(fd);
+		struct rp__ep *child;
 
+		/*
+		 * The kernel passes a nested wakeup on at once; ours is
+		 * counted when looked at. A wakeup of the child before the
+		 * DEL was a wakeup of ours: count it while it is still ours.
+		 */
+		if (ep->watched)
+			rp__ep_nest_woken(ep, fd, it);
+		child = rp__ep_get(fd);
 		for (uint32_t i = 0; i < ep->nnested; i++) {
 			if (ep->nested[i] == fd) {
 				ep->nested[i] = ep->nested[--ep->nnested];
