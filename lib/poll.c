@@ -75,9 +75,9 @@ int rp__poll_update(struct rp__ring *r, struct rp__poll *p, int fd,
 	 * Update mask and user_data in place: one SQE instead of remove and
 	 * add, and the request keeps its place on the wait queue. If the old
 	 * request completed meanwhile, the update fails; its CQE carries the
-	 * new generation so rp__poll_classify() reports RP__POLL_REARM.
+	 * new generation so rp__poll_classify() reports RP__POLL_REARM. A
+	 * multishot stays one: the update's flags say so, as an add's do.
 	 */
-	/* A multishot stays one: the update's flags say so, as an add's do. */
 	io_uring_prep_poll_update(sqe, old, rp__ud(kind, slot, p->gen), mask,
 				  IORING_POLL_UPDATE_EVENTS |
 					  IORING_POLL_UPDATE_USER_DATA |
