@@ -657,7 +657,7 @@ static void rp__ep_races(struct rp__ep *ep, uint32_t races)
 int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		int64_t timeout_ns, const sigset_t *sigmask)
 {
-	uint64_t deadline = 0, now;
+	uint64_t deadline = 0, now, ring0, st0;
 	unsigned confirmed;
 	uint32_t races;
 	int n = 0, ret;
@@ -665,6 +665,8 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 	if (timeout_ns > 0)
 		deadline = rp__now_ns() + (uint64_t)timeout_ns;
 	pthread_mutex_lock(&ep->lock);
+	ring0 = ep->ring.enters;
+	st0 = ep->st.enters;
 	ep->st.waits++;
 	/*
 	 * With a sleeper on the ring or a poller of its fd, readiness must
@@ -772,6 +774,11 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 	if (ep->watched || (n > 0 && ep->waiters && (ep->nrearm ||
 						     ep->ready_head)))
 		rp__ep_settle(ep);
+	/*
+	 * Enters not counted on the way: a full SQ handed to the kernel
+	 * while re-arming, a CQ overflow flushed by a harvest.
+	 */
+	ep->st.enters += (ep->ring.enters - ring0) - (ep->st.enters - st0);
 	pthread_mutex_unlock(&ep->lock);
 	return n;
 }
@@ -1028,10 +1035,12 @@ void rp__ep_ctl_done(struct rp__ep *ep)
 	 * until woken; something polling our fd needs it submitted now.
 	 * Otherwise it waits for the next wait: no syscall per ctl.
 	 */
-	if (ep->waiters)
+	if (ep->waiters) {
 		rp__ep_wake(ep);
-	else if (ep->watched)
+		ep->st.ctl_syscalls++;
+	} else if (ep->watched) {
 		rp__ep_settle(ep);
+	}
 }
 
 /* ---- exit ---- */

@@ -354,6 +354,7 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 {
 	struct rp__ep *child = NULL;
 	struct rp__fdent *e;
+	uint64_t ring0, st0;
 	int ret;
 
 	/* The kernel's order: EBADF, EPERM, EINVAL, then the op's own. */
@@ -396,6 +397,8 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 		}
 	}
 	pthread_mutex_lock(&ep->lock);
+	ring0 = ep->ring.enters;
+	st0 = ep->st.enters;
 	switch (op) {
 	case EPOLL_CTL_ADD:
 		ret = rp__ep_add(ep, fd, ev, child);
@@ -418,6 +421,9 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	}
 	if (ret == 0)
 		rp__ep_ctl_done(ep);
+	/* A full SQ handed to the kernel inline is this ctl's syscall. */
+	ep->st.ctl_syscalls += (ep->ring.enters - ring0) -
+			       (ep->st.enters - st0);
 	pthread_mutex_unlock(&ep->lock);
 	if (child)
 		rp__ep_put(child);
