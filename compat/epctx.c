@@ -913,16 +913,18 @@ static int rp__ep_mod_armed(struct rp__ep *ep, int fd, struct rp__ep_item *it,
 		if (ret < 0)
 			return ret;
 		it->ready = 0;
-	} else if (edge) {
-		it->ready |= rp__ep_reportable(events);
-		rp__ep_list(ep, fd, it);
 	} else {
-		it->ready = 0;
+		if (edge) {
+			it->ready |= rp__ep_reportable(events);
+			rp__ep_list(ep, fd, it);
+		} else {
+			it->ready = 0;
+		}
+		ep->st.mods_in_place++;
 	}
 	it->events = events;
 	it->data = ev->data;
 	it->flags &= ~(RP__EPI_DISABLED | RP__EPI_FRESH);
-	ep->st.mods_in_place++;
 	return 0;
 }
 

@@ -52,6 +52,50 @@ START_TEST(epoll_fd_is_the_ring_fd)
 }
 END_TEST
 
+/*
+ * A MOD that the armed poll covers (new data, a narrower level-triggered
+ * interest) keeps it: no SQE, no kernel work; one that widens the interest
+ * updates it, and the new bit is reported.
+ */
+START_TEST(epoll_mod_keeps_or_updates_armed_poll)
+{
+	int epfd = rp_epoll_create1(0), sv[2];
+	struct epoll_event ev;
+	struct rp_epoll_stats a, b;
+	char c;
+
+	t_socketpair(sv);
+	/* Armed for IN|RDHUP after the wait; nothing is ready. */
+	t_ctl(epfd, EPOLL_CTL_ADD, sv[0], EPOLLIN | EPOLLRDHUP, 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	a = t_st(epfd);
+	t_ctl(epfd, EPOLL_CTL_MOD, sv[0], EPOLLIN | EPOLLRDHUP, 2);
+	t_ctl(epfd, EPOLL_CTL_MOD, sv[0], EPOLLIN, 3);
+	b = t_st(epfd);
+	ck_assert_uint_eq(b.mods_in_place - a.mods_in_place, 2);
+	/* Nothing queued, nothing pending: a wait(0) does not even enter. */
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	ck_assert_uint_eq(t_st(epfd).enters, b.enters);
+	/* The kept poll reports with the new data and interest. */
+	ck_assert_int_eq(write(sv[1], "x", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 1000), 1);
+	ck_assert_uint_eq(ev.data.u64, 3);
+	ck_assert_uint_eq(ev.events, EPOLLIN);
+	ck_assert_int_eq(read(sv[0], &c, 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	/* Wider: an update, and the socket's room to write shows at once. */
+	b = t_st(epfd);
+	t_ctl(epfd, EPOLL_CTL_MOD, sv[0], EPOLLIN | EPOLLOUT, 4);
+	ck_assert_uint_eq(t_st(epfd).mods_in_place, b.mods_in_place);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 1000), 1);
+	ck_assert_uint_eq(ev.data.u64, 4);
+	ck_assert_uint_eq(ev.events, EPOLLOUT);
+	rp_close(sv[0]);
+	rp_close(sv[1]);
+	rp_close(epfd);
+}
+END_TEST
+
 START_TEST(epoll_mod_and_del_make_no_syscall)
 {
 	int epfd = rp_epoll_create1(0), p[2];
@@ -290,6 +334,7 @@ Suite *t_suite_epoll(void)
 
 	tcase_add_test(tc, epoll_fd_is_the_ring_fd);
 	tcase_add_test(tc, epoll_mod_and_del_make_no_syscall);
+	tcase_add_test(tc, epoll_mod_keeps_or_updates_armed_poll);
 	tcase_add_test(tc, epoll_busy_wait_costs_one_enter);
 	tcase_add_test(tc, epoll_stale_candidate_is_dropped);
 	tcase_add_test(tc, epoll_kernel_fd_passes_through);
