@@ -27,6 +27,20 @@ else
 	no "results.csv has the header and a row per mode and size"
 fi
 
+# Over a unix socket (--unix): the load checks every byte, as on TCP, and
+# each server removes its socket at exit.
+if DEMO_TRANSPORT=unix DEMO_MODES=rp-epoll,rp-completion DEMO_SECONDS=0.2 \
+    DEMO_WARMUP=0.05 DEMO_ROUNDS=1 DEMO_CONNS=8 DEMO_OUT="$out/unix" \
+    timeout 120 tools/bench/demo --build "$B" --no-make \
+    > "$out/unix.txt" 2>&1 &&
+    [ "$(grep -c . "$out/unix/results.csv")" -eq 4 ] &&
+    [ -d "$out/unix/sock" ] && [ -z "$(ls -A "$out/unix/sock")" ]; then
+	ok "rp-epoll and rp-completion run over a unix socket"
+else
+	no "rp-epoll and rp-completion run over a unix socket"
+	tail -20 "$out/unix.txt"
+fi
+
 "$B/rpbench" server --mode nonesuch --port 1 > "$out/bad.txt" 2>&1
 rc=$?
 if [ $rc = 2 ] && grep -qi mode "$out/bad.txt"; then

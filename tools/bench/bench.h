@@ -92,6 +92,12 @@ struct rpb_server {
 	const struct rpb_mode *mode;
 	int nthreads;
 	struct rpb_worker *workers;
+	/*
+	 * Data connections are TCP: set TCP_NODELAY on each. False on a unix
+	 * socket, where the option does not exist (EOPNOTSUPP): skipped, and
+	 * not counted as a syscall.
+	 */
+	bool nodelay;
 	int stopping; /* read by workers with __atomic_load_n */
 };
 

@@ -28,6 +28,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +79,8 @@ struct rpb_lthread {
 
 struct rpb_load {
 	const char *host;
+	const char *unix_path; /* data connections here, not host:port */
+	char target[128];      /* host:port or unix:PATH, for messages */
 	uint64_t port, ctl_port, conns, size, depth, threads;
 	double seconds, warmup;
 	int measuring, stop, failed; /* __atomic */
@@ -274,19 +277,32 @@ static void *rpb_l_thread(void *arg)
 static int rpb_l_connect(struct rpb_load *ld, struct rpb_lconn *c)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET};
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct sockaddr *sa = (struct sockaddr *)&sin;
+	socklen_t salen = sizeof(sin);
 	struct timeval tv = {.tv_sec = RPB_CONNECT_TIMEOUT_S};
 	int one = 1;
 
-	sin.sin_port = htons((uint16_t)ld->port);
-	inet_pton(AF_INET, ld->host, &sin.sin_addr);
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ld->unix_path) {
+		/* Its length was checked with the arguments. */
+		memcpy(sun.sun_path, ld->unix_path,
+		       strlen(ld->unix_path) + 1);
+		sa = (struct sockaddr *)&sun;
+		salen = sizeof(sun);
+	} else {
+		sin.sin_port = htons((uint16_t)ld->port);
+		inet_pton(AF_INET, ld->host, &sin.sin_addr);
+	}
+	c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		return -errno;
-	/* SO_SNDTIMEO bounds a blocking connect, too. */
+	/* SO_SNDTIMEO bounds a blocking connect, too (unix sockets too). */
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+	if (connect(c->fd, sa, salen) < 0)
 		return -errno;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A unix socket has no Nagle to turn off. */
+	if (!ld->unix_path)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	tv.tv_sec = 0;
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (fcntl(c->fd, F_SETFL, O_NONBLOCK) < 0)
@@ -302,6 +318,7 @@ static int rpb_load_usage(FILE *f)
 	    "[--depth D] [--seconds S]\n"
 	    "                    [--warmup W] [--threads T] [--host ADDR] "
 	    "[--control-port C]\n"
+	    "                    [--unix PATH]\n"
 	    "Closed loop: N connections each keep D requests of B bytes in "
 	    "flight for\n"
 	    "W + S seconds; the last S are measured. Every echoed byte is "
@@ -310,6 +327,9 @@ static int rpb_load_usage(FILE *f)
 	    "--threads 1\n"
 	    "--host 127.0.0.1 --control-port P+1 (0: do not ask the server "
 	    "for a report).\n"
+	    "--unix PATH: connect to the server's unix socket instead of "
+	    "ADDR:P; the\n"
+	    "control port stays TCP on ADDR (P+1, or --control-port).\n"
 	    "Exit: 0 ok, 1 failed run (mismatch, server gone), 2 bad "
 	    "arguments.\n");
 	return RPB_EXIT_USAGE;
@@ -356,6 +376,16 @@ static int rpb_load_args(struct rpb_load *ld, int argc, char **argv)
 			ret = rpb_parse_secs(prog, a, v, 0.01, &ld->seconds);
 		} else if (strcmp(a, "--warmup") == 0) {
 			ret = rpb_parse_secs(prog, a, v, 0, &ld->warmup);
+		} else if (strcmp(a, "--unix") == 0 && v) {
+			ld->unix_path = v;
+			if (strlen(v) >= sizeof(((struct sockaddr_un *)0)
+						    ->sun_path)) {
+				fprintf(stderr,
+					"%s: --unix: '%s' is too long for a "
+					"unix socket address\n",
+					prog, v);
+				ret = -EINVAL;
+			}
 		} else if (strcmp(a, "--host") == 0 && v) {
 			ld->host = v;
 			if (inet_pton(AF_INET, v, &ia) != 1) {
@@ -374,14 +404,25 @@ static int rpb_load_args(struct rpb_load *ld, int argc, char **argv)
 	}
 	if (ret)
 		return RPB_EXIT_USAGE;
-	if (!have_port) {
-		fprintf(stderr, "%s: --port is required\n", prog);
+	/* On a unix socket, --port only names the control port. */
+	if (!have_port && !(ld->unix_path && ld->ctl_port != UINT64_MAX)) {
+		fprintf(stderr,
+			"%s: --port is required (with --unix: --port or "
+			"--control-port)\n",
+			prog);
 		return rpb_load_usage(stderr);
 	}
 	if (ld->threads > ld->conns)
 		ld->threads = ld->conns;
 	if (ld->ctl_port == UINT64_MAX)
 		ld->ctl_port = ld->port < 65535 ? ld->port + 1 : 0;
+	/* What connection errors name: the socket, or host:port. */
+	if (ld->unix_path)
+		snprintf(ld->target, sizeof(ld->target), "unix:%s",
+			 ld->unix_path);
+	else
+		snprintf(ld->target, sizeof(ld->target), "%s:%llu", ld->host,
+			 (unsigned long long)ld->port);
 	return 0;
 }
 
@@ -415,11 +456,10 @@ static int rpb_load_open(struct rpb_load *ld)
 			if (ret < 0) {
 				fprintf(stderr,
 					"rpbench load: connection %llu to "
-					"%s:%llu: %s%s\n",
-					(unsigned long long)id, ld->host,
-					(unsigned long long)ld->port,
+					"%s: %s%s\n",
+					(unsigned long long)id, ld->target,
 					strerror(-ret),
-					ret == -ECONNREFUSED
+					ret == -ECONNREFUSED || ret == -ENOENT
 					    ? " (is the server running?)"
 					    : "");
 				return ret;

@@ -25,6 +25,8 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -80,13 +82,19 @@ static int rpb_server_usage(FILE *f)
 	fprintf(f,
 		"usage: rpbench server --mode MODE --port P [--threads N] "
 		"[--bind ADDR]\n"
-		"                      [--control-port C] [--report FILE]\n"
+		"                      [--unix PATH] [--control-port C] "
+		"[--report FILE]\n"
 		"An echo server. --control-port defaults to P+1 (0: none); a "
 		"connection\n"
 		"to it gets one report line. SIGUSR1 writes a report to "
 		"--report FILE\n"
 		"(stdout without it); SIGTERM stops the server and writes the "
 		"final one.\n"
+		"--unix PATH: data connections on a unix stream socket at PATH "
+		"instead of\n"
+		"port P (a stale PATH is removed first, PATH at exit); the "
+		"control port\n"
+		"stays TCP: P+1, or --control-port.\n"
 		"Modes:\n");
 	for (size_t i = 0; i < RPB_NMODES; i++)
 		fprintf(f, "  %-17s %s\n", rpb_modes[i].name,
@@ -123,6 +131,87 @@ fail:
 	else
 		fprintf(stderr, "%s: %s port %s:%llu: %s\n", prog, what, addr,
 			(unsigned long long)port, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -EINVAL;
+}
+
+/* The unix socket this server made, removed at exit if still ours. */
+static struct {
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t dev;
+	ino_t ino;
+} rpb_unix;
+
+static void rpb_unix_cleanup(void)
+{
+	struct stat st;
+
+	/* Another server may have replaced it since: leave that one be. */
+	if (stat(rpb_unix.path, &st) == 0 && st.st_dev == rpb_unix.dev &&
+	    st.st_ino == rpb_unix.ino)
+		unlink(rpb_unix.path);
+}
+
+/*
+ * The data listener on a unix stream socket. A socket file left by a
+ * server that died is removed first; one a live server answers on is
+ * refused, as a port in use is, and so is a path that is not a socket.
+ */
+static int rpb_listen_unix(const char *prog, const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "%s: --unix: '%s' is longer than %zu bytes\n",
+			prog, path, sizeof(sun.sun_path) - 1);
+		return -EINVAL;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			fprintf(stderr,
+				"%s: --unix: '%s' exists and is not a "
+				"socket\n",
+				prog, path);
+			close(fd);
+			return -EINVAL;
+		}
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			fprintf(stderr, "%s: unix socket %s is in use\n", prog,
+				path);
+			close(fd);
+			return -EINVAL;
+		}
+		if (unlink(path) < 0 && errno != ENOENT)
+			goto fail;
+		/* A failed connect leaves the socket unusable: a new one. */
+		close(fd);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			goto fail;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		goto fail;
+	if (stat(path, &st) == 0) {
+		memcpy(rpb_unix.path, sun.sun_path, sizeof(rpb_unix.path));
+		rpb_unix.dev = st.st_dev;
+		rpb_unix.ino = st.st_ino;
+		atexit(rpb_unix_cleanup);
+	}
+	/* Nonblocking, as on TCP: workers race for each connection. */
+	if (listen(fd, RPB_BACKLOG) < 0 ||
+	    fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+		goto fail;
+	return fd;
+fail:
+	fprintf(stderr, "%s: unix socket %s: %s\n", prog, path,
+		strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	return -EINVAL;
@@ -317,6 +406,7 @@ int rpb_server_main(int argc, char **argv)
 {
 	static const char prog[] = "rpbench server";
 	const char *mode = NULL, *bind_addr = "127.0.0.1", *report = NULL;
+	const char *unix_path = NULL;
 	uint64_t port = 0, ctl_port = UINT64_MAX, threads = 1;
 	struct rpb_server srv = {0};
 	bool have_port = false;
@@ -357,6 +447,8 @@ int rpb_server_main(int argc, char **argv)
 			bind_addr = v;
 		} else if (strcmp(a, "--report") == 0 && v) {
 			report = v;
+		} else if (strcmp(a, "--unix") == 0 && v) {
+			unix_path = v;
 		} else {
 			fprintf(stderr,
 				"%s: unknown or incomplete option '%s'\n", prog,
@@ -365,8 +457,12 @@ int rpb_server_main(int argc, char **argv)
 		}
 		i++;
 	}
-	if (!mode || !have_port) {
-		fprintf(stderr, "%s: --mode and --port are required\n", prog);
+	/* On a unix socket, --port only names the control port. */
+	if (!mode || (!have_port && !(unix_path && ctl_port != UINT64_MAX))) {
+		fprintf(stderr,
+			"%s: --mode and --port are required (with --unix: "
+			"--port or --control-port)\n",
+			prog);
 		return rpb_server_usage(stderr);
 	}
 	for (size_t i = 0; i < RPB_NMODES; i++)
@@ -383,15 +479,24 @@ int rpb_server_main(int argc, char **argv)
 	if (ctl_port == UINT64_MAX)
 		ctl_port = port < 65535 ? port + 1 : 0;
 	rpb_raise_nofile();
-	/* Nonblocking: workers race for each connection; losers get EAGAIN. */
-	lfd = rpb_listen(prog, "listen", bind_addr, port, SOCK_NONBLOCK);
-	if (lfd < 0)
-		return RPB_EXIT_USAGE;
+	/*
+	 * The control port first: if it is taken, no unix socket is left
+	 * behind, and the control port stays TCP on either transport.
+	 */
 	if (ctl_port) {
 		ctl_fd = rpb_listen(prog, "control", bind_addr, ctl_port, 0);
 		if (ctl_fd < 0)
 			return RPB_EXIT_USAGE;
 	}
+	/* Nonblocking: workers race for each connection; losers get EAGAIN. */
+	if (unix_path)
+		lfd = rpb_listen_unix(prog, unix_path);
+	else
+		lfd = rpb_listen(prog, "listen", bind_addr, port,
+				 SOCK_NONBLOCK);
+	if (lfd < 0)
+		return RPB_EXIT_USAGE;
+	srv.nodelay = !unix_path;
 
 	srv.nthreads = (int)threads;
 	srv.workers = aligned_alloc(64, sizeof(*srv.workers) * threads);
@@ -419,11 +524,21 @@ int rpb_server_main(int argc, char **argv)
 			exit(RPB_EXIT_FAIL);
 		}
 	}
-	fprintf(stderr,
-		"%s: mode %s on %s:%llu (control %llu), %d thread%s, pid %ld\n",
-		prog, srv.mode->name, bind_addr, (unsigned long long)port,
-		(unsigned long long)ctl_port, srv.nthreads,
-		srv.nthreads == 1 ? "" : "s", (long)getpid());
+	if (unix_path)
+		fprintf(stderr,
+			"%s: mode %s on unix:%s (control %llu), %d thread%s, "
+			"pid %ld\n",
+			prog, srv.mode->name, unix_path,
+			(unsigned long long)ctl_port, srv.nthreads,
+			srv.nthreads == 1 ? "" : "s", (long)getpid());
+	else
+		fprintf(stderr,
+			"%s: mode %s on %s:%llu (control %llu), %d thread%s, "
+			"pid %ld\n",
+			prog, srv.mode->name, bind_addr,
+			(unsigned long long)port, (unsigned long long)ctl_port,
+			srv.nthreads, srv.nthreads == 1 ? "" : "s",
+			(long)getpid());
 	ret = rpb_serve(&srv, ctl_fd, report);
 	exit(ret);
 }

@@ -103,8 +103,11 @@ static void rpb_a_accepted(struct rp_loop *loop, rp_source s, ssize_t fd,
 			  rpb_a_accepted, w);
 	if (fd < 0)
 		return;
-	setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	RPB_INC(&w->c, other);
+	if (w->srv->nodelay) {
+		setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			   sizeof(one));
+		RPB_INC(&w->c, other);
+	}
 	c = malloc(sizeof(*c));
 	if (!c || rp_source_new(loop, (int)fd, &c->src) < 0) {
 		free(c);

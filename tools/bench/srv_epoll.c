@@ -83,8 +83,11 @@ static void rpb_ep_accept(struct rpb_ep *ep)
 		if (fd < 0)
 			break; /* EAGAIN: another worker took it */
 		/* Small requests must not wait for Nagle's timer. */
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		RPB_INC(&w->c, other);
+		if (w->srv->nodelay) {
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				   sizeof(one));
+			RPB_INC(&w->c, other);
+		}
 		if ((size_t)fd >= ep->nconns ||
 		    rpb_ep_ctl(ep, EPOLL_CTL_ADD, fd, EPOLLIN) < 0) {
 			close(fd);

@@ -6,7 +6,7 @@
  * recv or send in flight per connection, a single io_uring_enter per loop
  * that submits and waits, the best task-run setup the kernel has and a
  * registered ring fd. Its syscalls are those enters, the connections'
- * setsockopt and close.
+ * setsockopt (TCP only) and close.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -102,8 +102,11 @@ static void rpb_u_accepted(struct rpb_uring *u, const struct io_uring_cqe *cqe)
 		rpb_u_prep(u, NULL, RPB_U_ACCEPT);
 	if (cqe->res < 0)
 		return;
-	setsockopt(cqe->res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	RPB_INC(&u->w->c, other);
+	if (u->w->srv->nodelay) {
+		setsockopt(cqe->res, IPPROTO_TCP, TCP_NODELAY, &one,
+			   sizeof(one));
+		RPB_INC(&u->w->c, other);
+	}
 	c = malloc(sizeof(*c));
 	if (!c) {
 		close(cqe->res);
