@@ -1066,10 +1066,16 @@ void rp__ep_cancel_all(struct rp__ep *ep)
 						c * RP__EP_CHUNK + i);
 		}
 	}
+	rp__ep_drop_removed(ep);
+}
+
+void rp__ep_drop_removed(struct rp__ep *ep)
+{
 	/*
 	 * A multishot that was completing survives its remove (-EALREADY);
 	 * its CQE, stale now, asks for another (rp__ep_stale). Twice is
-	 * enough: the second remove finds it armed.
+	 * enough: the second remove finds it armed. The last settle is no
+	 * syscall when nothing is left to submit.
 	 */
 	for (int round = 0; round < 2; round++) {
 		rp__ring_settle(&ep->ring);

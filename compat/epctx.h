@@ -131,6 +131,11 @@ int rp__ep_init(struct rp__ep *ep, int flags);
 void rp__ep_release(struct rp__ep *ep);
 /* At exit: every poll cancelled, so that no file outlives the process. */
 void rp__ep_cancel_all(struct rp__ep *ep);
+/*
+ * Hands queued removes to the kernel and lets it finish them, so that no
+ * cancelled poll still holds its file (a socket then sends its FIN).
+ */
+void rp__ep_drop_removed(struct rp__ep *ep);
 /* In a forked child: a fresh ring under the same fd, interest re-armed. */
 int rp__ep_rebuild(struct rp__ep *ep);
 

@@ -597,15 +597,8 @@ static void rp__close_registered(int fd, struct rp__fdent *e)
 			 * A cancelled poll (now, or by an earlier DEL whose
 			 * remove is still queued) holds the file: let the
 			 * kernel drop it now, so that a socket sends its FIN.
-			 * A multishot that was completing survives its remove;
-			 * its CQE asks for another (rp__ep_stale).
 			 */
-			for (int round = 0; round < 2; round++) {
-				rp__ring_settle(&ep->ring);
-				rp__ep_harvest(ep);
-				if (!rp__ring_unsubmitted(&ep->ring))
-					break;
-			}
+			rp__ep_drop_removed(ep);
 		} else if (!ep->dead) {
 			rp__ep_del(ep, fd, true);
 		}
