@@ -163,6 +163,30 @@ START_TEST(lt_del_stops_reports)
 }
 END_TEST
 
+/*
+ * MOD of an entry that is armed and not ready: a narrower interest, then
+ * a wider one. Each report carries the interest and data of the last MOD.
+ */
+START_TEST(lt_mod_of_idle_entry_takes_new_interest_and_data)
+{
+	int epfd = t_epoll(), sv[2];
+
+	t_socketpair(SOCK_STREAM, sv);
+	t_ctl(epfd, EPOLL_CTL_ADD, sv[0], EPOLLIN | EPOLLRDHUP, 1);
+	t_expect_none(epfd, 0);
+	t_ctl(epfd, EPOLL_CTL_MOD, sv[0], EPOLLIN, 2);
+	t_expect_none(epfd, 0);
+	/* The peer shuts down writing: IN and RDHUP; only IN is asked for. */
+	ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+	t_expect1(epfd, 0, 2, EPOLLIN);
+	t_ctl(epfd, EPOLL_CTL_MOD, sv[0], EPOLLIN | EPOLLRDHUP, 3);
+	t_expect1(epfd, 0, 3, EPOLLIN | EPOLLRDHUP);
+	t_close(sv[0]);
+	t_close(sv[1]);
+	t_close(epfd);
+}
+END_TEST
+
 START_TEST(lt_more_data_still_one_entry)
 {
 	/* Several writes to one ready fd never make several entries. */
@@ -194,6 +218,7 @@ Suite *t_suite_lt(void)
 	tcase_add_test(tc, lt_reports_current_mask);
 	tcase_add_test(tc, lt_del_stops_reports);
 	tcase_add_test(tc, lt_more_data_still_one_entry);
+	tcase_add_test(tc, lt_mod_of_idle_entry_takes_new_interest_and_data);
 	suite_add_tcase(s, tc);
 	return s;
 }
