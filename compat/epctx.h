@@ -46,6 +46,10 @@ struct rp__ep_item {
 #define RP__EP_CHUNK_SHIFT 10
 #define RP__EP_CHUNK (1u << RP__EP_CHUNK_SHIFT)
 #define RP__EP_CQE_BATCH 64
+/* Closes from signal handlers a holder of the lock forgets one by one. */
+#define RP__EP_PEND 16
+/* Instance locks one thread may hold at once: nesting depth and more. */
+#define RP__HELD_MAX 8
 /* Nesting depth the kernel allows (EP_MAX_NESTS). */
 #define RP__EP_MAX_NESTS 4
 
@@ -90,9 +94,78 @@ struct rp__ep {
 	struct rp_epoll_stats st;
 	struct io_uring_cqe cqes[RP__EP_CQE_BATCH];
 	struct rp__ep *next_free;
+
+	/*
+	 * fds closed by a signal handler while this thread (or another)
+	 * held or was taking our lock: forgotten by the holder, under the
+	 * lock, before anyone can ADD the number again (rp__ep_pending).
+	 * fd + 1 per slot; past RP__EP_PEND slots, a scan for closed fds.
+	 */
+	atomic_int pend[RP__EP_PEND];
+	atomic_uint npend;
+	atomic_bool pend_scan;
+	atomic_bool close_pending; /* our own fd was closed so */
 };
 
 extern atomic_ulong rp__ep_fork_gen;
+
+/*
+ * close() is async-signal-safe, and ours takes instance locks: a handler
+ * that interrupted its own thread inside an instance would wait for
+ * itself. So each thread knows which instance locks it holds or is
+ * taking (before the lock call, so a handler that lands inside it knows
+ * too). While it holds any, a close in a handler takes no lock: it leaves
+ * the fd on each instance's pending list (rp__ep_defer_close), and the
+ * next holder of each lock forgets it before doing anything else; the
+ * interrupted thread does so as it lets go of its locks.
+ */
+struct rp__held {
+	struct rp__ep *ep[RP__HELD_MAX];
+	unsigned n;
+};
+extern __thread struct rp__held rp__held
+	__attribute__((tls_model("initial-exec")));
+/* Set when a handler deferred a close anywhere; see rp__ep_unlock. */
+extern atomic_bool rp__pending_any;
+
+void rp__ep_pending(struct rp__ep *ep);
+void rp__ep_pending_late(struct rp__ep *ep);
+
+static inline bool rp__ep_has_pending(struct rp__ep *ep)
+{
+	return atomic_load_explicit(&ep->npend, memory_order_relaxed) ||
+	       atomic_load_explicit(&ep->pend_scan, memory_order_relaxed);
+}
+
+static inline void rp__ep_lock(struct rp__ep *ep)
+{
+	rp__held.ep[rp__held.n] = ep;
+	atomic_signal_fence(memory_order_seq_cst);
+	rp__held.n++;
+	atomic_signal_fence(memory_order_seq_cst);
+	pthread_mutex_lock(&ep->lock);
+	if (rp__unlikely(rp__ep_has_pending(ep)))
+		rp__ep_pending(ep);
+}
+
+static inline void rp__ep_unlock(struct rp__ep *ep)
+{
+	if (rp__unlikely(rp__ep_has_pending(ep)))
+		rp__ep_pending(ep);
+	pthread_mutex_unlock(&ep->lock);
+	atomic_signal_fence(memory_order_seq_cst);
+	/* Locks are let go in the order opposite to taking them. */
+	rp__held.n--;
+	atomic_signal_fence(memory_order_seq_cst);
+	/* A handler may have come between the look above and here. */
+	if (rp__unlikely(rp__ep_has_pending(ep) ||
+			 atomic_load_explicit(&ep->close_pending,
+					      memory_order_relaxed) ||
+			 (!rp__held.n &&
+			  atomic_load_explicit(&rp__pending_any,
+					       memory_order_relaxed))))
+		rp__ep_pending_late(ep);
+}
 
 /* In a forked child that has not used the instance since the fork. */
 static inline bool rp__ep_inherited(const struct rp__ep *ep)

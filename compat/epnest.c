@@ -47,11 +47,11 @@ static uint32_t rp__ep_child_wakes(struct rp__ep *child)
 {
 	uint32_t wakes;
 
-	pthread_mutex_lock(&child->lock);
+	rp__ep_lock(child);
 	rp__ep_harvest(child);
 	rp__ep_nest_look(child);
 	wakes = child->wakes;
-	pthread_mutex_unlock(&child->lock);
+	rp__ep_unlock(child);
 	return wakes;
 }
 
@@ -122,9 +122,9 @@ uint32_t rp__ep_child_bits(int fd, uint32_t events)
 	child = rp__ep_get(fd);
 	if (!child)
 		return 0;
-	pthread_mutex_lock(&child->lock);
+	rp__ep_lock(child);
 	ready = rp__ep_probe(child);
-	pthread_mutex_unlock(&child->lock);
+	rp__ep_unlock(child);
 	rp__ep_put(child);
 	return ready ? bits : 0;
 }
@@ -253,9 +253,9 @@ bool rp__ep_reaches(struct rp__ep *from, int target, int depth)
 		child = rp__ep_get(from->nested[i]);
 		if (!child)
 			continue;
-		pthread_mutex_lock(&child->lock);
+		rp__ep_lock(child);
 		found = rp__ep_reaches(child, target, depth + 1);
-		pthread_mutex_unlock(&child->lock);
+		rp__ep_unlock(child);
 		rp__ep_put(child);
 	}
 	return found;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -32,11 +33,33 @@ struct rp__fdent {
 };
 
 static _Atomic(struct rp__fdent *) rp__tab[RP__TAB_CHUNKS];
+/* Taken to make an instance, never on the way of a close. */
 static pthread_mutex_t rp__tab_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Instance structs are recycled, never freed: a racing lookup is safe. */
-static struct rp__ep *rp__ep_free_list;
-static struct rp__ep **rp__ep_all;
-static uint32_t rp__ep_nall;
+/*
+ * Instance structs are recycled, never freed: a racing lookup is safe.
+ * Every struct ever made is listed in chunks that never move, so that a
+ * close (which may run in a signal handler) walks them without a lock.
+ */
+#define RP__ALL_SHIFT 8
+#define RP__ALL_CHUNK (1u << RP__ALL_SHIFT)
+#define RP__ALL_CHUNKS 4096
+static _Atomic(struct rp__ep *) rp__ep_free_list;
+static _Atomic(struct rp__ep **) rp__ep_all[RP__ALL_CHUNKS];
+static atomic_uint rp__ep_nall;
+
+/* The i-th instance struct ever made, i below rp__ep_nall. */
+static struct rp__ep *rp__ep_nth(uint32_t i)
+{
+	struct rp__ep **chunk = atomic_load_explicit(
+		&rp__ep_all[i >> RP__ALL_SHIFT], memory_order_acquire);
+
+	return chunk[i & (RP__ALL_CHUNK - 1)];
+}
+
+static uint32_t rp__ep_count(void)
+{
+	return atomic_load_explicit(&rp__ep_nall, memory_order_acquire);
+}
 
 /* epoll's limit on maxevents (EP_MAX_EVENTS). */
 #define RP__EP_MAX_EVENTS (INT_MAX / (int)sizeof(struct epoll_event))
@@ -134,17 +157,63 @@ static void rp__st_add(struct rp_epoll_stats *to,
 	to->mods_in_place += st->mods_in_place;
 }
 
+/*
+ * Onto the free list without a lock (a close in a signal handler may drop
+ * the last reference); taking off is under rp__tab_lock, so no two pops
+ * race and a push needs no ABA care. The counters stay in the struct
+ * until it is made again (rp__ep_alloc).
+ */
+static void rp__ep_recycle(struct rp__ep *ep)
+{
+	struct rp__ep *head = atomic_load(&rp__ep_free_list);
+
+	do
+		ep->next_free = head;
+	while (!atomic_compare_exchange_weak(&rp__ep_free_list, &head, ep));
+}
+
 void rp__ep_put(struct rp__ep *ep)
 {
 	if (atomic_fetch_sub(&ep->refs, 1) != 1)
 		return;
 	/* The last user of a closed instance frees what it holds. */
 	rp__ep_release(ep);
+	rp__ep_recycle(ep);
+}
+
+/* A struct for a new instance, its old counters counted; NULL: ENOMEM. */
+static struct rp__ep *rp__ep_alloc(void)
+{
+	struct rp__ep *ep;
+
 	pthread_mutex_lock(&rp__tab_lock);
-	rp__st_add(&rp__st_closed, &ep->st);
-	ep->next_free = rp__ep_free_list;
-	rp__ep_free_list = ep;
+	ep = atomic_load(&rp__ep_free_list);
+	if (ep) {
+		atomic_store(&rp__ep_free_list, ep->next_free);
+		rp__st_add(&rp__st_closed, &ep->st);
+		memset(&ep->st, 0, sizeof(ep->st));
+	} else {
+		uint32_t n = rp__ep_count(), c = n >> RP__ALL_SHIFT;
+		struct rp__ep **chunk = NULL;
+
+		if (c < RP__ALL_CHUNKS) {
+			chunk = atomic_load(&rp__ep_all[c]);
+			if (!chunk) {
+				chunk = calloc(RP__ALL_CHUNK, sizeof(*chunk));
+				atomic_store_explicit(&rp__ep_all[c], chunk,
+						      memory_order_release);
+			}
+		}
+		ep = chunk ? calloc(1, sizeof(*ep)) : NULL;
+		if (ep) {
+			pthread_mutex_init(&ep->lock, NULL);
+			chunk[n & (RP__ALL_CHUNK - 1)] = ep;
+			atomic_store_explicit(&rp__ep_nall, n + 1,
+					      memory_order_release);
+		}
+	}
 	pthread_mutex_unlock(&rp__tab_lock);
+	return ep;
 }
 
 /* After fork only this thread is left: locks held by others are void. */
@@ -154,23 +223,23 @@ static void rp__atfork_child(void)
 	pthread_mutex_init(&rp__tab_lock, NULL);
 	/* The counters are the parent's: the child reports its own. */
 	memset(&rp__st_closed, 0, sizeof(rp__st_closed));
-	for (uint32_t i = 0; i < rp__ep_nall; i++) {
-		pthread_mutex_init(&rp__ep_all[i]->lock, NULL);
-		rp__ep_all[i]->waiters = 0;
-		memset(&rp__ep_all[i]->st, 0, sizeof(rp__ep_all[i]->st));
+	for (uint32_t i = 0; i < rp__ep_count(); i++) {
+		struct rp__ep *ep = rp__ep_nth(i);
+
+		pthread_mutex_init(&ep->lock, NULL);
+		ep->waiters = 0;
+		memset(&ep->st, 0, sizeof(ep->st));
 	}
+	rp__held.n = 0;
 }
 
 static void rp__st_total(struct rp_epoll_stats *st)
 {
 	pthread_mutex_lock(&rp__tab_lock);
 	*st = rp__st_closed;
-	for (uint32_t i = 0; i < rp__ep_nall; i++) {
-		struct rp__ep *ep = rp__ep_all[i];
-
-		if (atomic_load(&ep->refs))
-			rp__st_add(st, &ep->st);
-	}
+	/* Closed ones too: their counters stay until the struct is reused. */
+	for (uint32_t i = 0; i < rp__ep_count(); i++)
+		rp__st_add(st, &rp__ep_nth(i)->st);
 	pthread_mutex_unlock(&rp__tab_lock);
 }
 
@@ -207,16 +276,9 @@ static void rp__st_report(void)
 /* See rp__ep_cancel_all: files must not outlive the process. */
 static void rp__epoll_exit(void)
 {
-	for (uint32_t i = 0;; i++) {
-		struct rp__ep *ep;
+	for (uint32_t i = 0; i < rp__ep_count(); i++) {
+		struct rp__ep *ep = rp__ep_nth(i);
 
-		pthread_mutex_lock(&rp__tab_lock);
-		if (i >= rp__ep_nall) {
-			pthread_mutex_unlock(&rp__tab_lock);
-			break;
-		}
-		ep = rp__ep_all[i];
-		pthread_mutex_unlock(&rp__tab_lock);
 		/* Not waited for: another thread may be inside, or stuck. */
 		if (!atomic_load(&ep->refs) || rp__ep_inherited(ep) ||
 		    pthread_mutex_trylock(&ep->lock) != 0)
@@ -260,32 +322,13 @@ RP_EXPORT int rp_epoll_create1(int flags)
 		ret = rp__kernel_create(flags);
 		return ret < 0 ? rp__fail(ret) : ret;
 	}
-	pthread_mutex_lock(&rp__tab_lock);
-	ep = rp__ep_free_list;
-	if (ep) {
-		rp__ep_free_list = ep->next_free;
-	} else {
-		struct rp__ep **all = realloc(
-			rp__ep_all, (rp__ep_nall + 1) * sizeof(*rp__ep_all));
-
-		ep = all ? calloc(1, sizeof(*ep)) : NULL;
-		if (all)
-			rp__ep_all = all;
-		if (ep) {
-			pthread_mutex_init(&ep->lock, NULL);
-			rp__ep_all[rp__ep_nall++] = ep;
-		}
-	}
-	pthread_mutex_unlock(&rp__tab_lock);
+	ep = rp__ep_alloc();
 	if (!ep)
 		return rp__fail(-ENOMEM);
 	ret = rp__ep_init(ep, flags);
 	if (ret < 0) {
 		/* No io_uring here (old kernel, disabled, seccomp): epoll. */
-		pthread_mutex_lock(&rp__tab_lock);
-		ep->next_free = rp__ep_free_list;
-		rp__ep_free_list = ep;
-		pthread_mutex_unlock(&rp__tab_lock);
+		rp__ep_recycle(ep);
 		if (ret == -ENOMEM || ret == -EMFILE || ret == -ENFILE)
 			return rp__fail(ret);
 		rp__debug_once("io_uring_setup failed", -ret);
@@ -396,7 +439,7 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 			return -ELOOP;
 		}
 	}
-	pthread_mutex_lock(&ep->lock);
+	rp__ep_lock(ep);
 	ring0 = ep->ring.enters;
 	st0 = ep->st.enters;
 	switch (op) {
@@ -424,7 +467,7 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	/* A full SQ handed to the kernel inline is this ctl's syscall. */
 	ep->st.ctl_syscalls += (ep->ring.enters - ring0) -
 			       (ep->st.enters - st0);
-	pthread_mutex_unlock(&ep->lock);
+	rp__ep_unlock(ep);
 	if (child)
 		rp__ep_put(child);
 	return ret;
@@ -520,7 +563,7 @@ static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
 {
 	int fd = ep->fd, ret = 0;
 
-	pthread_mutex_lock(&ep->lock);
+	rp__ep_lock(ep);
 	/*
 	 * The kernel cancels a closed ring's polls later, in its exit work:
 	 * until then they would hold their files. Cancel them now.
@@ -547,7 +590,7 @@ static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
 			ret = (int)syscall(SYS_close, fd);
 		}
 	}
-	pthread_mutex_unlock(&ep->lock);
+	rp__ep_unlock(ep);
 	rp__ep_put(ep); /* the table's reference */
 	return ret;
 }
@@ -556,56 +599,174 @@ static void rp__ep_check_fork(struct rp__ep *ep)
 {
 	/* In a forked child the ring is the parent's: build our own. */
 	if (rp__unlikely(ep->fork_gen != atomic_load(&rp__ep_fork_gen))) {
-		pthread_mutex_lock(&ep->lock);
+		rp__ep_lock(ep);
 		if (!ep->dead &&
 		    ep->fork_gen != atomic_load(&rp__ep_fork_gen))
 			rp__ep_rebuild(ep);
-		pthread_mutex_unlock(&ep->lock);
+		rp__ep_unlock(ep);
 	}
+}
+
+/* A reference to an instance that is alive, taken without a lock. */
+static bool rp__ep_tryget(struct rp__ep *ep)
+{
+	unsigned refs = atomic_load(&ep->refs);
+
+	while (refs)
+		if (atomic_compare_exchange_weak(&ep->refs, &refs, refs + 1))
+			return true;
+	return false;
+}
+
+/* Forgets fd in ep, whose lock is held, before fd's real close. */
+static void rp__ep_forget_fd(struct rp__ep *ep, int fd)
+{
+	if (ep->dead)
+		return;
+	/*
+	 * An instance inherited through fork and not used since: its ring
+	 * is the parent's, so only the table forgets the fd.
+	 */
+	if (rp__ep_inherited(ep)) {
+		rp__ep_del(ep, fd, true);
+		return;
+	}
+	/* -ENOENT: fd is not (or no longer) registered here. */
+	rp__ep_del(ep, fd, false);
+	/*
+	 * A cancelled poll (now, or by an earlier DEL whose remove is still
+	 * queued) holds the file: let the kernel drop it now, so that a
+	 * socket sends its FIN.
+	 */
+	rp__ep_drop_removed(ep);
 }
 
 /* Forgets fd in every instance that has it, before the real close. */
 static void rp__close_registered(int fd, struct rp__fdent *e)
 {
 	/*
-	 * One instance at a time, a reference taken under the table lock:
-	 * no allocation, which a child between fork and exec cannot afford.
+	 * One instance at a time, no allocation (a child between fork and
+	 * exec cannot afford one) and no table lock (we may be in a signal
+	 * handler that interrupted its holder).
 	 */
-	for (uint32_t i = 0;; i++) {
-		struct rp__ep *ep;
+	for (uint32_t i = 0; i < rp__ep_count(); i++) {
+		struct rp__ep *ep = rp__ep_nth(i);
 
-		pthread_mutex_lock(&rp__tab_lock);
-		if (i >= rp__ep_nall) {
-			pthread_mutex_unlock(&rp__tab_lock);
-			break;
-		}
-		ep = rp__ep_all[i];
-		if (!atomic_load(&ep->refs)) {
-			pthread_mutex_unlock(&rp__tab_lock);
+		if (!rp__ep_tryget(ep))
 			continue;
-		}
-		atomic_fetch_add(&ep->refs, 1);
-		pthread_mutex_unlock(&rp__tab_lock);
-		pthread_mutex_lock(&ep->lock);
-		/*
-		 * An instance inherited through fork and not used since: its
-		 * ring is the parent's, so only the table forgets the fd.
-		 */
-		if (!ep->dead && !rp__ep_inherited(ep)) {
-			rp__ep_del(ep, fd, false);
-			/*
-			 * A cancelled poll (now, or by an earlier DEL whose
-			 * remove is still queued) holds the file: let the
-			 * kernel drop it now, so that a socket sends its FIN.
-			 */
-			rp__ep_drop_removed(ep);
-		} else if (!ep->dead) {
-			rp__ep_del(ep, fd, true);
-		}
-		pthread_mutex_unlock(&ep->lock);
+		rp__ep_lock(ep);
+		rp__ep_forget_fd(ep, fd);
+		rp__ep_unlock(ep);
 		rp__ep_put(ep);
 	}
 	atomic_store(&e->nreg, 0);
+}
+
+__thread struct rp__held rp__held __attribute__((tls_model("initial-exec")));
+atomic_bool rp__pending_any;
+
+/*
+ * A close in a signal handler that interrupted this thread inside an
+ * instance (rp__held): no lock is taken. fd goes on the pending list of
+ * every live instance, and the holder of each lock forgets it before the
+ * number can be registered again (an ADD takes the lock first). The
+ * caller closes fd at once. Returns 1 if fd is an instance: its own
+ * close waits for the thread that holds it (rp__ep_pending_late), and the
+ * number stays open until then.
+ */
+static int rp__defer_close(int fd, struct rp__fdent *e)
+{
+	struct rp__ep *ep;
+
+	if (atomic_load(&e->nreg)) {
+		for (uint32_t i = 0; i < rp__ep_count(); i++) {
+			struct rp__ep *x = rp__ep_nth(i);
+			unsigned slot;
+
+			if (!atomic_load(&x->refs))
+				continue;
+			slot = atomic_fetch_add(&x->npend, 1);
+			if (slot < RP__EP_PEND)
+				atomic_store(&x->pend[slot], fd + 1);
+			else
+				atomic_store(&x->pend_scan, true);
+		}
+		atomic_store(&e->nreg, 0);
+		atomic_store(&rp__pending_any, true);
+	}
+	ep = atomic_load(&e->ep);
+	if (!ep)
+		return 0;
+	atomic_store(&ep->close_pending, true);
+	atomic_store(&rp__pending_any, true);
+	return 1;
+}
+
+/* Forgets the registered fds that are closed: pending slots ran out. */
+static void rp__ep_forget_closed(struct rp__ep *ep)
+{
+	for (uint32_t c = 0; c < ep->nchunks; c++) {
+		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
+			int fd = (int)(c * RP__EP_CHUNK + i);
+
+			if ((ep->chunks[c][i].flags & RP__EPI_USED) &&
+			    !rp__fd_valid(fd))
+				rp__ep_forget_fd(ep, fd);
+		}
+	}
+}
+
+void rp__ep_pending(struct rp__ep *ep)
+{
+	unsigned n, done = 0;
+
+	for (;;) {
+		n = atomic_load(&ep->npend);
+		for (; done < n && done < RP__EP_PEND; done++) {
+			int v;
+
+			/* A handler elsewhere may be between its two steps. */
+			while (!(v = atomic_exchange(&ep->pend[done], 0)))
+				sched_yield();
+			rp__ep_forget_fd(ep, v - 1);
+		}
+		if (atomic_compare_exchange_strong(&ep->npend, &n, 0))
+			break;
+	}
+	if (atomic_exchange(&ep->pend_scan, false))
+		rp__ep_forget_closed(ep);
+}
+
+static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e);
+
+void rp__ep_pending_late(struct rp__ep *ep)
+{
+	if (rp__ep_has_pending(ep)) {
+		rp__ep_lock(ep);
+		rp__ep_unlock(ep);
+	}
+	if (atomic_exchange(&ep->close_pending, false)) {
+		struct rp__fdent *e = rp__fdent(ep->fd, false);
+
+		/* As rp__forget does: the last reference closes the ring. */
+		if (e && atomic_load(&e->ep) == ep && rp__ep_tryget(ep)) {
+			rp__close_ep(ep, e);
+			rp__ep_put(ep);
+		}
+	}
+	if (rp__held.n || !atomic_exchange(&rp__pending_any, false))
+		return;
+	/* Instances nobody has locked since a handler left them work. */
+	for (uint32_t i = 0; i < rp__ep_count(); i++) {
+		struct rp__ep *x = rp__ep_nth(i);
+
+		if (x == ep || !(rp__ep_has_pending(x) ||
+				 atomic_load(&x->close_pending)) ||
+		    !rp__ep_tryget(x))
+			continue;
+		rp__ep_pending_late(x);
+		rp__ep_put(x);
+	}
 }
 
 /*
@@ -616,14 +777,14 @@ static void rp__close_registered(int fd, struct rp__fdent *e)
  */
 static void rp__drop_inherited(struct rp__ep *ep, struct rp__fdent *e)
 {
-	pthread_mutex_lock(&ep->lock);
+	rp__ep_lock(ep);
 	atomic_store(&e->ep, NULL);
 	ep->dead = true;
 	rp__ring_forget(&ep->ring);
 	if (ep->wake_fd >= 0)
 		syscall(SYS_close, ep->wake_fd);
 	ep->wake_fd = -1;
-	pthread_mutex_unlock(&ep->lock);
+	rp__ep_unlock(ep);
 }
 
 int rp__forget(int fd)
@@ -634,6 +795,8 @@ int rp__forget(int fd)
 
 	if (!e)
 		return 0;
+	if (rp__unlikely(rp__held.n))
+		return rp__defer_close(fd, e);
 	/* An instance nested in others leaves them first. */
 	if (atomic_load(&e->nreg))
 		rp__close_registered(fd, e);
@@ -689,9 +852,9 @@ RP_EXPORT int rp_epoll_stats(int epfd, struct rp_epoll_stats *st)
 	ep = rp__ep_get(epfd);
 	if (!ep)
 		return rp__fail(-EBADF);
-	pthread_mutex_lock(&ep->lock);
+	rp__ep_lock(ep);
 	*st = ep->st;
-	pthread_mutex_unlock(&ep->lock);
+	rp__ep_unlock(ep);
 	rp__ep_put(ep);
 	return 0;
 }

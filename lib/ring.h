@@ -122,6 +122,16 @@ int rp__ring_submit(struct rp__ring *r);
 unsigned rp__ring_harvest(struct rp__ring *r, struct io_uring_cqe *out,
 			  unsigned max);
 
+/*
+ * The CQ's tail: how many CQEs the kernel has posted (mod 2^32). Comparing
+ * two readings tells whether anything was posted in between, whoever
+ * harvested it since.
+ */
+static inline unsigned rp__ring_cq_posted(const struct rp__ring *r)
+{
+	return io_uring_smp_load_acquire(r->uring.cq.ktail);
+}
+
 /* True if a CQE can be harvested now without entering the kernel. */
 static inline bool rp__ring_cq_ready(const struct rp__ring *r)
 {

@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/timerfd.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -100,6 +102,7 @@ Suite *t_suite_fork(void);
 Suite *t_suite_threads(void);
 Suite *t_suite_signals(void);
 Suite *t_suite_deviations(void);
+Suite *t_suite_host(void);
 
 /* 1 when the epoll names are ringpoll's (compat build or preload run). */
 int t_emulated(void);
