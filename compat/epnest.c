@@ -245,18 +245,20 @@ bool rp__ep_reaches(struct rp__ep *from, int target, int depth)
 
 	if (depth > RP__EP_MAX_NESTS)
 		return true;
+	pthread_mutex_lock(&from->lock);
 	for (uint32_t i = 0; i < from->nnested && !found; i++) {
 		struct rp__ep *child;
 
-		if (from->nested[i] == target)
-			return true;
+		if (from->nested[i] == target) {
+			found = true;
+			break;
+		}
 		child = rp__ep_get(from->nested[i]);
 		if (!child)
 			continue;
-		pthread_mutex_lock(&child->lock);
 		found = rp__ep_reaches(child, target, depth + 1);
-		pthread_mutex_unlock(&child->lock);
 		rp__ep_put(child);
 	}
+	pthread_mutex_unlock(&from->lock);
 	return found;
 }
