@@ -32,15 +32,6 @@
 
 #include "epctx.h"
 
-/*
- * The library's own fds are closed with the syscall: under the preload,
- * close and dup3 are ours, and would look the fd up again.
- */
-static void rp__sys_close(int fd)
-{
-	syscall(SYS_close, fd);
-}
-
 atomic_ulong rp__ep_fork_gen;
 
 static bool rp__ep_multishot(uint32_t events)

@@ -12,10 +12,37 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "../lib/poll.h"
 #include "../lib/ring.h"
 #include "ringpoll_epoll.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define RP__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RP__TSAN 1
+#endif
+#endif
+#ifdef RP__TSAN
+void __sanitizer_syscall_pre_impl_close(long fd);
+#endif
+
+/*
+ * close(2) as a syscall: under the preload, close and dup3 are ours, and
+ * would look the fd up again. ThreadSanitizer learns of closes from its
+ * close() interceptor: told nothing, it takes the number's reuse by
+ * another thread (an eventfd, a pipe) for a race on the old file.
+ */
+static inline int rp__sys_close(int fd)
+{
+#ifdef RP__TSAN
+	__sanitizer_syscall_pre_impl_close(fd);
+#endif
+	return (int)syscall(SYS_close, fd);
+}
 
 /* rp__ep_item.flags */
 enum {
@@ -53,6 +80,56 @@ struct rp__ep_item {
 /* Nesting depth the kernel allows (EP_MAX_NESTS). */
 #define RP__EP_MAX_NESTS 4
 
+/*
+ * Who guards what. One mutex per instance, ep->lock, guards nearly all of
+ * it: a ctl, a wait and a close of another fd may run in any threads at
+ * once, and the table grows by realloc under an ADD, so even a lookup
+ * (rp__ep_item) needs the lock. A waiter drops it only to sleep in
+ * io_uring_enter.
+ *
+ *   field                 guard        why / notes
+ *   fd                    none         set before the instance is published
+ *                                      in the fd table; rebuilt under the
+ *                                      same number after fork
+ *   refs                  atomic       rp__ep_get/put, lock-free lookup
+ *   fork_gen              ep->lock     written in rp__ep_rebuild; read
+ *                                      unlocked as a hint, then again
+ *                                      under the lock
+ *   lock                  -            re-initialised in the fork child
+ *   dead, ring,           ep->lock     the sleeper reads ring.enter_fd under
+ *     wake_fd, wake_poll,              the lock, then enters unlocked with
+ *     waiters, lost_races              that fd: only init-time fields of the
+ *                                      ring (enter_flags, ext_arg) unlocked
+ *   chunks, nchunks and   ep->lock     realloc'd by ADD: a lookup outside
+ *     the items in them,               the lock reads freed memory
+ *     nitems, ready list,
+ *     rearm, pfd, wakes
+ *   nested, nnested       ep->lock     graph walks (rp__ep_reaches) take
+ *                                      each instance's lock; nested ADDs
+ *                                      are one at a time (rp__nest_lock in
+ *                                      epoll.c), so the ELOOP check holds
+ *   watched               ep->lock     of this instance, changed by the
+ *                                      outer one's ctl holding both locks
+ *   st                    ep->lock     every counter, ctls included;
+ *                                      rp_epoll_stats copies it under it
+ *   cqes                  ep->lock     the harvest's scratch
+ *   next_free             atomic CAS   pushed lock-free (a close in a
+ *                                      signal handler may drop the last
+ *                                      reference), popped under
+ *                                      rp__tab_lock (epoll.c)
+ *   pend, npend,          atomic       filled by signal handlers with no
+ *     pend_scan,                       lock; emptied by the lock's holder
+ *     close_pending                    (rp__ep_pending)
+ *   (epoll.c) fd -> ep,   atomic       looked up without a lock by every
+ *     nreg, the list of                call; see rp__ep_get; a close walks
+ *     all instances                    all instances without a lock
+ *
+ * Lock order: rp__nest_lock, then an outer instance's lock, then its
+ * inner instances' (nesting is acyclic). rp__tab_lock only makes
+ * instances and sums counters; it is never taken on a close's way, which
+ * may be a signal handler's. Instance locks go through rp__ep_lock and
+ * rp__ep_unlock (below), never pthread_mutex_lock directly.
+ */
 struct rp__ep {
 	int fd; /* the ring fd, which is the epoll fd */
 	bool dead;
@@ -234,6 +311,12 @@ void rp__ep_ctl_done(struct rp__ep *ep);
  * work, so that the ring's readiness is ours.
  */
 void rp__ep_settle(struct rp__ep *ep);
+
+/*
+ * Is target in from, or nested below it? Takes from's lock and its inner
+ * instances' itself; the caller holds rp__nest_lock (and may hold the lock
+ * of the instance target names, which is never taken here).
+ */
 bool rp__ep_reaches(struct rp__ep *from, int target, int depth);
 
 /*

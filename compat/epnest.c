@@ -245,18 +245,20 @@ bool rp__ep_reaches(struct rp__ep *from, int target, int depth)
 
 	if (depth > RP__EP_MAX_NESTS)
 		return true;
+	rp__ep_lock(from);
 	for (uint32_t i = 0; i < from->nnested && !found; i++) {
 		struct rp__ep *child;
 
-		if (from->nested[i] == target)
-			return true;
+		if (from->nested[i] == target) {
+			found = true;
+			break;
+		}
 		child = rp__ep_get(from->nested[i]);
 		if (!child)
 			continue;
-		rp__ep_lock(child);
 		found = rp__ep_reaches(child, target, depth + 1);
-		rp__ep_unlock(child);
 		rp__ep_put(child);
 	}
+	rp__ep_unlock(from);
 	return found;
 }

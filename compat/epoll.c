@@ -36,6 +36,12 @@ static _Atomic(struct rp__fdent *) rp__tab[RP__TAB_CHUNKS];
 /* Taken to make an instance, never on the way of a close. */
 static pthread_mutex_t rp__tab_lock = PTHREAD_MUTEX_INITIALIZER;
 /*
+ * ADDs of an instance, one at a time, as the kernel's epnested_mutex: the
+ * ELOOP check and the ADD it lets through see the same nesting, so that
+ * two threads cannot put A in B and B in A. Taken before any ep->lock.
+ */
+static pthread_mutex_t rp__nest_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
  * Instance structs are recycled, never freed: a racing lookup is safe.
  * Every struct ever made is listed in chunks that never move, so that a
  * close (which may run in a signal handler) walks them without a lock.
@@ -221,6 +227,7 @@ static void rp__atfork_child(void)
 {
 	atomic_fetch_add(&rp__ep_fork_gen, 1);
 	pthread_mutex_init(&rp__tab_lock, NULL);
+	pthread_mutex_init(&rp__nest_lock, NULL);
 	/* The counters are the parent's: the child reports its own. */
 	memset(&rp__st_closed, 0, sizeof(rp__st_closed));
 	for (uint32_t i = 0; i < rp__ep_count(); i++) {
@@ -393,53 +400,69 @@ static bool rp__fd_valid(int fd)
 	return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
 }
 
+/* The EINVAL checks, which need no table: after EBADF and EPERM. */
+static int rp__ctl_einval(struct rp__ep *ep, int op, int fd,
+			  const struct epoll_event *ev)
+{
+	/* The kernel's EPOLLEXCLUSIVE_OK_BITS. */
+	uint32_t ok = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP |
+		      EPOLLET | EPOLLEXCLUSIVE;
+
+	if (fd == ep->fd)
+		return -EINVAL;
+	if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) &&
+	    (ev->events & EPOLLEXCLUSIVE)) {
+		if (op == EPOLL_CTL_MOD)
+			return -EINVAL;
+		if ((ev->events & ~ok) || rp_epoll_is_ring(fd))
+			return -EINVAL;
+	}
+	return 0;
+}
+
 static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 {
 	struct rp__ep *child = NULL;
+	struct rp__ep_item *it;
 	struct rp__fdent *e;
-	uint64_t ring0, st0;
-	int ret;
+	uint64_t ring0, st0, calls = 0;
+	int ret = 0;
 
-	/* The kernel's order: EBADF, EPERM, EINVAL, then the op's own. */
+	/*
+	 * The kernel's order: EBADF, EPERM, EINVAL, then the op's own. The
+	 * table is read under ep->lock only: an ADD in another thread may
+	 * grow it. The checks that cost syscalls are made outside the lock.
+	 */
 	if (op == EPOLL_CTL_ADD) {
 		ret = rp__pollable(fd);
-		ep->st.ctl_syscalls += 1;
-		if (ret < 0)
-			return ret;
+		calls = 1;
+		/* An instance goes in under rp__nest_lock (see there). */
+		child = ret == 0 ? rp__ep_get(fd) : NULL;
+		if (child)
+			pthread_mutex_lock(&rp__nest_lock);
+		rp__ep_lock(ep);
 	} else {
-		struct rp__ep_item *it = rp__ep_item(ep, fd);
-
-		/* Registered means valid (closes go through rp_close). */
+		rp__ep_lock(ep);
+		it = rp__ep_item(ep, fd);
+		/*
+		 * Registered means valid (closes go through rp_close): no
+		 * syscall. Otherwise the op finds the fd as it is after the
+		 * checks, as the kernel's looks it up after fdget.
+		 */
 		if (!it || !(it->flags & RP__EPI_USED)) {
-			if (!rp__fd_valid(fd))
-				return -EBADF;
-			ret = rp__pollable(fd);
-			if (ret < 0)
-				return ret;
+			rp__ep_unlock(ep);
+			ret = rp__fd_valid(fd) ? rp__pollable(fd) : -EBADF;
+			rp__ep_lock(ep);
 		}
 	}
-	if (fd == ep->fd)
-		return -EINVAL;
-	if (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) {
-		/* The kernel's EPOLLEXCLUSIVE_OK_BITS. */
-		uint32_t ok = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP |
-			      EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE;
-
-		if (ev->events & EPOLLEXCLUSIVE) {
-			if (op == EPOLL_CTL_MOD)
-				return -EINVAL;
-			if ((ev->events & ~ok) || rp_epoll_is_ring(fd))
-				return -EINVAL;
-		}
-	}
-	if (op == EPOLL_CTL_ADD) {
-		child = rp__ep_get(fd);
-		if (child && rp__ep_reaches(child, ep->fd, 1)) {
-			rp__ep_put(child);
-			return -ELOOP;
-		}
-	}
-	rp__ep_lock(ep);
+	ep->st.ctls++;
+	ep->st.ctl_syscalls += calls;
+	if (ret == 0)
+		ret = rp__ctl_einval(ep, op, fd, ev);
+	if (ret == 0 && child && rp__ep_reaches(child, ep->fd, 1))
+		ret = -ELOOP;
+	if (ret < 0)
+		goto out;
 	ring0 = ep->ring.enters;
 	st0 = ep->st.enters;
 	switch (op) {
@@ -467,9 +490,12 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	/* A full SQ handed to the kernel inline is this ctl's syscall. */
 	ep->st.ctl_syscalls += (ep->ring.enters - ring0) -
 			       (ep->st.enters - st0);
+out:
 	rp__ep_unlock(ep);
-	if (child)
+	if (child) {
+		pthread_mutex_unlock(&rp__nest_lock);
 		rp__ep_put(child);
+	}
 	return ret;
 }
 
@@ -485,7 +511,6 @@ RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	ep = rp__ep_get(epfd);
 	if (!ep)
 		return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
-	ep->st.ctls++;
 	if (event)
 		ev = *event;
 	else
@@ -836,7 +861,7 @@ RP_EXPORT int rp_close(int fd)
 	/* An instance's close has closed its fd already. */
 	if (ret != 0)
 		return ret < 0 ? -1 : 0;
-	return (int)syscall(SYS_close, fd);
+	return rp__sys_close(fd);
 }
 
 RP_EXPORT int rp_epoll_stats(int epfd, struct rp_epoll_stats *st)

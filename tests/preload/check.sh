@@ -124,6 +124,27 @@ else
 	cat "$out/relisten.txt"
 fi
 
+# 5d. A server killed by SIGKILL: no code of ours runs, and the ring's
+# polls are cancelled by the kernel's asynchronous ring teardown, after the
+# process is reaped: the listener stays bound for milliseconds (README,
+# "Differences from kernel epoll", 13). The kernel's epoll frees it at
+# once; ringpoll within the bound below.
+if timeout 60 "$B/tests/relisten" $port killed 10 0 > "$out/killed.txt" 2>&1
+then
+	ok "kernel epoll: a SIGKILLed listener's port binds at once"
+else
+	no "kernel epoll: a SIGKILLed listener's port binds at once"
+	cat "$out/killed.txt"
+fi
+if timeout 60 "$B/tests/relisten" $port killed 10 2000 "$B/ringpoll-run" \
+	> "$out/killed-rp.txt" 2>&1; then
+	ok "ringpoll: a SIGKILLed listener's port binds within 2 s:\
+ $(cat "$out/killed-rp.txt")"
+else
+	no "ringpoll: a SIGKILLed listener's port binds within 2 s"
+	cat "$out/killed-rp.txt"
+fi
+
 # 6. Bad usage: a clear message and a non-zero exit.
 "$B/ringpoll-run" > "$out/usage.txt" 2>&1
 rc=$?
