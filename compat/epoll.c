@@ -531,21 +531,21 @@ static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
 	if (ep->waiters || atomic_load(&ep->refs) > 2) {
 		/*
 		 * Other threads are in the instance (asleep on the ring, or
-		 * in a ctl): they keep it alive through a private fd while
-		 * ours goes now, as close(2) would.
+		 * in a ctl). Wake the sleepers: they find it dead. A sleeper
+		 * holds the ring's file while in io_uring_enter, and our
+		 * mappings keep it until the last user lets go; nobody may
+		 * enter it by number again (enter_fd is read under the
+		 * lock), so the number goes now, as close(2) would, and the
+		 * close needs no fd of its own.
 		 */
-		int priv = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		uint64_t one = 1;
 
-		if (priv >= 0) {
-			ep->ring.uring.ring_fd = priv;
-			ep->ring.enter_fd = priv;
-			uint64_t one = 1;
-
-			while (write(ep->wake_fd, &one, sizeof(one)) < 0 &&
-			       errno == EINTR)
-				;
-			ret = (int)syscall(SYS_close, fd);
-		}
+		while (write(ep->wake_fd, &one, sizeof(one)) < 0 &&
+		       errno == EINTR)
+			;
+		ep->ring.uring.ring_fd = -1;
+		ep->ring.enter_fd = -1;
+		ret = (int)syscall(SYS_close, fd);
 	}
 	pthread_mutex_unlock(&ep->lock);
 	rp__ep_put(ep); /* the table's reference */
