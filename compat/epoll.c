@@ -281,14 +281,21 @@ RP_EXPORT int rp_epoll_create1(int flags)
 		return rp__fail(-ENOMEM);
 	ret = rp__ep_init(ep, flags);
 	if (ret < 0) {
-		/* No io_uring here (old kernel, disabled, seccomp): epoll. */
+		/*
+		 * No ring for this instance: no io_uring here (old kernel,
+		 * disabled, seccomp), or no locked memory left for it
+		 * (RLIMIT_MEMLOCK, per user). The kernel's epoll has no such
+		 * limit. Out of fds, the kernel fails as we did.
+		 */
 		pthread_mutex_lock(&rp__tab_lock);
 		ep->next_free = rp__ep_free_list;
 		rp__ep_free_list = ep;
 		pthread_mutex_unlock(&rp__tab_lock);
-		if (ret == -ENOMEM || ret == -EMFILE || ret == -ENFILE)
-			return rp__fail(ret);
-		rp__debug_once("io_uring_setup failed", -ret);
+		rp__debug_once(ret == -ENOMEM ?
+				       "io_uring_setup failed, locked memory "
+				       "(ulimit -l) used up?" :
+				       "io_uring_setup failed",
+			       -ret);
 		pthread_mutex_lock(&rp__tab_lock);
 		rp__st_closed.fallbacks++;
 		pthread_mutex_unlock(&rp__tab_lock);
@@ -430,6 +437,22 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	return ret;
 }
 
+/*
+ * An instance registered in a kernel epoll (one that fell back): that
+ * epitem is on the ring's file, so the instance keeps its ring for good.
+ */
+static void rp__ep_pin(int fd)
+{
+	struct rp__ep *ep = rp__ep_get(fd);
+
+	if (!ep)
+		return;
+	pthread_mutex_lock(&ep->lock);
+	ep->pinned = true;
+	pthread_mutex_unlock(&ep->lock);
+	rp__ep_put(ep);
+}
+
 RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
 	struct epoll_event ev;
@@ -440,8 +463,11 @@ RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	if (op != EPOLL_CTL_DEL && !event)
 		return rp__fail(-EFAULT);
 	ep = rp__ep_get(epfd);
-	if (!ep)
+	if (!ep) {
+		if (op == EPOLL_CTL_ADD)
+			rp__ep_pin(fd);
 		return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
+	}
 	ep->st.ctls++;
 	if (event)
 		ev = *event;
