@@ -1263,3 +1263,67 @@ int rp__ep_rebuild(struct rp__ep *ep)
 
 	return rp__ep_move(ep, &o);
 }
+
+int rp__ep_to_kernel(struct rp__ep *ep)
+{
+	int kfd, fdflags = fcntl(ep->fd, F_GETFD);
+
+	/* As in rp__ep_move: the parent's eventfd leaves a free fd. */
+	if (ep->wake_fd >= 0) {
+		rp__sys_close(ep->wake_fd);
+		ep->wake_fd = -1;
+	}
+	kfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+	if (kfd < 0)
+		return -errno;
+	for (uint32_t c = 0; c < ep->nchunks; c++) {
+		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
+			struct rp__ep_item *it = &ep->chunks[c][i];
+			int fd = (int)(c * RP__EP_CHUNK + i);
+			struct epoll_event ev = { .events = it->events,
+						  .data = it->data };
+			struct rp__ep *child;
+
+			if (!(it->flags & RP__EPI_USED))
+				continue;
+			/*
+			 * A reported EPOLLONESHOT entry waits for MOD. The
+			 * kernel adds EPOLLERR|EPOLLHUP to any interest: only
+			 * a file in error or hung up reports it, once.
+			 */
+			if (it->flags & RP__EPI_DISABLED)
+				ev.events = EPOLLONESHOT;
+			/* A nested instance: this child's own, not the ring. */
+			if ((it->flags & RP__EPI_EPOLL) &&
+			    (child = rp__ep_get(fd)))
+				rp__ep_put(child);
+			/*
+			 * An fd closed behind our back is gone (as the kernel
+			 * forgets a file at its last close); other errors
+			 * (memory, max_user_watches) fail the whole move.
+			 */
+			if (syscall(SYS_epoll_ctl, kfd, EPOLL_CTL_ADD, fd,
+				    &ev) < 0 &&
+			    (errno == ENOMEM || errno == ENOSPC)) {
+				int err = -errno;
+
+				rp__sys_close(kfd);
+				return err;
+			}
+		}
+	}
+	if (kfd != ep->fd) {
+		if (syscall(SYS_dup3, kfd, ep->fd,
+			    fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC :
+								     0) < 0) {
+			int err = -errno;
+
+			rp__sys_close(kfd);
+			return err;
+		}
+		rp__sys_close(kfd);
+	}
+	/* Whichever ring was there (the parent's, or a new one half set up). */
+	rp__ring_forget(&ep->ring);
+	return 0;
+}

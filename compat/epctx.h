@@ -149,6 +149,12 @@ void rp__ep_drop_removed(struct rp__ep *ep);
 int rp__ep_move(struct rp__ep *ep, const struct rp__ring_opts *o);
 /* In a forked child: a fresh ring under the same fd, interest re-armed. */
 int rp__ep_rebuild(struct rp__ep *ep);
+/*
+ * In a forked child that cannot have a ring: the kernel's epoll under the
+ * same fd number, with the same registrations. The caller then forgets
+ * the instance. On failure nothing changed.
+ */
+int rp__ep_to_kernel(struct rp__ep *ep);
 
 static inline struct rp__ep_item *rp__ep_item(struct rp__ep *ep, int fd)
 {

@@ -92,7 +92,7 @@ static struct rp__fdent *rp__fdent(int fd, bool make)
 	return chunk ? &chunk[(uint32_t)fd & (RP__TAB_CHUNK - 1)] : NULL;
 }
 
-static void rp__ep_check_fork(struct rp__ep *ep);
+static bool rp__ep_check_fork(struct rp__ep *ep, struct rp__fdent *e);
 
 struct rp__ep *rp__ep_get(int fd)
 {
@@ -110,7 +110,10 @@ struct rp__ep *rp__ep_get(int fd)
 			break;
 		rp__ep_put(ep);
 	}
-	rp__ep_check_fork(ep);
+	if (rp__unlikely(rp__ep_inherited(ep)) && !rp__ep_check_fork(ep, e)) {
+		rp__ep_put(ep);
+		return NULL;
+	}
 	return ep;
 }
 
@@ -578,16 +581,48 @@ static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
 	return ret;
 }
 
-static void rp__ep_check_fork(struct rp__ep *ep)
+/*
+ * In a forked child the ring is the parent's: build our own, or, if that
+ * cannot be (no fd, no locked memory, a seccomp filter since the fork),
+ * put the kernel's epoll in its place with the same registrations and
+ * forget the instance: every later call goes to the kernel. False if the
+ * instance is not ours to use (then the caller passes the call on to the
+ * kernel, which fails it: the fd is still the parent's ring, not entered).
+ */
+static bool rp__ep_check_fork(struct rp__ep *ep, struct rp__fdent *e)
 {
-	/* In a forked child the ring is the parent's: build our own. */
-	if (rp__unlikely(ep->fork_gen != atomic_load(&rp__ep_fork_gen))) {
-		pthread_mutex_lock(&ep->lock);
-		if (!ep->dead &&
-		    ep->fork_gen != atomic_load(&rp__ep_fork_gen))
-			rp__ep_rebuild(ep);
-		pthread_mutex_unlock(&ep->lock);
+	bool ours = true, gone = false;
+	int ret;
+
+	pthread_mutex_lock(&ep->lock);
+	if (ep->dead && rp__ep_inherited(ep)) {
+		ours = false;
+	} else if (rp__ep_inherited(ep)) {
+		ret = rp__ep_rebuild(ep);
+		if (ret < 0) {
+			int err = rp__ep_to_kernel(ep);
+
+			if (err == 0) {
+				rp__debug_once("no ring for an instance "
+					       "in a forked child",
+					       -ret);
+				ep->st.fallbacks++;
+				atomic_store(&e->ep, NULL);
+				ep->dead = true;
+				gone = true;
+			} else {
+				rp__debug_once("no ring and no kernel epoll "
+					       "for an instance in a forked "
+					       "child",
+					       -err);
+			}
+			ours = false;
+		}
 	}
+	pthread_mutex_unlock(&ep->lock);
+	if (gone)
+		rp__ep_put(ep); /* the table's reference */
+	return ours;
 }
 
 /* Forgets fd in every instance that has it, before the real close. */
