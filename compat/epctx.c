@@ -156,8 +156,9 @@ static void rp__ep_wake(struct rp__ep *ep)
  * pages: one region for the SQ and CQ rings with their CQEs, one for the
  * SQEs. 64 SQEs and 128 CQEs take one page each: 8 KiB, so 1,024
  * instances fit in the common 8 MiB limit, where 256 SQEs and 4,096 CQEs
- * (84 KiB) let 97 fit. An instance starts there and grows when its
- * registrations pass half its CQ (rp__ep_grow), up to the large ring.
+ * (84 KiB) let 97 fit. An instance starts on the small ring and grows
+ * when its registrations pass half its CQ (rp__ep_grow), up to the large
+ * one: 16 KiB from 65 registrations, 44 KiB from 257, 84 KiB from 1,025.
  */
 #define RP__EP_SQ_MIN 64
 #define RP__EP_CQ_MIN 128
