@@ -531,6 +531,70 @@ START_TEST(epoll_1000_instances_in_8_mib)
 }
 END_TEST
 
+/*
+ * With locked memory for the small ring only, an instance that outgrows
+ * it stays on it: 200 registrations, all ready at once, overflow its 128
+ * CQEs into the kernel (NODROP) and every one is reported.
+ */
+START_TEST(epoll_ring_stays_small_without_memory)
+{
+	enum { N = 200 };
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		uid_t uid = 2100000000u + (uid_t)getpid();
+		struct rlimit ml = { 8192, 8192 };
+		struct epoll_event ev[64];
+		static char seen[N];
+		int epfd, p[N][2], n, got = 0;
+
+		if (!t_nofile(2 * N + 100) || setrlimit(RLIMIT_MEMLOCK, &ml) < 0)
+			_exit(1);
+		if (setgroups(0, NULL) < 0 || setgid(uid) < 0 ||
+		    setuid(uid) < 0)
+			_exit(2);
+		epfd = rp_epoll_create1(0);
+		if (epfd < 0 || !rp_epoll_is_ring(epfd))
+			_exit(3);
+		for (int i = 0; i < N; i++) {
+			struct epoll_event e = { .events = EPOLLIN,
+						 .data.u64 = (uint64_t)i };
+
+			if (pipe2(p[i], O_NONBLOCK) < 0 ||
+			    rp_epoll_ctl(epfd, EPOLL_CTL_ADD, p[i][0], &e) < 0)
+				_exit(4);
+		}
+		if (t_ep_cq(epfd) != 128 || !rp_epoll_is_ring(epfd))
+			_exit(5);
+		if (rp_epoll_wait(epfd, ev, 64, 0) != 0)
+			_exit(6);
+		for (int i = 0; i < N; i++)
+			if (write(p[i][1], "x", 1) != 1)
+				_exit(7);
+		while (got < N && (n = rp_epoll_wait(epfd, ev, 64, 1000)) > 0) {
+			for (int i = 0; i < n; i++) {
+				int k = (int)ev[i].data.u64;
+				char c;
+
+				if (k >= N || seen[k] || read(p[k][0], &c, 1) != 1)
+					_exit(8);
+				seen[k] = 1;
+				got++;
+			}
+		}
+		if (got != N || rp_epoll_wait(epfd, ev, 64, 0) != 0)
+			_exit(9);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "child failed at step %d (status 0x%x)",
+		      WEXITSTATUS(status), status);
+}
+END_TEST
+
 Suite *t_suite_epoll(void)
 {
 	Suite *s = suite_create("epoll");
@@ -546,12 +610,16 @@ Suite *t_suite_epoll(void)
 	tcase_add_test(tc, epoll_child_closing_inherited_fds_builds_no_ring);
 	tcase_add_test(tc, epoll_ring_grows_keeping_events);
 	tcase_add_test(tc, epoll_ring_in_kernel_epoll_never_moves);
-	if (geteuid() == 0)
+	if (geteuid() == 0) {
 		tcase_add_test(tc, epoll_1000_instances_in_8_mib);
-	else
+		tcase_add_test(tc, epoll_ring_stays_small_without_memory);
+	} else {
 		t_skip("epoll_1000_instances_in_8_mib",
 		       "not root: cannot become a user of its own, whose "
 		       "locked memory no other process shares");
+		t_skip("epoll_ring_stays_small_without_memory",
+		       "not root: cannot become a user of its own");
+	}
 	{
 		struct rlimit rl;
 
