@@ -157,10 +157,32 @@ static void rp__ep_wake(struct rp__ep *ep)
 		;
 }
 
+/*
+ * Ring sizes. A ring's memory is charged to RLIMIT_MEMLOCK (unless the
+ * user has CAP_IPC_LOCK), per user across all its processes, in whole
+ * pages: one region for the SQ and CQ rings with their CQEs, one for the
+ * SQEs. 64 SQEs and 128 CQEs take one page each: 8 KiB, so 1,024
+ * instances fit in the common 8 MiB limit, where 256 SQEs and 4,096 CQEs
+ * (84 KiB) let 97 fit. An instance starts on the small ring and grows
+ * when its registrations pass half its CQ (rp__ep_grow): 16 KiB from 65
+ * registrations, 44 KiB from 257, about 150 KiB from 1,025 and 530 KiB from
+ * 4,097. The CQ must hold a wakeup of every registration: a CQE that
+ * finds the CQ full ends its multishot (edge-triggered), and an arm made
+ * again is no edge; reports there are at worst spurious, never lost, but
+ * no longer the kernel's. 32,768 CQEs is io_uring's largest CQ but one
+ * step.
+ */
+#define RP__EP_SQ_MIN 64
+#define RP__EP_CQ_MIN 128
+#define RP__EP_SQ_MAX 256
+#define RP__EP_CQ_MAX 32768
+
 int rp__ep_init(struct rp__ep *ep, int flags)
 {
 	struct rp__ring_opts o = { .setup = RP_SETUP_AUTO,
-				   .flags = RP__RING_SHARED };
+				   .flags = RP__RING_SHARED,
+				   .sq_entries = RP__EP_SQ_MIN,
+				   .cq_entries = RP__EP_CQ_MIN };
 	int ret;
 
 	ep->chunks = NULL;
@@ -174,6 +196,8 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	ep->npfd = ep->pfd_cap = 0;
 	ep->dead = false;
 	ep->lost_races = 0;
+	ep->grow_at = RP__EP_CQ_MIN / 2;
+	ep->pinned = false;
 	memset(&ep->st, 0, sizeof(ep->st));
 	memset(&ep->wake_poll, 0, sizeof(ep->wake_poll));
 	ret = rp__ring_init(&ep->ring, &o);
@@ -909,6 +933,36 @@ static struct rp__ep_item *rp__ep_item_make(struct rp__ep *ep, int fd)
 	return rp__ep_item(ep, fd);
 }
 
+/*
+ * The registrations outgrow the CQ: every armed poll may post a CQE, and a
+ * full CQ overflows into the kernel (NODROP: nothing lost), which costs an
+ * io_uring_enter to flush. Move to a ring with a CQ of four times as many
+ * (twice, next time). Not while a thread sleeps in the ring (it would
+ * sleep on in the old one): the next ADD tries again. Never while our fd
+ * is registered in another instance, rp or kernel: its poll or epitem is
+ * on the old file, and a kernel epoll would forget us when it closes. Without the memory for it, stay,
+ * and try again at twice as many registrations.
+ */
+static void rp__ep_grow(struct rp__ep *ep)
+{
+	struct rp__ring_opts o = { .setup = ep->ring.setup,
+				   .flags = RP__RING_SHARED };
+	unsigned cq = RP__EP_CQ_MIN;
+
+	if (ep->dead || ep->waiters || ep->watched || ep->pinned)
+		return;
+	while (cq < RP__EP_CQ_MAX && cq < 4 * ep->nitems)
+		cq *= 2;
+	o.cq_entries = cq;
+	o.sq_entries = cq / 16 < RP__EP_SQ_MIN ? RP__EP_SQ_MIN :
+		       cq / 16 > RP__EP_SQ_MAX ? RP__EP_SQ_MAX : cq / 16;
+	if (cq <= ep->ring.uring.cq.ring_entries || rp__ep_move(ep, &o) < 0) {
+		ep->grow_at = ep->nitems * 2;
+		return;
+	}
+	ep->grow_at = cq >= RP__EP_CQ_MAX ? UINT32_MAX : cq / 2;
+}
+
 int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 	       struct rp__ep *child)
 {
@@ -963,6 +1017,8 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 		rp__ep_arm_candidate(ep, fd, it);
 	}
 	ep->nitems++;
+	if (rp__unlikely(ep->nitems > ep->grow_at))
+		rp__ep_grow(ep);
 	return 0;
 }
 
@@ -1179,61 +1235,194 @@ void rp__ep_drop_removed(struct rp__ep *ep)
 	rp__ring_settle(&ep->ring);
 }
 
-/* ---- fork ---- */
+/* ---- moving to another ring ---- */
 
-int rp__ep_rebuild(struct rp__ep *ep)
+/*
+ * Arms every registration that is not disabled on the instance's ring, and
+ * the eventfd's poll. What was on the ready list stays there.
+ */
+static void rp__ep_rehook(struct rp__ep *ep)
 {
-	struct rp__ring_opts o = { .setup = RP_SETUP_AUTO,
-				   .flags = RP__RING_SHARED };
+	rp__ep_wake_arm(ep);
+	for (uint32_t c = 0; c < ep->nchunks; c++) {
+		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
+			struct rp__ep_item *it = &ep->chunks[c][i];
+
+			it->flags &= ~RP__EPI_QUIET;
+			if ((it->flags & RP__EPI_USED) &&
+			    !(it->flags & RP__EPI_DISABLED))
+				rp__ep_arm(ep, (int)(c * RP__EP_CHUNK + i), it);
+		}
+	}
+}
+
+/*
+ * Our own ring, before we leave it: its CQEs go onto the ready list (the
+ * pending events), then every poll is cancelled and the kernel lets go of
+ * the files. A poll armed on the new ring reports what is ready at once:
+ * a level-triggered item loses nothing, and an edge-triggered item's
+ * pending edge is on the ready list or shows again (one more report of a
+ * file that is still ready is the worst case, which edge-triggered
+ * readers, reading until EAGAIN, take as a spurious wakeup).
+ */
+static void rp__ep_unhook(struct rp__ep *ep)
+{
+	rp__ep_harvest(ep);
+	rp__poll_cancel(&ep->ring, &ep->wake_poll, RP__UD_EPOLL_WAKE, 0);
+	rp__ep_cancel_all(ep);
+}
+
+/*
+ * With ep->lock held and no thread asleep in the ring (rp__ep_grow), or in
+ * a forked child at its first use of the instance: nobody enters the ring
+ * being left after this (enter_fd is read under the lock). The number
+ * stays: dup3 swaps the file under it in one step, so no other open can
+ * take it meanwhile.
+ */
+int rp__ep_move(struct rp__ep *ep, const struct rp__ring_opts *o)
+{
+	bool inherited = rp__ep_inherited(ep);
 	struct rp__ring fresh;
 	int fdflags, ret;
 
-	/*
-	 * The parent's ring is shared with the parent: never enter it. Drop
-	 * our mappings of it and put a new ring under the same fd number.
-	 */
 	fdflags = fcntl(ep->fd, F_GETFD);
-	ret = rp__ring_init(&fresh, &o);
+	/*
+	 * A child's copy of the parent's eventfd is of no use to it: closed
+	 * first, it leaves the one fd a new ring needs when the child has
+	 * used up its fd limit (the eventfd takes the ring's first number).
+	 */
+	if (inherited && ep->wake_fd >= 0) {
+		rp__sys_close(ep->wake_fd);
+		ep->wake_fd = -1;
+	}
+	ret = rp__ring_init(&fresh, o);
 	if (ret < 0)
 		return ret;
+	if (!inherited)
+		rp__ep_unhook(ep);
 	if (syscall(SYS_dup3, fresh.uring.ring_fd, ep->fd,
-		 fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		    fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) <
+	    0) {
 		ret = -errno;
 		rp__ring_exit(&fresh);
+		if (!inherited)
+			rp__ep_rehook(ep);
 		return ret;
 	}
 	rp__sys_close(fresh.uring.ring_fd);
 	fresh.uring.ring_fd = ep->fd;
 	fresh.enter_fd = ep->fd;
+	/* The counters go on: callers measure enters across a ctl. */
+	fresh.enters += ep->ring.enters;
+	fresh.sqes += ep->ring.sqes;
+	fresh.overflow_flushes += ep->ring.overflow_flushes;
+	/* Unmapped, its last reference gone, the old ring is freed. */
 	rp__ring_forget(&ep->ring);
 	ep->ring = fresh;
-	ep->fork_gen = atomic_load(&rp__ep_fork_gen);
-	/* The eventfd is shared with the parent too. */
-	rp__sys_close(ep->wake_fd);
-	ep->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ep->wake_fd < 0)
+	if (inherited) {
+		/*
+		 * The parent's CQEs and ready list were the parent's: the
+		 * new polls report what is ready now.
+		 */
+		ep->waiters = 0;
+		ep->ready_head = ep->ready_tail = 0;
+		ep->nrearm = 0;
+		for (uint32_t c = 0; c < ep->nchunks; c++) {
+			for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK;
+			     i++) {
+				struct rp__ep_item *it = &ep->chunks[c][i];
+
+				it->flags &= ~(RP__EPI_LISTED | RP__EPI_REARM);
+				it->ready = 0;
+				it->poll.armed = false;
+			}
+		}
+		ep->wake_poll.armed = false;
+		ep->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		/* Still inherited: the next try puts yet another ring here. */
+		if (ep->wake_fd < 0)
+			return -errno;
+		ep->fork_gen = atomic_load(&rp__ep_fork_gen);
+	}
+	rp__ep_rehook(ep);
+	return 0;
+}
+
+/* ---- fork ---- */
+
+int rp__ep_rebuild(struct rp__ep *ep)
+{
+	/* The parent's sizes: the registrations are the same. */
+	struct rp__ring_opts o = {
+		.setup = RP_SETUP_AUTO,
+		.flags = RP__RING_SHARED,
+		.sq_entries = ep->ring.uring.sq.ring_entries,
+		.cq_entries = ep->ring.uring.cq.ring_entries,
+	};
+
+	return rp__ep_move(ep, &o);
+}
+
+int rp__ep_to_kernel(struct rp__ep *ep)
+{
+	int kfd, fdflags = fcntl(ep->fd, F_GETFD);
+
+	/* As in rp__ep_move: the parent's eventfd leaves a free fd. */
+	if (ep->wake_fd >= 0) {
+		rp__sys_close(ep->wake_fd);
+		ep->wake_fd = -1;
+	}
+	kfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+	if (kfd < 0)
 		return -errno;
-	ep->wake_poll.armed = false;
-	rp__ep_wake_arm(ep);
-	ep->waiters = 0;
-	ep->ready_head = ep->ready_tail = 0;
-	ep->nrearm = 0;
 	for (uint32_t c = 0; c < ep->nchunks; c++) {
-		if (!ep->chunks[c])
-			continue;
-		for (uint32_t i = 0; i < RP__EP_CHUNK; i++) {
+		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
 			struct rp__ep_item *it = &ep->chunks[c][i];
 			int fd = (int)(c * RP__EP_CHUNK + i);
+			struct epoll_event ev = { .events = it->events,
+						  .data = it->data };
+			struct rp__ep *child;
 
-			it->flags &= ~(RP__EPI_LISTED | RP__EPI_REARM);
-			it->ready = 0;
-			it->poll.armed = false;
-			if ((it->flags & RP__EPI_USED) &&
-			    !(it->flags & RP__EPI_DISABLED))
-				rp__ep_arm(ep, fd, it);
-			/* The new ring starts empty: what is ready is news. */
-			it->flags &= ~RP__EPI_QUIET;
+			if (!(it->flags & RP__EPI_USED))
+				continue;
+			/*
+			 * A reported EPOLLONESHOT entry waits for MOD. The
+			 * kernel adds EPOLLERR|EPOLLHUP to any interest: only
+			 * a file in error or hung up reports it, once.
+			 */
+			if (it->flags & RP__EPI_DISABLED)
+				ev.events = EPOLLONESHOT;
+			/* A nested instance: this child's own, not the ring. */
+			if ((it->flags & RP__EPI_EPOLL) &&
+			    (child = rp__ep_get(fd)))
+				rp__ep_put(child);
+			/*
+			 * An fd closed behind our back is gone (as the kernel
+			 * forgets a file at its last close); other errors
+			 * (memory, max_user_watches) fail the whole move.
+			 */
+			if (syscall(SYS_epoll_ctl, kfd, EPOLL_CTL_ADD, fd,
+				    &ev) < 0 &&
+			    (errno == ENOMEM || errno == ENOSPC)) {
+				int err = -errno;
+
+				rp__sys_close(kfd);
+				return err;
+			}
 		}
 	}
+	if (kfd != ep->fd) {
+		if (syscall(SYS_dup3, kfd, ep->fd,
+			    fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC :
+								     0) < 0) {
+			int err = -errno;
+
+			rp__sys_close(kfd);
+			return err;
+		}
+		rp__sys_close(kfd);
+	}
+	/* Whichever ring was there (the parent's, or a new one half set up). */
+	rp__ring_forget(&ep->ring);
 	return 0;
 }

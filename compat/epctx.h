@@ -167,6 +167,10 @@ struct rp__ep {
 	uint32_t waiters;
 	/* Poll updates that lost the race with their poll's completion. */
 	uint32_t lost_races;
+	/* More registrations than this: a bigger ring (rp__ep_grow). */
+	uint32_t grow_at;
+	/* Registered in a kernel epoll, which holds our file: never move. */
+	bool pinned;
 
 	struct rp_epoll_stats st;
 	struct io_uring_cqe cqes[RP__EP_CQE_BATCH];
@@ -286,8 +290,21 @@ void rp__ep_cancel_all(struct rp__ep *ep);
  * cancelled poll still holds its file (a socket then sends its FIN).
  */
 void rp__ep_drop_removed(struct rp__ep *ep);
+/*
+ * Puts the instance on a new ring set up as o says, under the same fd
+ * number, every registration armed there. Its own ring's pending events
+ * are kept and its polls cancelled first; a forked parent's ring is never
+ * entered. On failure the instance stays where it was.
+ */
+int rp__ep_move(struct rp__ep *ep, const struct rp__ring_opts *o);
 /* In a forked child: a fresh ring under the same fd, interest re-armed. */
 int rp__ep_rebuild(struct rp__ep *ep);
+/*
+ * In a forked child that cannot have a ring: the kernel's epoll under the
+ * same fd number, with the same registrations. The caller then forgets
+ * the instance. On failure nothing changed.
+ */
+int rp__ep_to_kernel(struct rp__ep *ep);
 
 static inline struct rp__ep_item *rp__ep_item(struct rp__ep *ep, int fd)
 {

@@ -121,7 +121,7 @@ static struct rp__fdent *rp__fdent(int fd, bool make)
 	return chunk ? &chunk[(uint32_t)fd & (RP__TAB_CHUNK - 1)] : NULL;
 }
 
-static void rp__ep_check_fork(struct rp__ep *ep);
+static bool rp__ep_check_fork(struct rp__ep *ep, struct rp__fdent *e);
 
 struct rp__ep *rp__ep_get(int fd)
 {
@@ -139,7 +139,10 @@ struct rp__ep *rp__ep_get(int fd)
 			break;
 		rp__ep_put(ep);
 	}
-	rp__ep_check_fork(ep);
+	if (rp__unlikely(rp__ep_inherited(ep)) && !rp__ep_check_fork(ep, e)) {
+		rp__ep_put(ep);
+		return NULL;
+	}
 	return ep;
 }
 
@@ -334,11 +337,18 @@ RP_EXPORT int rp_epoll_create1(int flags)
 		return rp__fail(-ENOMEM);
 	ret = rp__ep_init(ep, flags);
 	if (ret < 0) {
-		/* No io_uring here (old kernel, disabled, seccomp): epoll. */
+		/*
+		 * No ring for this instance: no io_uring here (old kernel,
+		 * disabled, seccomp), or no locked memory left for it
+		 * (RLIMIT_MEMLOCK, per user). The kernel's epoll has no such
+		 * limit. Out of fds, the kernel fails as we did.
+		 */
 		rp__ep_recycle(ep);
-		if (ret == -ENOMEM || ret == -EMFILE || ret == -ENFILE)
-			return rp__fail(ret);
-		rp__debug_once("io_uring_setup failed", -ret);
+		rp__debug_once(ret == -ENOMEM ?
+				       "io_uring_setup failed, locked memory "
+				       "(ulimit -l) used up?" :
+				       "io_uring_setup failed",
+			       -ret);
 		pthread_mutex_lock(&rp__tab_lock);
 		rp__st_closed.fallbacks++;
 		pthread_mutex_unlock(&rp__tab_lock);
@@ -499,6 +509,22 @@ out:
 	return ret;
 }
 
+/*
+ * An instance registered in a kernel epoll (one that fell back): that
+ * epitem is on the ring's file, so the instance keeps its ring for good.
+ */
+static void rp__ep_pin(int fd)
+{
+	struct rp__ep *ep = rp__ep_get(fd);
+
+	if (!ep)
+		return;
+	rp__ep_lock(ep);
+	ep->pinned = true;
+	rp__ep_unlock(ep);
+	rp__ep_put(ep);
+}
+
 RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
 	struct epoll_event ev;
@@ -509,8 +535,11 @@ RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	if (op != EPOLL_CTL_DEL && !event)
 		return rp__fail(-EFAULT);
 	ep = rp__ep_get(epfd);
-	if (!ep)
+	if (!ep) {
+		if (op == EPOLL_CTL_ADD)
+			rp__ep_pin(fd);
 		return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
+	}
 	if (event)
 		ev = *event;
 	else
@@ -599,37 +628,69 @@ static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
 	if (ep->waiters || atomic_load(&ep->refs) > 2) {
 		/*
 		 * Other threads are in the instance (asleep on the ring, or
-		 * in a ctl): they keep it alive through a private fd while
-		 * ours goes now, as close(2) would.
+		 * in a ctl). Wake the sleepers: they find it dead. A sleeper
+		 * holds the ring's file while in io_uring_enter, and our
+		 * mappings keep it until the last user lets go; nobody may
+		 * enter it by number again (enter_fd is read under the
+		 * lock), so the number goes now, as close(2) would, and the
+		 * close needs no fd of its own.
 		 */
-		int priv = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		uint64_t one = 1;
 
-		if (priv >= 0) {
-			ep->ring.uring.ring_fd = priv;
-			ep->ring.enter_fd = priv;
-			uint64_t one = 1;
-
-			while (write(ep->wake_fd, &one, sizeof(one)) < 0 &&
-			       errno == EINTR)
-				;
-			ret = (int)syscall(SYS_close, fd);
-		}
+		while (write(ep->wake_fd, &one, sizeof(one)) < 0 &&
+		       errno == EINTR)
+			;
+		ep->ring.uring.ring_fd = -1;
+		ep->ring.enter_fd = -1;
+		ret = (int)syscall(SYS_close, fd);
 	}
 	rp__ep_unlock(ep);
 	rp__ep_put(ep); /* the table's reference */
 	return ret;
 }
 
-static void rp__ep_check_fork(struct rp__ep *ep)
+/*
+ * In a forked child the ring is the parent's: build our own, or, if that
+ * cannot be (no fd, no locked memory, a seccomp filter since the fork),
+ * put the kernel's epoll in its place with the same registrations and
+ * forget the instance: every later call goes to the kernel. False if the
+ * instance is not ours to use (then the caller passes the call on to the
+ * kernel, which fails it: the fd is still the parent's ring, not entered).
+ */
+static bool rp__ep_check_fork(struct rp__ep *ep, struct rp__fdent *e)
 {
-	/* In a forked child the ring is the parent's: build our own. */
-	if (rp__unlikely(ep->fork_gen != atomic_load(&rp__ep_fork_gen))) {
-		rp__ep_lock(ep);
-		if (!ep->dead &&
-		    ep->fork_gen != atomic_load(&rp__ep_fork_gen))
-			rp__ep_rebuild(ep);
-		rp__ep_unlock(ep);
+	bool ours = true, gone = false;
+	int ret;
+
+	rp__ep_lock(ep);
+	if (ep->dead && rp__ep_inherited(ep)) {
+		ours = false;
+	} else if (rp__ep_inherited(ep)) {
+		ret = rp__ep_rebuild(ep);
+		if (ret < 0) {
+			int err = rp__ep_to_kernel(ep);
+
+			if (err == 0) {
+				rp__debug_once("no ring for an instance "
+					       "in a forked child",
+					       -ret);
+				ep->st.fallbacks++;
+				atomic_store(&e->ep, NULL);
+				ep->dead = true;
+				gone = true;
+			} else {
+				rp__debug_once("no ring and no kernel epoll "
+					       "for an instance in a forked "
+					       "child",
+					       -err);
+			}
+			ours = false;
+		}
 	}
+	rp__ep_unlock(ep);
+	if (gone)
+		rp__ep_put(ep); /* the table's reference */
+	return ours;
 }
 
 /* A reference to an instance that is alive, taken without a lock. */

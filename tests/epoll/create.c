@@ -143,6 +143,50 @@ START_TEST(create1_many_instances)
 }
 END_TEST
 
+/*
+ * A user with no locked memory to spare (RLIMIT_MEMLOCK, which io_uring
+ * rings are charged to) still gets a working instance: the kernel's epoll
+ * has no such limit, and ringpoll falls back to it. Root is not charged,
+ * so the child becomes nobody first.
+ */
+START_TEST(create1_without_locked_memory_works)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rlimit rl = {0, 0};
+		struct epoll_event ev;
+		int epfd, p[2];
+
+		if (geteuid() == 0)
+			T_CHILD_REQUIRE(setgroups(0, NULL) == 0 &&
+						setgid(65534) == 0 &&
+						setuid(65534) == 0,
+					1);
+		T_CHILD_REQUIRE(setrlimit(RLIMIT_MEMLOCK, &rl) == 0, 2);
+		epfd = epoll_create1(EPOLL_CLOEXEC);
+		T_CHILD_REQUIRE(epfd >= 0, 3);
+		T_CHILD_REQUIRE(t_is_kernel_epoll(epfd), 4);
+		T_CHILD_REQUIRE(pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0, 5);
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.u64 = 7;
+		T_CHILD_REQUIRE(epoll_ctl(epfd, EPOLL_CTL_ADD, p[0], &ev) == 0,
+				6);
+		T_CHILD_REQUIRE(epoll_wait(epfd, &ev, 1, 0) == 0, 7);
+		T_CHILD_REQUIRE(write(p[1], "x", 1) == 1, 8);
+		memset(&ev, 0, sizeof(ev));
+		T_CHILD_REQUIRE(epoll_wait(epfd, &ev, 1, T_LONG_MS) == 1, 9);
+		T_CHILD_REQUIRE(ev.events == EPOLLIN && ev.data.u64 == 7, 10);
+		T_CHILD_REQUIRE(close(p[0]) == 0 && close(p[1]) == 0, 11);
+		T_CHILD_REQUIRE(close(epfd) == 0, 12);
+		_exit(0);
+	}
+	t_reap_child(pid);
+}
+END_TEST
+
 Suite *t_suite_create(void)
 {
 	Suite *s = suite_create("create");
@@ -161,6 +205,7 @@ Suite *t_suite_create(void)
 	tcase_add_test(tc, create1_instances_are_independent);
 	tcase_add_test(tc, create1_epfd_read_einval);
 	tcase_add_test(tc, create1_many_instances);
+	tcase_add_test(tc, create1_without_locked_memory_works);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -747,6 +747,52 @@ START_TEST(dev_close_instance_during_wait_timeout)
 END_TEST
 
 /*
+ * The same, with every fd used up when close() is called: the close must
+ * not depend on a free fd. On both, close() returns 0 and the number is
+ * free at once; ringpoll's waiter ends with EBADF, the kernel's sleeps on.
+ */
+START_TEST(dev_close_instance_during_wait_no_free_fd)
+{
+	const struct timespec quiet = {0, T_QUIET_MS * 1000000L};
+	struct t_closewait c;
+	struct t_fds f;
+	int epfd, p[2], ret, err = 0;
+
+	epfd = t_epoll();
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	closewait_start(&c, epfd, T_LONG_MS);
+	ret = t_fds_exhaust(&f);
+	if (ret == 0) {
+		ret = close(epfd);
+		err = fcntl(epfd, F_GETFD) < 0 ? errno : 0;
+	}
+	t_fds_release(&f);
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(err, EBADF);
+	if (t_emulated()) {
+		ck_assert_int_eq(t_flag_within(&c.done, T_LONG_MS), 1);
+		t_write(p[1], 1);
+		t_thread_join(c.thread);
+		ck_assert_int_eq(c.n, -1);
+		ck_assert_int_eq(c.err, EBADF);
+		t_close(p[0]);
+		t_close(p[1]);
+		return;
+	}
+	nanosleep(&quiet, NULL);
+	ck_assert_int_eq(atomic_load(&c.done), 0);
+	ck_assert_int_eq(t_task_blocked(getpid(), c.tid), 0);
+	t_write(p[1], 1);
+	t_thread_join(c.thread);
+	ck_assert_int_eq(c.n, 1);
+	ck_assert_uint_eq(c.ev[0].data.u64, 1);
+	t_close(p[0]);
+	t_close(p[1]);
+}
+END_TEST
+
+/*
  * (e) The thread that submits a poll runs its completion. Every test arms
  * the pipe's poll in thread A (epoll_wait with a zero timeout submits the
  * ADD), then A does something else while thread B sleeps in epoll_wait on
@@ -1143,6 +1189,7 @@ Suite *t_suite_deviations(void)
 	tcase_add_test(tc, dev_nested_overstated_key_wakeup);
 	tcase_add_test(tc, dev_close_instance_during_wait_event_after);
 	tcase_add_test(tc, dev_close_instance_during_wait_timeout);
+	tcase_add_test(tc, dev_close_instance_during_wait_no_free_fd);
 	tcase_add_test(tc, dev_completion_submitter_sleeping);
 	tcase_add_test(tc, dev_completion_submitter_spinning);
 	t_add_unless(tc, dev_completion_submitter_in_vfork, t_clone_vm_skip());

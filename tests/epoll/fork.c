@@ -194,6 +194,87 @@ START_TEST(fork_parent_and_child_both_see_event)
 }
 END_TEST
 
+/*
+ * A child that has used up its fds waits on the inherited instance. The
+ * kernel's instance needs no fd for that; ringpoll's child must build its
+ * own ring (or fall back to the kernel's epoll) and never enter the
+ * parent's, whose events it would take away.
+ */
+START_TEST(fork_child_out_of_fds_waits_on_its_own)
+{
+	struct t_ctx c;
+	int blocked;
+	pid_t pid;
+
+	ctx_open(&c, EPOLLIN);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct t_fds f;
+
+		T_CHILD_REQUIRE(t_fds_exhaust(&f) == 0, 1);
+		child_expect_in(c.epfd, T_LONG_MS);
+		t_fds_release(&f);
+		_exit(0);
+	}
+	blocked = t_task_blocked(pid, pid);
+	t_write(c.p[1], 1);
+	t_reap_child(pid);
+	ck_assert_int_eq(blocked, 0);
+	/* The parent's own event, level-triggered: still there. */
+	t_expect1(c.epfd, 0, 1, EPOLLIN);
+	ctx_close(&c);
+}
+END_TEST
+
+/*
+ * A child that may not create an io_uring (a seccomp filter installed
+ * after the fork) uses the inherited instance: ringpoll's child puts the
+ * kernel's epoll in its place, with the same registrations, so that in
+ * every build the child's instance is then a kernel epoll instance.
+ */
+START_TEST(fork_child_without_io_uring_falls_back)
+{
+	struct t_ctx c;
+	int blocked;
+	pid_t pid;
+
+	ctx_open(&c, EPOLLIN);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct epoll_event ev[3];
+		uint64_t seen = 0;
+		int q[2], n;
+
+		T_CHILD_REQUIRE(t_block_io_uring() == 0, 1);
+		child_expect_in(c.epfd, T_LONG_MS);
+		T_CHILD_REQUIRE(t_is_kernel_epoll(c.epfd), 2);
+		/* A registration of the child's own works as well. */
+		T_CHILD_REQUIRE(pipe2(q, O_NONBLOCK | O_CLOEXEC) == 0, 3);
+		memset(ev, 0, sizeof(ev));
+		ev[0].events = EPOLLIN | EPOLLET;
+		ev[0].data.u64 = 2;
+		T_CHILD_REQUIRE(epoll_ctl(c.epfd, EPOLL_CTL_ADD, q[0], ev) == 0,
+				4);
+		T_CHILD_REQUIRE(write(q[1], "x", 1) == 1, 5);
+		n = t_wait(c.epfd, ev, 3, T_LONG_MS);
+		T_CHILD_REQUIRE(n == 2, 6);
+		for (int i = 0; i < n; i++)
+			seen |= 1u << ev[i].data.u64;
+		T_CHILD_REQUIRE(seen == 6, 7);
+		T_CHILD_REQUIRE(close(q[0]) == 0 && close(q[1]) == 0, 8);
+		_exit(0);
+	}
+	blocked = t_task_blocked(pid, pid);
+	t_write(c.p[1], 1);
+	t_reap_child(pid);
+	ck_assert_int_eq(blocked, 0);
+	t_expect1(c.epfd, 0, 1, EPOLLIN);
+	ctx_close(&c);
+}
+END_TEST
+
 Suite *t_suite_fork(void)
 {
 	Suite *s = suite_create("fork");
@@ -205,6 +286,8 @@ Suite *t_suite_fork(void)
 	tcase_add_test(tc, fork_child_exit_parent_gets_new_edges);
 	tcase_add_test(tc, fork_child_own_instance_on_inherited_fd);
 	tcase_add_test(tc, fork_parent_and_child_both_see_event);
+	tcase_add_test(tc, fork_child_out_of_fds_waits_on_its_own);
+	tcase_add_test(tc, fork_child_without_io_uring_falls_back);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -411,6 +411,63 @@ int t_task_blocked(pid_t pid, pid_t tid)
 	return -1;
 }
 
+int t_fds_exhaust(struct t_fds *f)
+{
+	struct rlimit rl;
+	int fd;
+
+	f->n = 0;
+	if (getrlimit(RLIMIT_NOFILE, &f->old) < 0)
+		return -1;
+	rl = f->old;
+	rl.rlim_cur = (rlim_t)t_fd_count() + 16;
+	if (rl.rlim_cur > f->old.rlim_cur)
+		rl.rlim_cur = f->old.rlim_cur;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -1;
+	while (f->n < (int)(sizeof(f->fd) / sizeof(f->fd[0]))) {
+		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return errno == EMFILE ? 0 : -1;
+		f->fd[f->n++] = fd;
+	}
+	return -1;
+}
+
+void t_fds_release(struct t_fds *f)
+{
+	while (f->n > 0)
+		close(f->fd[--f->n]);
+	setrlimit(RLIMIT_NOFILE, &f->old);
+}
+
+int t_is_kernel_epoll(int fd)
+{
+	char path[64], link[64] = {0};
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if (readlink(path, link, sizeof(link) - 1) < 0)
+		return 0;
+	return strcmp(link, "anon_inode:[eventpoll]") == 0;
+}
+
+int t_block_io_uring(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+		return -1;
+	return 0;
+}
+
 void t_reap_child(pid_t pid)
 {
 	int status, ret;

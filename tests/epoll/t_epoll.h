@@ -21,7 +21,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -37,9 +39,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -239,6 +244,29 @@ const char *t_bad_pointer_skip(void);
 		if (!(cond))                                                   \
 			_exit(step);                                           \
 	} while (0)
+
+/*
+ * Every fd used up: the soft RLIMIT_NOFILE lowered to a little above the
+ * fds open, then /dev/null opened until EMFILE. t_fds_release closes them
+ * and puts the limit back. No ck_assert: usable in a forked child.
+ */
+struct t_fds {
+	struct rlimit old;
+	int n;
+	int fd[256];
+};
+int t_fds_exhaust(struct t_fds *f);
+void t_fds_release(struct t_fds *f);
+
+/* Is @fd a kernel epoll instance ("anon_inode:[eventpoll]")? */
+int t_is_kernel_epoll(int fd);
+
+/*
+ * This process loses the right to create io_uring instances, as under a
+ * container's seccomp profile: io_uring_setup fails with ENOSYS. Returns
+ * 0, or -1. For forked children.
+ */
+int t_block_io_uring(void);
 
 /* Reap @pid and assert it exited with status 0. */
 void t_reap_child(pid_t pid);

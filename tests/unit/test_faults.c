@@ -113,34 +113,44 @@ START_TEST(fault_alloc_gives_enomem_and_stays_usable)
 }
 END_TEST
 
-START_TEST(fault_no_fds_left_is_emfile_without_leak)
+START_TEST(fault_few_fds_left_falls_back_without_leak)
 {
 	struct rlimit old, rl;
-	int fds = t_count_fds(), epfd, n = 0;
+	struct rp_epoll_stats st0, st1;
+	int fds = t_count_fds(), epfd, fd, n = 0;
 	int *held = calloc(64, sizeof(int));
 
 	getrlimit(RLIMIT_NOFILE, &old);
 	rl = old;
 	rl.rlim_cur = (rlim_t)fds + 40;
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-	/* Use up every fd but one: a ring fits, its eventfd does not. */
 	while (n < 64) {
-		int fd = open("/dev/null", O_RDONLY);
-
+		fd = open("/dev/null", O_RDONLY);
 		if (fd < 0)
 			break;
 		held[n++] = fd;
 	}
 	ck_assert_int_ge(n, 1);
-	close(held[--n]);
+	/* No fd at all: the kernel's epoll_create1 fails as well. */
 	errno = 0;
-	epfd = rp_epoll_create1(0);
-	ck_assert_int_eq(epfd, -1);
+	ck_assert_int_eq(rp_epoll_create1(0), -1);
 	ck_assert_int_eq(errno, EMFILE);
-	/* Nothing half-made stays open: the one free fd is still free. */
-	epfd = open("/dev/null", O_RDONLY);
+	/*
+	 * One fd: a ring fits, its eventfd does not. The kernel's epoll,
+	 * which needs one fd, takes the instance's place.
+	 */
+	close(held[--n]);
+	ck_assert_int_eq(rp_epoll_stats(-1, &st0), 0);
+	epfd = rp_epoll_create1(0);
 	ck_assert_int_ge(epfd, 0);
-	close(epfd);
+	ck_assert(!rp_epoll_is_ring(epfd));
+	ck_assert_int_eq(rp_epoll_stats(-1, &st1), 0);
+	ck_assert_uint_eq(st1.fallbacks - st0.fallbacks, 1);
+	/* Nothing half-made stays open: that was the last fd. */
+	errno = 0;
+	ck_assert_int_eq(open("/dev/null", O_RDONLY), -1);
+	ck_assert_int_eq(errno, EMFILE);
+	rp_close(epfd);
 	while (n)
 		close(held[--n]);
 	free(held);
@@ -197,7 +207,7 @@ Suite *t_suite_faults(void)
 	tcase_add_loop_test(tc, fault_enter_errors_lose_nothing, 0, 3);
 	tcase_add_test(tc, fault_wait_eintr_is_reported_and_recovers);
 	tcase_add_test(tc, fault_alloc_gives_enomem_and_stays_usable);
-	tcase_add_test(tc, fault_no_fds_left_is_emfile_without_leak);
+	tcase_add_test(tc, fault_few_fds_left_falls_back_without_leak);
 	tcase_add_test(tc, fault_full_sq_and_overflowing_cq_lose_nothing);
 	suite_add_tcase(s, tc);
 	return s;
