@@ -25,7 +25,7 @@ $(B)/tests/epoll-fuzz: $(FUZZ_SRCS) $(B)/libringpoll.a include/ringpoll_epoll.h
 		-luring -lpthread -o $@
 
 fuzz-check: $(B)/tests/epoll-fuzz
-	timeout 300 $(B)/tests/epoll-fuzz -s 1 -n $(FUZZ_CHECK_N) -k -F \
+	$(T) fuzz-check 300 $(B)/tests/epoll-fuzz -s 1 -n $(FUZZ_CHECK_N) -k -F \
 		$(FUZZ_AVOID) $(FUZZ_CHECK_SKIP)
 
 fuzz: $(B)/tests/epoll-fuzz
