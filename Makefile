@@ -39,7 +39,7 @@ EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 
 .PHONY: all deps check check-run check-asan check-tsan check-valgrind \
 	check-integration check-bench check-soak check-soak-lsan \
-	check-quick check-unit check-conformance check-deps \
+	check-quick check-unit check-conformance check-deps check-harness \
 	demo install clean format
 
 # Every test command of make check runs as `$(T) NAME SECONDS CMD...`:
@@ -213,15 +213,20 @@ check-soak-lsan:
 # STAGE:SECONDS under a hard limit, in its own session, its output in
 # build/check-logs/STAGE.log; a progress line per stage, the failing cases,
 # and last the line "N passed, N failed, N skipped". V=1 shows all output.
-CHECK_STAGES := check-deps:1200 check-run:900 check-asan:1500 \
-	check-tsan:900 fuzz-check:400 check-bench:600 check-integration:1300 \
-	check-soak:600 check-soak-lsan:900
+CHECK_STAGES := check-deps:1200 check-harness:180 check-run:900 \
+	check-asan:1500 check-tsan:900 fuzz-check:400 check-bench:600 \
+	check-integration:1300 check-soak:600 check-soak-lsan:900
 check:
 	@MAKE="$(MAKE)" tools/check-driver $(CHECK_STAGES)
 
 # Unit tests and the conformance suite K/R/P, for development.
 check-quick:
 	@MAKE="$(MAKE)" tools/check-driver check-unit:300 check-conformance:600
+
+# The harness checks itself: the driver and t-run on tests/harness/'s
+# fixture count, name failures, stop a hang and leave nothing running.
+check-harness:
+	$(T) harness-selftest 120 tests/harness/selftest.sh
 
 # Everything make check installs, before the first stage (SKIP_INSTALL=1:
 # nothing; the tests that need a missing package skip).
