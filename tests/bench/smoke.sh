@@ -13,7 +13,7 @@ out=$B/tests/bench-smoke
 mkdir -p "$out"
 
 if DEMO_SECONDS=0.2 DEMO_WARMUP=0.05 DEMO_ROUNDS=1 DEMO_CONNS=1,8 \
-    DEMO_OUT="$out/demo" timeout 300 tools/bench/demo --build "$B" \
+    DEMO_OUT="$out/demo" timeout -k 10 300 tools/bench/demo --build "$B" \
     --no-make > "$out/demo.txt" 2>&1; then
 	ok "the demo matrix runs every mode"
 else
@@ -31,7 +31,7 @@ fi
 # each server removes its socket at exit.
 if DEMO_TRANSPORT=unix DEMO_MODES=rp-epoll,rp-completion DEMO_SECONDS=0.2 \
     DEMO_WARMUP=0.05 DEMO_ROUNDS=1 DEMO_CONNS=8 DEMO_OUT="$out/unix" \
-    timeout 120 tools/bench/demo --build "$B" --no-make \
+    timeout -k 10 120 tools/bench/demo --build "$B" --no-make \
     > "$out/unix.txt" 2>&1 &&
     [ "$(grep -c . "$out/unix/results.csv")" -eq 4 ] &&
     [ -d "$out/unix/sock" ] && [ -z "$(ls -A "$out/unix/sock")" ]; then
@@ -41,14 +41,16 @@ else
 	tail -20 "$out/unix.txt"
 fi
 
-"$B/rpbench" server --mode nonesuch --port 1 > "$out/bad.txt" 2>&1
+timeout -k 5 30 "$B/rpbench" server --mode nonesuch --port 1 \
+	> "$out/bad.txt" 2>&1
 rc=$?
 if [ $rc = 2 ] && grep -qi mode "$out/bad.txt"; then
 	ok "an unknown mode is refused with exit 2"
 else
 	no "an unknown mode is refused with exit 2 (rc $rc)"
 fi
-"$B/rpbench" load --port 1 --conns 1 --seconds 1 > "$out/gone.txt" 2>&1
+timeout -k 5 30 "$B/rpbench" load --port 1 --conns 1 --seconds 1 \
+	> "$out/gone.txt" 2>&1
 rc=$?
 if [ $rc != 0 ] && [ -s "$out/gone.txt" ]; then
 	ok "load with no server fails with a message"

@@ -25,8 +25,8 @@ $(B)/tests/epoll-fuzz: $(FUZZ_SRCS) $(B)/libringpoll.a include/ringpoll_epoll.h
 		-luring -lpthread -o $@
 
 fuzz-check: $(B)/tests/epoll-fuzz
-	timeout 300 $(B)/tests/epoll-fuzz -s 1 -n $(FUZZ_CHECK_N) -k -F \
-		$(FUZZ_AVOID) $(FUZZ_CHECK_SKIP)
+	$(T) fuzz-check 300 $(B)/tests/epoll-fuzz -s 1 -n $(FUZZ_CHECK_N) \
+		-k -F $(FUZZ_AVOID) $(FUZZ_CHECK_SKIP)
 
 fuzz: $(B)/tests/epoll-fuzz
 	$(B)/tests/epoll-fuzz -s random -t $(FUZZ_SECONDS) -l 500 -k \

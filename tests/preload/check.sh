@@ -9,12 +9,14 @@ ok() { pass=$((pass + 1)); echo "ok - $1"; }
 no() { fail=$((fail + 1)); echo "not ok - $1"; }
 out=$B/tests/preload-out
 mkdir -p "$out"
+# Every command here has a hard time limit.
+to="timeout -k 5 60"
 
 # A small epoll program: prints what its epoll fd is, and echoes a pipe.
 probe="$B/tests/epoll-probe"
 
 # 1. Under ringpoll-run the epoll fd is an io_uring fd.
-if "$B/ringpoll-run" "$probe" > "$out/run.txt" 2>&1 &&
+if $to "$B/ringpoll-run" "$probe" > "$out/run.txt" 2>&1 &&
     grep -q 'epfd=anon_inode:\[io_uring\] event=ok' "$out/run.txt"; then
 	ok "ringpoll-run puts epoll on io_uring"
 else
@@ -22,7 +24,7 @@ else
 fi
 
 # 2. RINGPOLL_DISABLE=1: the kernel's epoll, and the program still works.
-if RINGPOLL_DISABLE=1 "$B/ringpoll-run" "$probe" > "$out/dis.txt" 2>&1 &&
+if RINGPOLL_DISABLE=1 $to "$B/ringpoll-run" "$probe" > "$out/dis.txt" 2>&1 &&
     grep -q 'epfd=anon_inode:\[eventpoll\] event=ok' "$out/dis.txt"; then
 	ok "RINGPOLL_DISABLE=1 passes through to the kernel's epoll"
 else
@@ -31,9 +33,9 @@ else
 fi
 
 # 2b. The same for a program recompiled with ringpoll_compat.h.
-if "$B/tests/epoll-probe-rp" > "$out/rp.txt" 2>&1 &&
+if $to "$B/tests/epoll-probe-rp" > "$out/rp.txt" 2>&1 &&
     grep -q 'epfd=anon_inode:\[io_uring\] event=ok' "$out/rp.txt" &&
-    RINGPOLL_DISABLE=1 "$B/tests/epoll-probe-rp" > "$out/rpdis.txt" 2>&1 &&
+    RINGPOLL_DISABLE=1 $to "$B/tests/epoll-probe-rp" > "$out/rpdis.txt" 2>&1 &&
     grep -q 'epfd=anon_inode:\[eventpoll\] event=ok' "$out/rpdis.txt"; then
 	ok "rp_epoll_* on io_uring, and on the kernel with RINGPOLL_DISABLE=1"
 else
@@ -42,7 +44,7 @@ else
 fi
 
 # 2c. A setting is on only when it is exactly 1.
-if RINGPOLL_DISABLE=yes "$B/tests/epoll-probe-rp" > "$out/rpyes.txt" 2>&1 &&
+if RINGPOLL_DISABLE=yes $to "$B/tests/epoll-probe-rp" > "$out/rpyes.txt" 2>&1 &&
     grep -q 'epfd=anon_inode:\[io_uring\] event=ok' "$out/rpyes.txt"; then
 	ok "RINGPOLL_DISABLE=yes is not 1: ignored"
 else
@@ -50,7 +52,7 @@ else
 fi
 
 # 3. io_uring_setup blocked by seccomp: fallback, said once with DEBUG.
-if RINGPOLL_DEBUG=1 "$B/tests/seccomp-run" "$B/ringpoll-run" "$probe" \
+if RINGPOLL_DEBUG=1 $to "$B/tests/seccomp-run" "$B/ringpoll-run" "$probe" \
     > "$out/sec.txt" 2>&1 &&
     grep -q 'epfd=anon_inode:\[eventpoll\] event=ok' "$out/sec.txt" &&
     [ "$(grep -c "ringpoll: using the kernel's epoll: io_uring_setup failed" \
@@ -62,7 +64,7 @@ else
 fi
 
 # 4. The whole conformance suite under the seccomp fallback (kernel truth).
-if "$B/tests/seccomp-run" "$B/ringpoll-run" "$B/tests/epoll-kernel" \
+if timeout -k 5 300 "$B/tests/seccomp-run" "$B/ringpoll-run" "$B/tests/epoll-kernel" \
     > "$out/secconf.txt" 2>&1; then
 	ok "conformance suite passes on the fallback"
 else
@@ -71,7 +73,7 @@ else
 fi
 
 # 5. --stats prints the counters at exit.
-if "$B/ringpoll-run" --stats "$probe" > "$out/stats.txt" 2>&1 &&
+if $to "$B/ringpoll-run" --stats "$probe" > "$out/stats.txt" 2>&1 &&
     grep -Eq '^ringpoll\[[0-9]+\]: waits [1-9][0-9]* enters [0-9]+ .*syscalls_saved -?[0-9]+$' \
         "$out/stats.txt"; then
 	ok "--stats prints counters at exit"
@@ -100,13 +102,15 @@ async def main():
     print('ok' if outs == [str(i) for i in range(20)] and ring else 'bad', ring)
 asyncio.run(main())
 PY
-	if timeout 60 "$B/ringpoll-run" python3 "$out/sub.py" > "$out/sub.txt" 2>&1 &&
+	if $to "$B/ringpoll-run" python3 "$out/sub.py" > "$out/sub.txt" 2>&1 &&
 	    grep -q '^ok ' "$out/sub.txt"; then
 		ok "asyncio subprocesses (vfork) under ringpoll-run"
 	else
 		no "asyncio subprocesses (vfork) under ringpoll-run"
 		tail -5 "$out/sub.txt"
 	fi
+else
+	echo "skip: preload-asyncio-subprocesses: python3 not installed"
 fi
 
 # 5c. A server that exits without closing its listener: the port is free
@@ -114,8 +118,8 @@ fi
 port=$((23000 + $$ % 1000))
 bad=0
 for i in 1 2 3 4 5; do
-	"$B/ringpoll-run" "$B/tests/relisten" $port child &&
-		"$B/tests/relisten" $port check 2>> "$out/relisten.txt" || bad=1
+	$to "$B/ringpoll-run" "$B/tests/relisten" $port child &&
+		$to "$B/tests/relisten" $port check 2>> "$out/relisten.txt" || bad=1
 done
 if [ $bad = 0 ]; then
 	ok "a listener is released when its process exits"
@@ -146,14 +150,14 @@ else
 fi
 
 # 6. Bad usage: a clear message and a non-zero exit.
-"$B/ringpoll-run" > "$out/usage.txt" 2>&1
+$to "$B/ringpoll-run" > "$out/usage.txt" 2>&1
 rc=$?
 if [ $rc = 2 ] && grep -q usage "$out/usage.txt"; then
 	ok "ringpoll-run without a command says usage"
 else
 	no "ringpoll-run without a command says usage (rc $rc)"
 fi
-"$B/ringpoll-run" /nonexistent/cmd > "$out/nx.txt" 2>&1
+$to "$B/ringpoll-run" /nonexistent/cmd > "$out/nx.txt" 2>&1
 rc=$?
 if [ $rc = 127 ] && grep -q 'ringpoll-run: /nonexistent/cmd' "$out/nx.txt"
 then

@@ -6,11 +6,27 @@
 # SOAK_RSS_KB. The server must then exit cleanly on SIGTERM: with a build
 # under AddressSanitizer (make check-soak-lsan), LeakSanitizer checks it at
 # exit and a leak fails the round. Usage: tests/soak/soak.sh BUILD_DIR
+# Every process has a hard time limit (timeout -k): a server that does not
+# exit within SOAK_EXIT_SECONDS of SIGTERM fails its mode, is shown (its
+# threads' states) and killed, and the next mode runs; nothing this script
+# started outlives it.
 set -u
 B=${1:-build}
 CONNS=${SOAK_CONNS:-10000}
 SECONDS_PER_ROUND=${SOAK_SECONDS:-3}
 RSS_SLACK=${SOAK_RSS_KB:-1024}
+EXIT_LIMIT=${SOAK_EXIT_SECONDS:-60}
+srv=""
+# timeout(1) leads a process group of its own: kill the whole of it.
+kill_server() {
+	[ -n "$srv" ] || return 0
+	kill -KILL -- "-$srv" 2>/dev/null
+	kill -KILL "$srv" 2>/dev/null
+	wait "$srv" 2>/dev/null
+	srv=""
+}
+trap 'kill_server' EXIT
+trap 'kill_server; exit 124' INT TERM HUP
 pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
@@ -43,24 +59,34 @@ for mode in epoll rp-epoll preload; do
 		m=epoll
 	fi
 	port=$((port + 2))
-	# shellcheck disable=SC2086
+	echo "# $mode: $CONNS connections, port $port"
 	err=$(mktemp)
-	timeout 120 $runner "$B/rpbench" server --mode $m --port $port \
-		> /dev/null 2> "$err" &
+	# shellcheck disable=SC2086
+	timeout -k 5 $((120 + EXIT_LIMIT)) $runner "$B/rpbench" server \
+		--mode $m --port $port > /dev/null 2> "$err" &
 	srv=$!
-	sleep 0.5
 	# timeout's child: rpbench (ringpoll-run execs it).
-	pid=$(pgrep -P $srv | head -1)
-	if [ -z "$pid" ] || ! grep -q rpbench "/proc/$pid/comm"; then
+	pid=""
+	n=0
+	while [ $n -lt 50 ]; do
+		sleep 0.1
+		pid=$(pgrep -P $srv | head -1)
+		[ -n "$pid" ] && grep -q rpbench "/proc/$pid/comm" 2>/dev/null &&
+			break
+		n=$((n + 1))
+	done
+	if [ -z "$pid" ] || ! grep -q rpbench "/proc/$pid/comm" 2>/dev/null; then
 		no "$mode: the server did not start"
-		kill $srv 2>/dev/null
+		sed 's/^/#   /' "$err" | head -n 20
+		kill_server
+		rm -f "$err"
 		continue
 	fi
 	fds0=$(ls "/proc/$pid/fd" | wc -l)
 	good=1
 	rss=""
 	for round in 1 2; do
-		if ! timeout 60 "$B/rpbench" load --port $port --conns $CONNS \
+		if ! timeout -k 5 60 "$B/rpbench" load --port $port --conns $CONNS \
 		    --size 64 --seconds "$SECONDS_PER_ROUND" --warmup 1 \
 		    > /dev/null 2>&1; then
 			echo "# $mode round $round: the load failed"
@@ -79,8 +105,26 @@ for mode in epoll rp-epoll preload; do
 		rss=$r
 	done
 	kill -TERM $srv 2>/dev/null
+	# Bounded: a server still there EXIT_LIMIT s after SIGTERM fails.
+	n=0
+	while kill -0 "$pid" 2>/dev/null && [ $n -lt $((EXIT_LIMIT * 10)) ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "# $mode: the server (pid $pid) did not exit within $EXIT_LIMIT s of SIGTERM; its threads:"
+		for t in /proc/"$pid"/task/*; do
+			echo "#   $(cat "$t/comm" 2>/dev/null) $(cut -d' ' -f3 "$t/stat" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)"
+		done
+		sed 's/^/#   /' "$err" | head -n 20
+		kill_server
+		rm -f "$err"
+		no "$mode: the server exits within $EXIT_LIMIT s of SIGTERM"
+		continue
+	fi
 	wait $srv
 	st=$?
+	srv=""
 	# A clean exit, and nothing a sanitizer says (LeakSanitizer at exit).
 	if [ $st != 0 ] || grep -q Sanitizer "$err"; then
 		echo "# $mode: the server exited with status $st:"
