@@ -231,12 +231,15 @@ static int rp__timers_run(struct rp_loop *loop)
 			/*
 			 * Reschedule from the deadline, not from now, so a
 			 * repeating timer does not drift; seq keeps its place
-			 * behind timers due at the same time.
+			 * behind timers due at the same time. One that fell
+			 * behind skips the periods it missed instead of firing
+			 * them all in this pass (after rp_loop_stop too).
 			 */
 			rp__heap_remove(loop, idx);
 			t->when_ns += t->repeat_ns;
-			if (t->when_ns < now)
-				t->when_ns = now;
+			if (t->when_ns <= now)
+				t->when_ns += ((now - t->when_ns) / t->repeat_ns +
+					       1) * t->repeat_ns;
 			rp__heap_insert(loop, idx);
 			t->fn(loop, h, t->user);
 		} else {
