@@ -349,7 +349,7 @@ static unsigned t_ep_cq(int epfd)
 
 /*
  * An instance starts on a small ring (128 CQEs, two pages of locked
- * memory) and moves to bigger ones as registrations come, up to 4,096
+ * memory) and moves to bigger ones as registrations come, here to 8,192
  * CQEs, under the same fd number: events pending at each move (a CQE not
  * harvested yet, leftovers of a full events array) are reported once,
  * what is not ready is not reported, a reported EPOLLONESHOT entry stays
@@ -398,7 +398,7 @@ START_TEST(epoll_ring_grows_keeping_events)
 		t_pipe(p[i]);
 		t_ctl(epfd, EPOLL_CTL_ADD, p[i][0], EPOLLIN, (uint64_t)i);
 	}
-	ck_assert_uint_eq(t_ep_cq(epfd), 4096);
+	ck_assert_uint_eq(t_ep_cq(epfd), 8192);
 	ck_assert_int_eq(rp_epoll_is_ring(epfd), 1);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", epfd);
 	ck_assert_int_gt(readlink(path, link, sizeof(link) - 1), 0);
