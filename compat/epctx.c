@@ -1248,10 +1248,14 @@ static void rp__ep_rehook(struct rp__ep *ep)
 		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
 			struct rp__ep_item *it = &ep->chunks[c][i];
 
-			it->flags &= ~RP__EPI_QUIET;
 			if ((it->flags & RP__EPI_USED) &&
 			    !(it->flags & RP__EPI_DISABLED))
 				rp__ep_arm(ep, (int)(c * RP__EP_CHUNK + i), it);
+			/*
+			 * The new ring starts empty: what is ready is news,
+			 * also where a watched arm found its file ready.
+			 */
+			it->flags &= ~RP__EPI_QUIET;
 		}
 	}
 }
