@@ -443,10 +443,15 @@ RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	if (!ep)
 		return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
 	ep->st.ctls++;
-	if (event)
-		ev = *event;
-	else
+	/* DEL never looks at the event: any pointer will do. */
+	if (op == EPOLL_CTL_DEL) {
 		memset(&ev, 0, sizeof(ev));
+	} else if (!rp__ep_user(ep, event, sizeof(*event), false)) {
+		rp__ep_put(ep);
+		return rp__fail(-EFAULT);
+	} else {
+		ev = *event;
+	}
 	ret = rp__ctl(ep, op, fd, &ev);
 	rp__ep_put(ep);
 	return ret < 0 ? rp__fail(ret) : 0;
@@ -458,7 +463,10 @@ static int rp__wait(struct rp__ep *ep, struct epoll_event *events,
 {
 	int ret;
 
-	if (maxevents <= 0 || maxevents > RP__EP_MAX_EVENTS)
+	/* The kernel reads the sigmask first, whether it sleeps or not. */
+	if (sigmask && !rp__ep_user(ep, sigmask, _NSIG / 8, false))
+		ret = -EFAULT;
+	else if (maxevents <= 0 || maxevents > RP__EP_MAX_EVENTS)
 		ret = -EINVAL;
 	else
 		ret = rp__ep_wait(ep, events, maxevents, timeout_ns, sigmask);
@@ -490,21 +498,29 @@ RP_EXPORT int rp_epoll_pwait2(int epfd, struct epoll_event *events,
 			      int maxevents, const struct timespec *timeout,
 			      const sigset_t *sigmask)
 {
-	struct rp__ep *ep;
+	struct rp__ep *ep = rp__ep_get(epfd);
+	struct timespec ts;
 	int64_t ns = -1;
 
-	if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
-			timeout->tv_nsec >= 1000000000) &&
-	    rp_epoll_is_ring(epfd))
-		return rp__fail(-EINVAL);
-	ep = rp__ep_get(epfd);
 	if (!ep)
 		return (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents,
 				    timeout, sigmask, _NSIG / 8);
-	if (timeout)
-		ns = timeout->tv_sec > INT64_MAX / 1000000000 - 1 ?
+	/* The kernel's order: the timeout, then the sigmask, then the rest. */
+	if (timeout) {
+		if (!rp__ep_user(ep, timeout, sizeof(*timeout), false)) {
+			rp__ep_put(ep);
+			return rp__fail(-EFAULT);
+		}
+		ts = *timeout;
+		if (ts.tv_sec < 0 || ts.tv_nsec < 0 ||
+		    ts.tv_nsec >= 1000000000) {
+			rp__ep_put(ep);
+			return rp__fail(-EINVAL);
+		}
+		ns = ts.tv_sec > INT64_MAX / 1000000000 - 1 ?
 			     INT64_MAX :
-			     timeout->tv_sec * 1000000000 + timeout->tv_nsec;
+			     ts.tv_sec * 1000000000 + ts.tv_nsec;
+	}
 	return rp__wait(ep, events, maxevents, ns, sigmask);
 }
 

@@ -87,6 +87,7 @@
 Suite *t_suite_create(void);
 Suite *t_suite_ctl_errors(void);
 Suite *t_suite_wait(void);
+Suite *t_suite_badptr(void);
 Suite *t_suite_lt(void);
 Suite *t_suite_et(void);
 Suite *t_suite_oneshot(void);
