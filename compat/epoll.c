@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,15 +320,14 @@ RP_EXPORT int rp_epoll_create(int size)
  * and directories mostly refuse, some character devices and proc files do
  * not) ask a kernel epoll instance: exact, and off the hot path.
  */
-static int rp__pollable(int fd)
+static int rp__pollable(int fd, struct stat *st)
 {
 	struct epoll_event ev = { 0 };
-	struct stat st;
 	int sfd, ret;
 
-	if (fstat(fd, &st) < 0)
+	if (fstat(fd, st) < 0)
 		return -errno;
-	switch (st.st_mode & S_IFMT) {
+	switch (st->st_mode & S_IFMT) {
 	case S_IFSOCK:
 	case S_IFIFO:
 	case 0:
@@ -345,6 +345,40 @@ static int rp__pollable(int fd)
 	return ret;
 }
 
+/*
+ * Is fd (whose stat is st) this instance's ring under another number, a
+ * dup of the epoll fd? The kernel refuses a file in itself (EINVAL). Only
+ * an anonymous inode can be one. Recent kernels give each ring an inode
+ * of its own; older ones share one among all anonymous files (eventfd,
+ * timerfd...): kcmp(2) tells. Off the hot path: ADD, or a ctl on an fd
+ * that is not registered.
+ */
+static bool rp__same_ring(struct rp__ep *ep, int fd, const struct stat *st)
+{
+	struct stat ring, anon;
+	pid_t pid;
+	long ret;
+
+	if (fd == ep->fd)
+		return true;
+	if ((st->st_mode & S_IFMT) != 0)
+		return false;
+	ep->st.ctl_syscalls++;
+	if (fstat(ep->fd, &ring) < 0 || ring.st_ino != st->st_ino ||
+	    ring.st_dev != st->st_dev)
+		return false;
+	pid = getpid();
+	ep->st.ctl_syscalls++;
+	ret = syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, ep->fd);
+	if (ret >= 0)
+		return ret == 0;
+	/*
+	 * No kcmp (a seccomp filter, CONFIG_KCMP off): the same inode is the
+	 * same ring where rings do not share the eventfd's inode.
+	 */
+	return fstat(ep->wake_fd, &anon) == 0 && anon.st_ino != ring.st_ino;
+}
+
 static bool rp__fd_valid(int fd)
 {
 	return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
@@ -355,14 +389,17 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	struct rp__ep *child = NULL;
 	struct rp__fdent *e;
 	uint64_t ring0, st0;
+	struct stat st;
 	int ret;
 
 	/* The kernel's order: EBADF, EPERM, EINVAL, then the op's own. */
 	if (op == EPOLL_CTL_ADD) {
-		ret = rp__pollable(fd);
+		ret = rp__pollable(fd, &st);
 		ep->st.ctl_syscalls += 1;
 		if (ret < 0)
 			return ret;
+		if (rp__same_ring(ep, fd, &st))
+			return -EINVAL;
 	} else {
 		struct rp__ep_item *it = rp__ep_item(ep, fd);
 
@@ -370,13 +407,13 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 		if (!it || !(it->flags & RP__EPI_USED)) {
 			if (!rp__fd_valid(fd))
 				return -EBADF;
-			ret = rp__pollable(fd);
+			ret = rp__pollable(fd, &st);
 			if (ret < 0)
 				return ret;
+			if (rp__same_ring(ep, fd, &st))
+				return -EINVAL;
 		}
 	}
-	if (fd == ep->fd)
-		return -EINVAL;
 	if (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) {
 		/* The kernel's EPOLLEXCLUSIVE_OK_BITS. */
 		uint32_t ok = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP |
