@@ -91,6 +91,31 @@ $(B)/tests/epoll-probe-rp: tests/preload/epoll-probe.c $(B)/libringpoll.a
 		-include ringpoll_compat.h $< $(B)/libringpoll.a -luring \
 		-lpthread -o $@
 
+# ringpoll_compat.h on valid epoll code (tests/compat/forms.c): forced in
+# ahead of the file's own _GNU_SOURCE under strict C11, included after the
+# system headers, and with RINGPOLL_NO_CLOSE_MACRO.
+COMPAT_T_BINS := $(B)/tests/compat-forced $(B)/tests/compat-late \
+	$(B)/tests/compat-noclose
+COMPAT_T_CC = $(CC) -std=c11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) \
+	-Iinclude
+
+$(B)/tests/compat-forced: tests/compat/forms.c include/ringpoll_compat.h \
+		$(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(COMPAT_T_CC) -include ringpoll_compat.h $< $(B)/libringpoll.a \
+		-luring -lpthread -o $@
+
+$(B)/tests/compat-late: tests/compat/forms.c include/ringpoll_compat.h \
+		$(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(COMPAT_T_CC) -DT_LATE $< $(B)/libringpoll.a -luring -lpthread -o $@
+
+$(B)/tests/compat-noclose: tests/compat/forms.c include/ringpoll_compat.h \
+		$(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(COMPAT_T_CC) -DT_LATE -DRINGPOLL_NO_CLOSE_MACRO $< \
+		$(B)/libringpoll.a -luring -lpthread -o $@
+
 $(B)/tests/rp-unit: $(TEST_SRCS) tests/unit/t_util.h $(B)/libringpoll.a
 	@mkdir -p $(dir $@)
 	$(CC) $(RP_CFLAGS) $(CHECK_CFLAGS) -Itests/unit $(TEST_SRCS) \
@@ -121,7 +146,8 @@ $(B)/readme_example: README.md $(B)/libringpoll.a
 check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
 		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so \
 		$(B)/tests/seccomp-run $(B)/tests/epoll-probe \
-		$(B)/tests/epoll-probe-rp $(B)/tests/relisten
+		$(B)/tests/epoll-probe-rp $(B)/tests/relisten $(COMPAT_T_BINS)
+	for t in $(COMPAT_T_BINS); do timeout 60 $$t || exit 1; done
 	timeout 60 $(B)/readme_example
 	timeout 60 $(B)/readme_example completion
 	timeout 300 $(B)/tests/epoll-kernel
