@@ -181,7 +181,7 @@ check-tsan:
 # conformance suites where one thread sleeps in io_uring_enter while another
 # must run are left out: valgrind runs one thread at a time and does not
 # let the other in (see README, Tests).
-VALGRIND_SUITES := create ctl_errors lt et oneshot flags pipes sockets \
+VALGRIND_SUITES := create ctl_errors badptr lt et oneshot flags pipes sockets \
 	fdtypes close fork
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full \
 	--errors-for-leak-kinds=definite

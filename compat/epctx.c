@@ -22,8 +22,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -168,6 +168,12 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	ep->npfd = ep->pfd_cap = 0;
 	ep->dead = false;
 	ep->lost_races = 0;
+	/* A recycled struct forgets its memory: it may be unmapped since. */
+	for (unsigned i = 0; i < RP__EP_MEMS; i++) {
+		atomic_store(&ep->rmem[i], 0);
+		atomic_store(&ep->wmem[i], 0);
+		ep->evok[i].p = 0;
+	}
 	memset(&ep->st, 0, sizeof(ep->st));
 	memset(&ep->wake_poll, 0, sizeof(ep->wake_poll));
 	ret = rp__ring_init(&ep->ring, &o);
@@ -588,11 +594,12 @@ static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
  * The kernel reads and writes the caller's memory with copy_{from,to}_user:
  * a bad pointer is EFAULT, never a crash. Before ringpoll touches memory
  * of the caller's, it asks the kernel whether it is there, with a syscall
- * that copies from or to it and does nothing else: rt_sigprocmask with an
- * invalid how reads its 8-byte set before it refuses the how (EINVAL);
- * getcpu writes the CPU's number, 4 bytes, into memory the caller is
- * about to get anyway (an event's slot), so the write is never seen. Both
- * are in every seccomp allowlist, and valgrind passes getcpu to the kernel.
+ * that reads or writes 4 bytes of it and does nothing else: FUTEX_WAIT
+ * with a zero timeout reads the word (then EAGAIN or ETIMEDOUT at once);
+ * getcpu writes the CPU's number into memory the caller is about to get
+ * anyway (an event's slot), so the write is never seen. Both are in every
+ * seccomp allowlist, and valgrind passes both to the kernel (it answers
+ * rt_sigprocmask itself, and misjudges a PROT_NONE page).
  * Protection is per page and pages are 4 KiB or more: a block found good
  * is remembered, and the steady state (the same events array, an event on
  * the stack) makes no syscall. What the program unmaps later is not seen
@@ -651,18 +658,19 @@ static uintptr_t rp__mem_add(_Atomic uint64_t *mem, atomic_uint *next,
 /* Does the kernel fault on the bytes at @at? Anything but EFAULT: no. */
 static bool rp__mem_faults(uintptr_t at, bool write)
 {
+	static const struct timespec now = { 0, 0 };
 	int saved = errno; /* a call that succeeds leaves errno alone */
 	bool fault;
 	long ret;
 
-	/* Both calls take NULL as "no buffer", not as a fault. */
+	/* getcpu takes NULL as "no buffer", not as a fault. */
 	if (!at)
 		return true;
 	if (write)
 		ret = syscall(SYS_getcpu, (void *)at, NULL, NULL);
 	else
-		ret = syscall(SYS_rt_sigprocmask, -1, (void *)at, NULL,
-			      _NSIG / 8);
+		ret = syscall(SYS_futex, (void *)at, FUTEX_WAIT_PRIVATE, 0,
+			      &now, NULL, 0);
 	fault = ret < 0 && errno == EFAULT;
 	errno = saved;
 	return fault;
@@ -672,7 +680,6 @@ uintptr_t rp__ep_user(struct rp__ep *ep, const void *p, size_t len,
 		      bool write)
 {
 	uintptr_t a = (uintptr_t)p, e = a + len, hi, b;
-	size_t sz = write ? 4 : 8;
 
 	if (e < a)
 		return 0;
@@ -681,13 +688,18 @@ uintptr_t rp__ep_user(struct rp__ep *ep, const void *p, size_t len,
 		hi = rp__mem_find(ep->rmem, a, e);
 	if (hi)
 		return hi;
-	/* One probe in each block the range touches, inside the range. */
+	/*
+	 * One probe in each block the range touches: a write inside the
+	 * range, a read of the aligned word at its start in the block.
+	 */
 	for (b = a & ~(uintptr_t)(RP__MEM_BLOCK - 1); b < e;
 	     b += RP__MEM_BLOCK) {
 		uintptr_t at = b < a ? a : b;
 
-		if (e - at < sz)
-			at = e - sz;
+		if (write && e - at < 4)
+			at = e - 4;
+		else if (!write)
+			at &= ~(uintptr_t)3;
 		if (rp__mem_faults(at, write))
 			return 0;
 	}
