@@ -96,6 +96,31 @@ $(B)/tests/epoll-probe-rp: tests/preload/epoll-probe.c $(B)/libringpoll.a
 		-include ringpoll_compat.h $< $(B)/libringpoll.a -luring \
 		-lpthread -o $@
 
+# ringpoll_compat.h on valid epoll code (tests/compat/forms.c): forced in
+# ahead of the file's own _GNU_SOURCE under strict C11, included after the
+# system headers, and with RINGPOLL_NO_CLOSE_MACRO.
+COMPAT_T_BINS := $(B)/tests/compat-forced $(B)/tests/compat-late \
+	$(B)/tests/compat-noclose
+COMPAT_T_CC = $(CC) -std=c11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) \
+	-Iinclude
+
+$(B)/tests/compat-forced: tests/compat/forms.c include/ringpoll_compat.h \
+		$(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(COMPAT_T_CC) -include ringpoll_compat.h $< $(B)/libringpoll.a \
+		-luring -lpthread -o $@
+
+$(B)/tests/compat-late: tests/compat/forms.c include/ringpoll_compat.h \
+		$(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(COMPAT_T_CC) -DT_LATE $< $(B)/libringpoll.a -luring -lpthread -o $@
+
+$(B)/tests/compat-noclose: tests/compat/forms.c include/ringpoll_compat.h \
+		$(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(COMPAT_T_CC) -DT_LATE -DRINGPOLL_NO_CLOSE_MACRO $< \
+		$(B)/libringpoll.a -luring -lpthread -o $@
+
 $(B)/tests/rp-unit: $(TEST_SRCS) tests/unit/t_util.h $(B)/libringpoll.a
 	@mkdir -p $(dir $@)
 	$(CC) $(RP_CFLAGS) $(CHECK_CFLAGS) -Itests/unit $(TEST_SRCS) \
@@ -139,7 +164,8 @@ check-unit: $(B)/tests/rp-unit
 check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
 		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so \
 		$(B)/tests/seccomp-run $(B)/tests/epoll-probe \
-		$(B)/tests/epoll-probe-rp $(B)/tests/relisten
+		$(B)/tests/epoll-probe-rp $(B)/tests/relisten $(COMPAT_T_BINS)
+	for t in $(COMPAT_T_BINS); do $(T) compat-$$(basename $$t) 60 $$t; done
 	$(T) readme-example 60 $(B)/readme_example
 	$(T) readme-example-completion 60 $(B)/readme_example completion
 	$(MAKE) check-conformance
@@ -170,7 +196,7 @@ check-tsan:
 # conformance suites where one thread sleeps in io_uring_enter while another
 # must run are left out: valgrind runs one thread at a time and does not
 # let the other in (see README, Tests).
-VALGRIND_SUITES := create ctl_errors lt et oneshot flags pipes sockets \
+VALGRIND_SUITES := create ctl_errors badptr lt et oneshot flags pipes sockets \
 	fdtypes close fork
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full \
 	--errors-for-leak-kinds=definite

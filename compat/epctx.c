@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -198,6 +199,12 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	ep->lost_races = 0;
 	ep->grow_at = RP__EP_CQ_MIN / 2;
 	ep->pinned = false;
+	/* A recycled struct forgets its memory: it may be unmapped since. */
+	for (unsigned i = 0; i < RP__EP_MEMS; i++) {
+		atomic_store(&ep->rmem[i], 0);
+		atomic_store(&ep->wmem[i], 0);
+		ep->evok[i].p = 0;
+	}
 	memset(&ep->st, 0, sizeof(ep->st));
 	memset(&ep->wake_poll, 0, sizeof(ep->wake_poll));
 	ret = rp__ring_init(&ep->ring, &o);
@@ -624,13 +631,183 @@ static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
 	ep->rearm[ep->nrearm++] = fd;
 }
 
+/* ---- the caller's memory ---- */
+
+/*
+ * The kernel reads and writes the caller's memory with copy_{from,to}_user:
+ * a bad pointer is EFAULT, never a crash. Before ringpoll touches memory
+ * of the caller's, it asks the kernel whether it is there, with a syscall
+ * that reads or writes 4 bytes of it and does nothing else: FUTEX_WAIT
+ * with a zero timeout reads the word (then EAGAIN or ETIMEDOUT at once);
+ * getcpu writes the CPU's number into memory the caller is about to get
+ * anyway (an event's slot), so the write is never seen. Both are in every
+ * seccomp allowlist, and valgrind passes both to the kernel (it answers
+ * rt_sigprocmask itself, and misjudges a PROT_NONE page).
+ * Protection is per page and pages are 4 KiB or more: a block found good
+ * is remembered, and the steady state (the same events array, an event on
+ * the stack) makes no syscall. What the program unmaps later is not seen
+ * (README, "Differences from kernel epoll").
+ */
+#define RP__MEM_BLOCK 4096u
+#define RP__MEM_MAX_BLOCKS 4096u
+
+static uintptr_t rp__mem_end(uint64_t v)
+{
+	return (uintptr_t)(v & ~(uint64_t)(RP__MEM_BLOCK - 1)) +
+	       (uintptr_t)((v & (RP__MEM_BLOCK - 1)) + 1) * RP__MEM_BLOCK;
+}
+
+/* The end of the remembered range holding [a, e), or 0. */
+static uintptr_t rp__mem_find(_Atomic uint64_t *mem, uintptr_t a, uintptr_t e)
+{
+	for (unsigned i = 0; i < RP__EP_MEMS; i++) {
+		uint64_t v = atomic_load_explicit(&mem[i],
+						  memory_order_relaxed);
+		uintptr_t lo = (uintptr_t)(v & ~(uint64_t)(RP__MEM_BLOCK - 1));
+		uintptr_t hi = rp__mem_end(v);
+
+		if (v && a >= lo && e <= hi && hi > lo)
+			return hi;
+	}
+	return 0;
+}
+
+/* Remembers [lo, hi), whole blocks; returns hi. */
+static uintptr_t rp__mem_add(_Atomic uint64_t *mem, atomic_uint *next,
+			     uintptr_t lo, uintptr_t hi)
+{
+	uint64_t n = (hi - lo) / RP__MEM_BLOCK;
+	unsigned i;
+
+	/* An array written in order grows one range, not many. */
+	for (i = 0; i < RP__EP_MEMS; i++) {
+		uint64_t v = atomic_load_explicit(&mem[i],
+						  memory_order_relaxed);
+		uint64_t have = (v & (RP__MEM_BLOCK - 1)) + 1;
+
+		if (v && rp__mem_end(v) == lo &&
+		    have + n <= RP__MEM_MAX_BLOCKS &&
+		    atomic_compare_exchange_strong(&mem[i], &v,
+						   v + n))
+			return hi;
+	}
+	i = atomic_fetch_add_explicit(next, 1, memory_order_relaxed) %
+	    RP__EP_MEMS;
+	atomic_store_explicit(&mem[i], (uint64_t)lo | (n - 1),
+			      memory_order_relaxed);
+	return hi;
+}
+
+/* Does the kernel fault on the bytes at @at? Anything but EFAULT: no. */
+static bool rp__mem_faults(uintptr_t at, bool write)
+{
+	static const struct timespec now = { 0, 0 };
+	int saved = errno; /* a call that succeeds leaves errno alone */
+	bool fault;
+	long ret;
+
+	/* getcpu takes NULL as "no buffer", not as a fault. */
+	if (!at)
+		return true;
+	if (write)
+		ret = syscall(SYS_getcpu, (void *)at, NULL, NULL);
+	else
+		ret = syscall(SYS_futex, (void *)at, FUTEX_WAIT_PRIVATE, 0,
+			      &now, NULL, 0);
+	fault = ret < 0 && errno == EFAULT;
+	errno = saved;
+	return fault;
+}
+
+uintptr_t rp__ep_user(struct rp__ep *ep, const void *p, size_t len,
+		      bool write)
+{
+	uintptr_t a = (uintptr_t)p, e = a + len, hi, b;
+
+	if (e < a)
+		return 0;
+	hi = rp__mem_find(ep->wmem, a, e);
+	if (!hi && !write)
+		hi = rp__mem_find(ep->rmem, a, e);
+	if (hi)
+		return hi;
+	/*
+	 * One probe in each block the range touches: a write inside the
+	 * range, a read of the aligned word at its start in the block.
+	 */
+	for (b = a & ~(uintptr_t)(RP__MEM_BLOCK - 1); b < e;
+	     b += RP__MEM_BLOCK) {
+		uintptr_t at = b < a ? a : b;
+
+		if (write && e - at < 4)
+			at = e - 4;
+		else if (!write)
+			at &= ~(uintptr_t)3;
+		if (rp__mem_faults(at, write))
+			return 0;
+	}
+	return rp__mem_add(write ? ep->wmem : ep->rmem,
+			   write ? &ep->wmem_next : &ep->rmem_next,
+			   a & ~(uintptr_t)(RP__MEM_BLOCK - 1),
+			   (e + RP__MEM_BLOCK - 1) &
+				   ~(uintptr_t)(RP__MEM_BLOCK - 1));
+}
+
+/*
+ * The kernel's access_ok on the whole events array, checked before the
+ * wait: a range that wraps, or ends past the top of the user address
+ * space, is EFAULT even with nothing ready. Where every kernel's top is
+ * higher there is nothing to ask. Above that, only the kernel knows its
+ * top: epoll_wait on the ring's fd checks the range and then refuses the
+ * fd (EINVAL, not an epoll fd). The answer is remembered. Called with
+ * ep->lock held, so that the ring's fd is ours.
+ */
+#if defined(__x86_64__)
+/* TASK_SIZE_MAX (4-level paging) less a page; 5-level is higher */
+#define RP__USER_SURE 0x7fffffffe000ull
+#else
+/* the lowest of arm64's, riscv64's... user address space tops */
+#define RP__USER_SURE ((1ull << 38) - 2 * RP__MEM_BLOCK)
+#endif
+
+static bool rp__ep_events_ok(struct rp__ep *ep, struct epoll_event *events,
+			     int maxevents)
+{
+	uintptr_t a = (uintptr_t)events;
+	uintptr_t e = a + (uintptr_t)maxevents * sizeof(*events);
+	int saved;
+	bool fault;
+	long ret;
+
+	if (e < a)
+		return false;
+	if (rp__likely((uint64_t)e <= RP__USER_SURE))
+		return true;
+	for (unsigned i = 0; i < RP__EP_MEMS; i++)
+		if (ep->evok[i].p == a && ep->evok[i].max >= maxevents)
+			return true;
+	saved = errno;
+	ret = syscall(SYS_epoll_wait, ep->ring.enter_fd, events, maxevents, 0);
+	fault = ret < 0 && errno == EFAULT;
+	errno = saved;
+	if (fault)
+		return false;
+	ep->evok[ep->evok_next % RP__EP_MEMS].p = a;
+	ep->evok[ep->evok_next % RP__EP_MEMS].max = maxevents;
+	ep->evok_next++;
+	return true;
+}
+
 static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 			 int maxevents)
 {
 	struct rp__ep_item *it;
+	uintptr_t ok = 0; /* the end of the events known writable */
 	int n = 0, fd;
 
 	while (n < maxevents && (it = rp__ep_unlist(ep, &fd))) {
+		uintptr_t slot;
+
 		if (!(it->flags & RP__EPI_USED) || !it->ready) {
 			rp__ep_unready(ep, fd, it);
 			continue;
@@ -644,12 +821,18 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 		}
 		/*
 		 * The kernel faults only when it has something to copy: a
-		 * candidate found not ready is dropped first, the first one
-		 * that is ready stays at the head of the list.
+		 * candidate found not ready is dropped first, the one that
+		 * cannot be copied stays at the head of the list, and what
+		 * was copied before it is the result.
 		 */
-		if (!events) {
+		slot = (uintptr_t)events + (uintptr_t)n * sizeof(*events);
+		if (slot + sizeof(*events) > ok &&
+		    !(ok = rp__ep_user(ep, (void *)slot, sizeof(*events),
+				       true))) {
 			rp__ep_list_head(ep, fd, it);
-			return -EFAULT;
+			if (!n)
+				return -EFAULT;
+			break;
 		}
 		events[n].events = it->ready;
 		events[n].data = it->data;
@@ -738,6 +921,10 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 	if (timeout_ns > 0)
 		deadline = rp__now_ns() + (uint64_t)timeout_ns;
 	rp__ep_lock(ep);
+	if (!ep->dead && !rp__ep_events_ok(ep, events, maxevents)) {
+		rp__ep_unlock(ep);
+		return -EFAULT;
+	}
 	ring0 = ep->ring.enters;
 	st0 = ep->st.enters;
 	ep->st.waits++;

@@ -79,6 +79,8 @@ struct rp__ep_item {
 #define RP__HELD_MAX 8
 /* Nesting depth the kernel allows (EP_MAX_NESTS). */
 #define RP__EP_MAX_NESTS 4
+/* Ranges of the caller's memory remembered as good: see rp__ep_user. */
+#define RP__EP_MEMS 8
 
 /*
  * Who guards what. One mutex per instance, ep->lock, guards nearly all of
@@ -171,6 +173,19 @@ struct rp__ep {
 	uint32_t grow_at;
 	/* Registered in a kernel epoll, which holds our file: never move. */
 	bool pinned;
+
+	/*
+	 * The caller's memory a probe found readable (rmem) or writable
+	 * (wmem): lo | (4 KiB blocks - 1), 0 empty. Read without the lock.
+	 */
+	_Atomic uint64_t rmem[RP__EP_MEMS], wmem[RP__EP_MEMS];
+	atomic_uint rmem_next, wmem_next;
+	/* events arrays the kernel's access_ok passed: rp__ep_events_ok */
+	struct {
+		uintptr_t p;
+		int max;
+	} evok[RP__EP_MEMS];
+	uint32_t evok_next;
 
 	struct rp_epoll_stats st;
 	struct io_uring_cqe cqes[RP__EP_CQE_BATCH];
@@ -342,6 +357,14 @@ bool rp__ep_reaches(struct rp__ep *from, int target, int depth);
  */
 int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		int64_t timeout_ns, const sigset_t *sigmask);
+
+/*
+ * The end of the caller's memory known good around [p, p + len) (len 4 to
+ * 16), probed on first sight; 0 if the kernel would fault there (EFAULT).
+ * write: memory the caller is about to get: the probe may write it.
+ */
+uintptr_t rp__ep_user(struct rp__ep *ep, const void *p, size_t len,
+		      bool write);
 
 /* Lookup of instances by fd, in compat/epoll.c. */
 struct rp__ep *rp__ep_get(int fd);

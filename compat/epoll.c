@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,15 +380,14 @@ RP_EXPORT int rp_epoll_create(int size)
  * and directories mostly refuse, some character devices and proc files do
  * not) ask a kernel epoll instance: exact, and off the hot path.
  */
-static int rp__pollable(int fd)
+static int rp__pollable(int fd, struct stat *st)
 {
 	struct epoll_event ev = { 0 };
-	struct stat st;
 	int sfd, ret;
 
-	if (fstat(fd, &st) < 0)
+	if (fstat(fd, st) < 0)
 		return -errno;
-	switch (st.st_mode & S_IFMT) {
+	switch (st->st_mode & S_IFMT) {
 	case S_IFSOCK:
 	case S_IFIFO:
 	case 0:
@@ -403,6 +403,41 @@ static int rp__pollable(int fd)
 	ret = ret < 0 ? -errno : 0;
 	syscall(SYS_close, sfd);
 	return ret;
+}
+
+/*
+ * Is fd (whose stat is st) this instance's ring under another number, a
+ * dup of the epoll fd? The kernel refuses a file in itself (EINVAL). Only
+ * an anonymous inode can be one. Recent kernels give each ring an inode
+ * of its own; older ones share one among all anonymous files (eventfd,
+ * timerfd...): kcmp(2) tells. Off the hot path: ADD, or a ctl on an fd
+ * that is not registered.
+ */
+static bool rp__same_ring(struct rp__ep *ep, int fd, const struct stat *st,
+			  uint64_t *calls)
+{
+	struct stat ring, anon;
+	pid_t pid;
+	long ret;
+
+	if (fd == ep->fd)
+		return true;
+	if ((st->st_mode & S_IFMT) != 0)
+		return false;
+	(*calls)++;
+	if (fstat(ep->fd, &ring) < 0 || ring.st_ino != st->st_ino ||
+	    ring.st_dev != st->st_dev)
+		return false;
+	pid = getpid();
+	(*calls)++;
+	ret = syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, ep->fd);
+	if (ret >= 0)
+		return ret == 0;
+	/*
+	 * No kcmp (a seccomp filter, CONFIG_KCMP off): the same inode is the
+	 * same ring where rings do not share the eventfd's inode.
+	 */
+	return fstat(ep->wake_fd, &anon) == 0 && anon.st_ino != ring.st_ino;
 }
 
 static bool rp__fd_valid(int fd)
@@ -436,6 +471,8 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	struct rp__ep_item *it;
 	struct rp__fdent *e;
 	uint64_t ring0, st0, calls = 0;
+	struct stat st;
+	bool have_st = false;
 	int ret = 0;
 
 	/*
@@ -444,7 +481,8 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	 * grow it. The checks that cost syscalls are made outside the lock.
 	 */
 	if (op == EPOLL_CTL_ADD) {
-		ret = rp__pollable(fd);
+		ret = rp__pollable(fd, &st);
+		have_st = true;
 		calls = 1;
 		/* An instance goes in under rp__nest_lock (see there). */
 		child = ret == 0 ? rp__ep_get(fd) : NULL;
@@ -461,14 +499,18 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 		 */
 		if (!it || !(it->flags & RP__EPI_USED)) {
 			rp__ep_unlock(ep);
-			ret = rp__fd_valid(fd) ? rp__pollable(fd) : -EBADF;
+			ret = rp__fd_valid(fd) ? rp__pollable(fd, &st) : -EBADF;
+			have_st = ret == 0;
 			rp__ep_lock(ep);
 		}
 	}
-	ep->st.ctls++;
-	ep->st.ctl_syscalls += calls;
 	if (ret == 0)
 		ret = rp__ctl_einval(ep, op, fd, ev);
+	/* A dup of our own fd: the kernel's "epfd == fd" (EINVAL). */
+	if (ret == 0 && have_st && rp__same_ring(ep, fd, &st, &calls))
+		ret = -EINVAL;
+	ep->st.ctls++;
+	ep->st.ctl_syscalls += calls;
 	if (ret == 0 && child && rp__ep_reaches(child, ep->fd, 1))
 		ret = -ELOOP;
 	if (ret < 0)
@@ -540,10 +582,15 @@ RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 			rp__ep_pin(fd);
 		return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
 	}
-	if (event)
-		ev = *event;
-	else
+	/* DEL never looks at the event: any pointer will do. */
+	if (op == EPOLL_CTL_DEL) {
 		memset(&ev, 0, sizeof(ev));
+	} else if (!rp__ep_user(ep, event, sizeof(*event), false)) {
+		rp__ep_put(ep);
+		return rp__fail(-EFAULT);
+	} else {
+		ev = *event;
+	}
 	ret = rp__ctl(ep, op, fd, &ev);
 	rp__ep_put(ep);
 	return ret < 0 ? rp__fail(ret) : 0;
@@ -555,7 +602,10 @@ static int rp__wait(struct rp__ep *ep, struct epoll_event *events,
 {
 	int ret;
 
-	if (maxevents <= 0 || maxevents > RP__EP_MAX_EVENTS)
+	/* The kernel reads the sigmask first, whether it sleeps or not. */
+	if (sigmask && !rp__ep_user(ep, sigmask, _NSIG / 8, false))
+		ret = -EFAULT;
+	else if (maxevents <= 0 || maxevents > RP__EP_MAX_EVENTS)
 		ret = -EINVAL;
 	else
 		ret = rp__ep_wait(ep, events, maxevents, timeout_ns, sigmask);
@@ -587,21 +637,29 @@ RP_EXPORT int rp_epoll_pwait2(int epfd, struct epoll_event *events,
 			      int maxevents, const struct timespec *timeout,
 			      const sigset_t *sigmask)
 {
-	struct rp__ep *ep;
+	struct rp__ep *ep = rp__ep_get(epfd);
+	struct timespec ts;
 	int64_t ns = -1;
 
-	if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
-			timeout->tv_nsec >= 1000000000) &&
-	    rp_epoll_is_ring(epfd))
-		return rp__fail(-EINVAL);
-	ep = rp__ep_get(epfd);
 	if (!ep)
 		return (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents,
 				    timeout, sigmask, _NSIG / 8);
-	if (timeout)
-		ns = timeout->tv_sec > INT64_MAX / 1000000000 - 1 ?
+	/* The kernel's order: the timeout, then the sigmask, then the rest. */
+	if (timeout) {
+		if (!rp__ep_user(ep, timeout, sizeof(*timeout), false)) {
+			rp__ep_put(ep);
+			return rp__fail(-EFAULT);
+		}
+		ts = *timeout;
+		if (ts.tv_sec < 0 || ts.tv_nsec < 0 ||
+		    ts.tv_nsec >= 1000000000) {
+			rp__ep_put(ep);
+			return rp__fail(-EINVAL);
+		}
+		ns = ts.tv_sec > INT64_MAX / 1000000000 - 1 ?
 			     INT64_MAX :
-			     timeout->tv_sec * 1000000000 + timeout->tv_nsec;
+			     ts.tv_sec * 1000000000 + ts.tv_nsec;
+	}
 	return rp__wait(ep, events, maxevents, ns, sigmask);
 }
 

@@ -1,24 +1,49 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Drop-in: include this after the system headers of an epoll program and
- * link with -lringpoll -luring; epoll_create, epoll_create1, epoll_ctl,
- * epoll_wait, epoll_pwait, epoll_pwait2 and close then run on io_uring.
+ * Drop-in: epoll_create, epoll_create1, epoll_ctl, epoll_wait, epoll_pwait,
+ * epoll_pwait2 and close run on io_uring (rp_epoll_* and rp_close); link
+ * with -lringpoll -luring.
+ *
+ * Include it anywhere, or force it in with `-include ringpoll_compat.h`.
+ * It reads no system header of its own unless <sys/epoll.h> was read
+ * before it: forced in ahead of a program's own `#define _GNU_SOURCE`, it
+ * must not fix the feature macros first. The names are object-like macros,
+ * so every valid call builds: arguments with commas (a compound literal),
+ * the names taken as function pointers. A system header read after this
+ * one declares the rp_ names through them; one read before it is why
+ * ringpoll_epoll.h is read here then.
+ *
+ * close is renamed everywhere after this header, a struct member called
+ * close included (consistently: obj.close(fd) still calls the member). A
+ * struct declared before the header and used after it would not build:
+ * define RINGPOLL_NO_CLOSE_MACRO to leave close alone, and call rp_close
+ * for the fds registered with an instance and for instances themselves.
  */
 #ifndef RINGPOLL_COMPAT_H
 #define RINGPOLL_COMPAT_H
 
-#include <unistd.h>
-
+#ifdef EPOLL_CTL_ADD
+/* <sys/epoll.h> was read, unrenamed: the feature macros are fixed. */
 #include "ringpoll_epoll.h"
+#endif
 
-#define epoll_create(size) rp_epoll_create(size)
-#define epoll_create1(flags) rp_epoll_create1(flags)
-#define epoll_ctl(epfd, op, fd, ev) rp_epoll_ctl(epfd, op, fd, ev)
-#define epoll_wait(epfd, evs, max, tmo) rp_epoll_wait(epfd, evs, max, tmo)
-#define epoll_pwait(epfd, evs, max, tmo, ss) \
-	rp_epoll_pwait(epfd, evs, max, tmo, ss)
-#define epoll_pwait2(epfd, evs, max, tmo, ss) \
-	rp_epoll_pwait2(epfd, evs, max, tmo, ss)
-#define close(fd) rp_close(fd)
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Needs no type; <unistd.h> may have been read already. */
+int rp_close(int fd);
+#ifdef __cplusplus
+}
+#endif
+
+#define epoll_create rp_epoll_create
+#define epoll_create1 rp_epoll_create1
+#define epoll_ctl rp_epoll_ctl
+#define epoll_wait rp_epoll_wait
+#define epoll_pwait rp_epoll_pwait
+#define epoll_pwait2 rp_epoll_pwait2
+#ifndef RINGPOLL_NO_CLOSE_MACRO
+#define close rp_close
+#endif
 
 #endif /* RINGPOLL_COMPAT_H */

@@ -264,6 +264,48 @@ START_TEST(ctl_epfd_equals_fd_einval)
 }
 END_TEST
 
+START_TEST(ctl_dup_of_epfd_einval)
+{
+	/* The same file under another number: still the instance itself. */
+	int epfd = t_epoll(), dupfd = fcntl(epfd, F_DUPFD_CLOEXEC, 0);
+	struct epoll_event ev[2];
+
+	ck_assert_int_ge(dupfd, 0);
+	t_assert_errno(t_ctl_raw(epfd, EPOLL_CTL_ADD, dupfd, EPOLLIN, 0),
+		       EINVAL);
+	t_assert_errno(t_ctl_raw(epfd, EPOLL_CTL_MOD, dupfd, EPOLLIN, 0),
+		       EINVAL);
+	t_assert_errno(t_ctl_raw(epfd, EPOLL_CTL_DEL, dupfd, 0, 0), EINVAL);
+	/* Nothing was added: it does not report itself. */
+	ck_assert_int_eq(t_wait(epfd, ev, 2, 0), 0);
+	ck_assert_int_eq(t_wait(epfd, ev, 2, 0), 0);
+	t_close(dupfd);
+	t_close(epfd);
+}
+END_TEST
+
+START_TEST(ctl_dup_of_other_anon_fd_ok)
+{
+	/*
+	 * Another anonymous-inode file (an eventfd, another instance) is
+	 * not the instance, however its inode compares.
+	 */
+	int epfd = t_epoll(), other = t_epoll();
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int dupfd = fcntl(efd, F_DUPFD_CLOEXEC, 0);
+
+	ck_assert_int_ge(efd, 0);
+	ck_assert_int_ge(dupfd, 0);
+	t_ctl(epfd, EPOLL_CTL_ADD, dupfd, EPOLLOUT, 1);
+	t_ctl(epfd, EPOLL_CTL_ADD, other, EPOLLIN, 2);
+	t_expect1(epfd, 0, 1, EPOLLOUT);
+	t_close(dupfd);
+	t_close(efd);
+	t_close(other);
+	t_close(epfd);
+}
+END_TEST
+
 START_TEST(ctl_epfd_not_epoll_einval)
 {
 	int p[2], q[2];
@@ -526,6 +568,8 @@ Suite *t_suite_ctl_errors(void)
 	tcase_add_test(tc, ctl_opath_fd_ebadf);
 	tcase_add_test(tc, ctl_bad_op_einval);
 	tcase_add_test(tc, ctl_epfd_equals_fd_einval);
+	tcase_add_test(tc, ctl_dup_of_epfd_einval);
+	tcase_add_test(tc, ctl_dup_of_other_anon_fd_ok);
 	tcase_add_test(tc, ctl_epfd_not_epoll_einval);
 	tcase_add_test(tc, ctl_epfd_regular_file_einval);
 	tcase_add_test(tc, ctl_exclusive_ok_with_allowed_bits);

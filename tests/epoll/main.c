@@ -19,6 +19,7 @@ int main(void)
 	sr = srunner_create(t_suite_create());
 	srunner_add_suite(sr, t_suite_ctl_errors());
 	srunner_add_suite(sr, t_suite_wait());
+	srunner_add_suite(sr, t_suite_badptr());
 	srunner_add_suite(sr, t_suite_lt());
 	srunner_add_suite(sr, t_suite_et());
 	srunner_add_suite(sr, t_suite_oneshot());

@@ -12,10 +12,10 @@
 #define T_EPOLL_H
 
 /*
- * Every system header the suite needs is read here, before the epoll
- * header: <ringpoll_compat.h> defines close() and the epoll_* names as
- * macros, and a system header read after it would see its own prototypes
- * rewritten. A test file includes "t_epoll.h" and nothing else.
+ * Every system header the suite needs is read here, <sys/epoll.h> too,
+ * before <ringpoll_compat.h>, which then declares rp_epoll_* and maps the
+ * epoll names and close onto them. A test file includes "t_epoll.h" and
+ * nothing else.
  */
 #include <check.h>
 #include <dirent.h>
@@ -41,6 +41,7 @@
 #include <netinet/tcp.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
@@ -69,8 +70,6 @@
 
 #ifdef RP_T_COMPAT
 #include <ringpoll_compat.h>
-#else
-#include <sys/epoll.h>
 #endif
 
 /*
@@ -94,6 +93,7 @@
 Suite *t_suite_create(void);
 Suite *t_suite_ctl_errors(void);
 Suite *t_suite_wait(void);
+Suite *t_suite_badptr(void);
 Suite *t_suite_lt(void);
 Suite *t_suite_et(void);
 Suite *t_suite_oneshot(void);

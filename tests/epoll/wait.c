@@ -263,6 +263,31 @@ START_TEST(wait_maxevents_too_large_einval)
 }
 END_TEST
 
+/* Room for nothing: maxevents is checked before any copy, or none is made. */
+static struct epoll_event t_static_events[1];
+static volatile int t_ep_max_events =
+	INT_MAX / (int)sizeof(struct epoll_event);
+
+START_TEST(wait_maxevents_above_ep_max_events_einval)
+{
+	/* EP_MAX_EVENTS is INT_MAX / sizeof(struct epoll_event), exactly. */
+	int epfd = t_epoll();
+	int ret[2], err;
+
+	T_BAD_POINTER_BEGIN();
+	errno = 0;
+	ret[0] = epoll_wait(epfd, t_static_events, t_ep_max_events + 1, 0);
+	err = errno;
+	/* At the limit, and nothing ready: nothing to copy. */
+	ret[1] = epoll_wait(epfd, t_static_events, t_ep_max_events, 0);
+	T_BAD_POINTER_END();
+	ck_assert_int_eq(ret[0], -1);
+	ck_assert_int_eq(err, EINVAL);
+	ck_assert_int_eq(ret[1], 0);
+	t_close(epfd);
+}
+END_TEST
+
 START_TEST(wait_negative_epfd_ebadf)
 {
 	struct epoll_event ev;
@@ -612,6 +637,7 @@ Suite *t_suite_wait(void)
 	tcase_add_test(tc, wait_maxevents_zero_einval);
 	t_add_unless(tc, wait_maxevents_negative_einval, bad_ptr);
 	t_add_unless(tc, wait_maxevents_too_large_einval, bad_ptr);
+	t_add_unless(tc, wait_maxevents_above_ep_max_events_einval, bad_ptr);
 	tcase_add_test(tc, wait_negative_epfd_ebadf);
 	tcase_add_test(tc, wait_closed_epfd_ebadf);
 	tcase_add_test(tc, wait_not_epoll_einval);

@@ -26,6 +26,10 @@
 #include <unistd.h>
 
 #include "bench.h"
+#ifdef RPB_ON_RING
+/* rp_epoll_stats: ringpoll_compat.h maps names, it declares nothing more. */
+#include <ringpoll_epoll.h>
+#endif
 
 #ifdef RPB_ON_RING
 #define RPB_EP(name) rpb_rpepoll_##name
