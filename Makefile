@@ -4,8 +4,10 @@
 MAKEFLAGS += --no-print-directory
 .DEFAULT_GOAL := all
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
 CC ?= cc
 AR ?= ar
 B ?= build
@@ -39,7 +41,8 @@ EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 
 .PHONY: all deps check check-run check-asan check-tsan check-valgrind \
 	check-integration check-bench check-soak check-soak-lsan \
-	demo install clean format
+	check-man check-examples check-install \
+	demo install uninstall clean format FORCE
 
 all: $(B)/libringpoll.a $(B)/libringpoll.so $(B)/libringpoll-preload.so \
 	$(B)/ringpoll-run $(BENCH_BIN)
@@ -68,9 +71,14 @@ $(B)/libringpoll-preload.so: $(LIB_OBJS) $(B)/obj/compat/preload.o \
 		$(SAN_CFLAGS) -Wl,--version-script=compat/preload.map \
 		-Wl,-z,defs -luring -ldl -lpthread
 
+# The launcher finds the shim beside itself (the build tree), in the LIBDIR
+# it was built for, or in ../lib (tools/ringpoll-run.c).
+RUN_CFLAGS = -std=gnu11 -Wall -Wextra -Werror $(CFLAGS) \
+	-DRINGPOLL_VERSION='"$(VERSION)"' -DRINGPOLL_LIBDIR='"$(LIBDIR)"' \
+	-DRINGPOLL_BINDIR='"$(BINDIR)"'
+
 $(B)/ringpoll-run: tools/ringpoll-run.c
-	$(CC) -std=gnu11 -Wall -Wextra -Werror $(CFLAGS) \
-		-DRINGPOLL_LIBDIR='"$(LIBDIR)"' $< -o $@
+	$(CC) $(RUN_CFLAGS) $< -o $@
 
 $(B)/tests/seccomp-run: tests/preload/seccomp-run.c
 	@mkdir -p $(dir $@)
@@ -206,26 +214,79 @@ demo: deps
 	$(B)/readme_example
 	$(MAKE) demo-run
 
-$(B)/ringpoll.pc: tools/ringpoll.pc.in
+# What `make install` puts in place is built for its own PREFIX, not for
+# the one of an earlier `make`: the launcher knows its LIBDIR, ringpoll.pc
+# its paths. $(B)/install/dirs records them and changes, so that these are
+# rebuilt, only when they do.
+INSTALL_DIRS := $(PREFIX) $(BINDIR) $(LIBDIR) $(INCLUDEDIR) $(MANDIR) $(VERSION)
+
+$(B)/install/dirs: FORCE
 	@mkdir -p $(dir $@)
+	@echo '$(INSTALL_DIRS)' | cmp -s - $@ || echo '$(INSTALL_DIRS)' > $@
+
+$(B)/install/ringpoll-run: tools/ringpoll-run.c $(B)/install/dirs
+	$(CC) $(RUN_CFLAGS) $< -o $@
+
+$(B)/install/ringpoll.pc: tools/ringpoll.pc.in $(B)/install/dirs
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 		$< > $@
 
-install: all $(B)/ringpoll.pc
-	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
-	install -m 644 include/ringpoll.h include/ringpoll_epoll.h \
-		include/ringpoll_compat.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 644 $(B)/libringpoll.a $(DESTDIR)$(LIBDIR)/
+HEADERS := include/ringpoll.h include/ringpoll_epoll.h \
+	include/ringpoll_compat.h
+MAN1 := $(wildcard man/man1/*.1)
+MAN3 := $(wildcard man/man3/*.3)
+MAN7 := $(wildcard man/man7/*.7)
+# The other names of a section 3 page (NAME:PAGE): installed as .so links,
+# so that `man NAME` finds every exported symbol (check-man checks it).
+MAN3_LINKS := rp_loop_free:rp_loop_new rp_loop_run_once:rp_loop_run \
+	rp_loop_stop:rp_loop_run rp_loop_wake:rp_loop_run \
+	rp_loop_ring_info:rp_loop_stats rp_loop_model:rp_loop_stats \
+	rp_loop_now_ms:rp_loop_stats rp_timer_cancel:rp_timer_start \
+	rp_source_close:rp_source_new rp_source_fd:rp_source_new \
+	rp_source_timeout:rp_source_new rp_cancel:rp_source_new \
+	rp_write_with:rp_read_with rp_connect:rp_accept rp_recv:rp_accept \
+	rp_send:rp_accept rp_read:rp_accept rp_write:rp_accept \
+	rp_epoll_create1:rp_epoll_create rp_epoll_pwait:rp_epoll_wait \
+	rp_epoll_pwait2:rp_epoll_wait rp_epoll_is_ring:rp_epoll_stats
+D := $(DESTDIR)
+
+install: all $(B)/install/ringpoll.pc $(B)/install/ringpoll-run
+	install -d $(D)$(INCLUDEDIR) $(D)$(LIBDIR)/pkgconfig $(D)$(BINDIR) \
+		$(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man7
+	install -m 644 $(HEADERS) $(D)$(INCLUDEDIR)/
+	install -m 644 $(B)/libringpoll.a $(D)$(LIBDIR)/
 	install -m 755 $(B)/libringpoll.so \
-		$(DESTDIR)$(LIBDIR)/libringpoll.so.$(VERSION)
+		$(D)$(LIBDIR)/libringpoll.so.$(VERSION)
 	ln -sf libringpoll.so.$(VERSION) \
-		$(DESTDIR)$(LIBDIR)/libringpoll.so.$(SOMAJOR)
-	ln -sf libringpoll.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libringpoll.so
-	install -m 644 $(B)/ringpoll.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
-	install -m 755 $(B)/libringpoll-preload.so $(DESTDIR)$(LIBDIR)/
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(B)/ringpoll-run $(DESTDIR)$(PREFIX)/bin/
+		$(D)$(LIBDIR)/libringpoll.so.$(SOMAJOR)
+	ln -sf libringpoll.so.$(SOMAJOR) $(D)$(LIBDIR)/libringpoll.so
+	install -m 644 $(B)/install/ringpoll.pc $(D)$(LIBDIR)/pkgconfig/
+	install -m 755 $(B)/libringpoll-preload.so $(D)$(LIBDIR)/
+	install -m 755 $(B)/install/ringpoll-run $(D)$(BINDIR)/
+	install -m 644 $(MAN1) $(D)$(MANDIR)/man1/
+	install -m 644 $(MAN3) $(D)$(MANDIR)/man3/
+	install -m 644 $(MAN7) $(D)$(MANDIR)/man7/
+	@for l in $(MAN3_LINKS); do \
+		echo ".so man3/$${l#*:}.3" > $(D)$(MANDIR)/man3/$${l%:*}.3 || \
+			exit 1; \
+	done
+	@echo "installed in $(D)$(PREFIX); if $(LIBDIR) is not in the" \
+		"loader's path, run ldconfig or set LD_LIBRARY_PATH=$(LIBDIR)"
+
+# Removes what install put in place, and nothing else; the directories
+# stay (they may hold other files).
+uninstall:
+	rm -f $(addprefix $(D)$(INCLUDEDIR)/,$(notdir $(HEADERS)))
+	rm -f $(D)$(LIBDIR)/libringpoll.a $(D)$(LIBDIR)/libringpoll.so \
+		$(D)$(LIBDIR)/libringpoll.so.$(SOMAJOR) \
+		$(D)$(LIBDIR)/libringpoll.so.$(VERSION) \
+		$(D)$(LIBDIR)/libringpoll-preload.so \
+		$(D)$(LIBDIR)/pkgconfig/ringpoll.pc $(D)$(BINDIR)/ringpoll-run
+	rm -f $(addprefix $(D)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+		$(addprefix $(D)$(MANDIR)/man3/,$(notdir $(MAN3))) \
+		$(addprefix $(D)$(MANDIR)/man7/,$(notdir $(MAN7))) \
+		$(foreach l,$(MAN3_LINKS),$(D)$(MANDIR)/man3/$(firstword $(subst :, ,$(l))).3)
 
 format:
 	clang-format -i include/*.h lib/*.c lib/*.h tests/unit/*.c tests/unit/*.h
