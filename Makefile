@@ -234,11 +234,9 @@ $(B)/install/ringpoll.pc: tools/ringpoll.pc.in $(B)/install/dirs
 
 HEADERS := include/ringpoll.h include/ringpoll_epoll.h \
 	include/ringpoll_compat.h
-MAN1 := $(wildcard man/man1/*.1)
-MAN3 := $(wildcard man/man3/*.3)
-MAN7 := $(wildcard man/man7/*.7)
-# The other names of a section 3 page (NAME:PAGE): installed as .so links,
-# so that `man NAME` finds every exported symbol (check-man checks it).
+MAN_SRCS := $(wildcard man/man1/*.1 man/man3/*.3 man/man7/*.7)
+# The other names of a section 3 page (NAME:PAGE): .so links, so that
+# `man NAME` finds every exported symbol (check-man checks it).
 MAN3_LINKS := rp_loop_free:rp_loop_new rp_loop_run_once:rp_loop_run \
 	rp_loop_stop:rp_loop_run rp_loop_wake:rp_loop_run \
 	rp_loop_ring_info:rp_loop_stats rp_loop_model:rp_loop_stats \
@@ -249,9 +247,29 @@ MAN3_LINKS := rp_loop_free:rp_loop_new rp_loop_run_once:rp_loop_run \
 	rp_send:rp_accept rp_read:rp_accept rp_write:rp_accept \
 	rp_epoll_create1:rp_epoll_create rp_epoll_pwait:rp_epoll_wait \
 	rp_epoll_pwait2:rp_epoll_wait rp_epoll_is_ring:rp_epoll_stats
+MAN_LINK_FILES := $(foreach l,$(MAN3_LINKS),\
+	man3/$(firstword $(subst :, ,$(l))).3)
+MAN_FILES := $(MAN_SRCS:man/%=%) $(MAN_LINK_FILES)
+
+# The man tree as it is installed: the pages and their links.
+$(B)/man/.stamp: $(MAN_SRCS) Makefile
+	@rm -rf $(B)/man
+	@mkdir -p $(B)/man/man1 $(B)/man/man3 $(B)/man/man7
+	@for f in $(MAN_SRCS); do cp $$f $(B)/$$f || exit 1; done
+	@for l in $(MAN3_LINKS); do \
+		echo ".so man3/$${l#*:}.3" > $(B)/man/man3/$${l%:*}.3 || \
+			exit 1; \
+	done
+	@touch $@
+
+# Every page formats without a warning; every exported symbol has one.
+check-man: $(B)/man/.stamp
+	timeout -k 5 300 tests/man/check.sh $(B)/man lib/ringpoll.map
+
 D := $(DESTDIR)
 
-install: all $(B)/install/ringpoll.pc $(B)/install/ringpoll-run
+install: all $(B)/install/ringpoll.pc $(B)/install/ringpoll-run \
+		$(B)/man/.stamp
 	install -d $(D)$(INCLUDEDIR) $(D)$(LIBDIR)/pkgconfig $(D)$(BINDIR) \
 		$(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man7
 	install -m 644 $(HEADERS) $(D)$(INCLUDEDIR)/
@@ -264,13 +282,9 @@ install: all $(B)/install/ringpoll.pc $(B)/install/ringpoll-run
 	install -m 644 $(B)/install/ringpoll.pc $(D)$(LIBDIR)/pkgconfig/
 	install -m 755 $(B)/libringpoll-preload.so $(D)$(LIBDIR)/
 	install -m 755 $(B)/install/ringpoll-run $(D)$(BINDIR)/
-	install -m 644 $(MAN1) $(D)$(MANDIR)/man1/
-	install -m 644 $(MAN3) $(D)$(MANDIR)/man3/
-	install -m 644 $(MAN7) $(D)$(MANDIR)/man7/
-	@for l in $(MAN3_LINKS); do \
-		echo ".so man3/$${l#*:}.3" > $(D)$(MANDIR)/man3/$${l%:*}.3 || \
-			exit 1; \
-	done
+	install -m 644 $(B)/man/man1/*.1 $(D)$(MANDIR)/man1/
+	install -m 644 $(B)/man/man3/*.3 $(D)$(MANDIR)/man3/
+	install -m 644 $(B)/man/man7/*.7 $(D)$(MANDIR)/man7/
 	@echo "installed in $(D)$(PREFIX); if $(LIBDIR) is not in the" \
 		"loader's path, run ldconfig or set LD_LIBRARY_PATH=$(LIBDIR)"
 
@@ -283,10 +297,7 @@ uninstall:
 		$(D)$(LIBDIR)/libringpoll.so.$(VERSION) \
 		$(D)$(LIBDIR)/libringpoll-preload.so \
 		$(D)$(LIBDIR)/pkgconfig/ringpoll.pc $(D)$(BINDIR)/ringpoll-run
-	rm -f $(addprefix $(D)$(MANDIR)/man1/,$(notdir $(MAN1))) \
-		$(addprefix $(D)$(MANDIR)/man3/,$(notdir $(MAN3))) \
-		$(addprefix $(D)$(MANDIR)/man7/,$(notdir $(MAN7))) \
-		$(foreach l,$(MAN3_LINKS),$(D)$(MANDIR)/man3/$(firstword $(subst :, ,$(l))).3)
+	rm -f $(addprefix $(D)$(MANDIR)/,$(MAN_FILES))
 
 format:
 	clang-format -i include/*.h lib/*.c lib/*.h tests/unit/*.c tests/unit/*.h
