@@ -125,6 +125,43 @@ $(B)/readme_example: README.md $(B)/libringpoll.a
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -Iinclude $(SAN_CFLAGS) \
 		$(B)/readme_example.c $(B)/libringpoll.a -luring -o $@
 
+# The examples (examples/), built against this tree and run each with a
+# bounded self-test on 127.0.0.1. epoll-server is built twice from the same
+# file: with ringpoll_compat.h (io_uring) and without (the kernel's epoll).
+EX_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) -Iinclude
+EX_LIBS = $(B)/libringpoll.a -luring -lpthread
+EXAMPLES := $(B)/examples/echo $(B)/examples/echo-server \
+	$(B)/examples/epoll-server $(B)/examples/epoll-server-kernel \
+	$(B)/examples/mixed-uring
+
+$(B)/examples/%: examples/%.c examples/selftest.h $(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(CC) $(EX_CFLAGS) $< $(EX_LIBS) -o $@
+
+$(B)/examples/epoll-server: examples/epoll-server.c examples/selftest.h \
+		$(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(CC) $(EX_CFLAGS) -include ringpoll_compat.h $< $(EX_LIBS) -o $@
+
+$(B)/examples/epoll-server-kernel: examples/epoll-server.c \
+		examples/selftest.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EX_CFLAGS) $< -lpthread -o $@
+
+check-examples: $(EXAMPLES)
+	timeout -k 5 60 $(B)/examples/echo
+	timeout -k 5 60 $(B)/examples/echo completion
+	timeout -k 5 60 $(B)/examples/echo-server --self-test
+	timeout -k 5 60 $(B)/examples/echo-server --completion --self-test
+	for v in epoll-server:io_uring epoll-server-kernel:eventpoll; do \
+		timeout -k 5 60 $(B)/examples/$${v%:*} --self-test \
+			> $(B)/examples/$${v%:*}.out; rc=$$?; \
+		cat $(B)/examples/$${v%:*}.out; [ $$rc = 0 ] || exit 1; \
+		grep -q "epoll fd anon_inode:\[$${v#*:}\]" \
+			$(B)/examples/$${v%:*}.out || exit 1; \
+	done
+	timeout -k 5 60 $(B)/examples/mixed-uring --self-test
+
 # The suite: unit tests, then the README's example, under a time limit.
 check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
 		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so \
