@@ -162,6 +162,13 @@ check-examples: $(EXAMPLES)
 	done
 	timeout -k 5 60 $(B)/examples/mixed-uring --self-test
 
+# make install into a temporary PREFIX, used from there (the launcher, the
+# library through pkg-config, shared and static, the man pages), then make
+# uninstall, which must leave nothing.
+check-install: all $(B)/tests/epoll-probe
+	MAKE="$(MAKE)" EXTRA_CFLAGS="$(SAN_CFLAGS)" timeout -k 5 900 \
+		tests/install/check.sh $(B)
+
 # The suite: unit tests, then the README's example, under a time limit.
 check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
 		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so \
@@ -176,6 +183,9 @@ check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
 	ASAN_OPTIONS=verify_asan_link_order=0 timeout 600 \
 		tests/preload/check.sh $(B)
 	timeout 600 $(B)/tests/rp-unit
+	$(MAKE) check-man
+	$(MAKE) check-examples
+	$(MAKE) check-install
 
 # The same suite under AddressSanitizer and UBSan, in its own build tree.
 check-asan:
