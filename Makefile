@@ -44,8 +44,11 @@ EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 	check-man check-examples check-install \
 	demo install uninstall clean format FORCE
 
+# The install's launcher, ringpoll.pc and man tree too, so that a
+# `sudo make install` after `make` (same PREFIX) builds nothing as root.
 all: $(B)/libringpoll.a $(B)/libringpoll.so $(B)/libringpoll-preload.so \
-	$(B)/ringpoll-run $(BENCH_BIN)
+	$(B)/ringpoll-run $(BENCH_BIN) $(B)/install/ringpoll-run \
+	$(B)/install/ringpoll.pc $(B)/man/.stamp
 
 deps:
 	@tools/install-deps
