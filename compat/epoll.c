@@ -297,6 +297,7 @@ static void rp__st_total(struct rp_epoll_stats *st)
 
 /* Instances made on io_uring in this process (the stats' backend). */
 static atomic_uint rp__rings_made;
+static bool rp__stats;
 
 /*
  * RINGPOLL_STATS=1: one line of key=value pairs on stderr when the process
@@ -307,12 +308,10 @@ static atomic_uint rp__rings_made;
  * kernel_epoll_syscalls is what the kernel's epoll would have made for the
  * same calls (one per wait, one per ctl); ringpoll_syscalls is what ours
  * made (io_uring_enter, the poll(2) confirming candidates, and the ctl
- * path's fstat, fcntl, inline submits and wakes). Either may be the larger:
- * ADDs cost an fstat, while waits that find their events ready in the ring
- * and ctls queued as SQEs cost nothing.
+ * path's fstat, inline submits and wakes). Either may be the larger: ADDs
+ * cost an fstat, while waits that find their events ready in the ring and
+ * ctls queued as SQEs cost nothing.
  */
-static bool rp__stats;
-
 void rp__st_report(bool any_context)
 {
 	static atomic_int said;
