@@ -4,8 +4,10 @@
 MAKEFLAGS += --no-print-directory
 .DEFAULT_GOAL := all
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
 CC ?= cc
 AR ?= ar
 B ?= build
@@ -40,14 +42,18 @@ EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 .PHONY: all deps check check-run check-asan check-tsan check-valgrind \
 	check-integration check-bench check-soak check-soak-lsan \
 	check-quick check-unit check-conformance check-deps check-harness \
-	demo install clean format
+	check-man check-examples check-install \
+	demo install uninstall clean format FORCE
 
 # Every test command of make check runs as `$(T) NAME SECONDS CMD...`:
 # under a hard time limit (timeout -k), and counted for tools/check-driver.
 T := tools/t-run
 
+# The install's launcher, ringpoll.pc and man tree too, so that a
+# `sudo make install` after `make` (same PREFIX) builds nothing as root.
 all: $(B)/libringpoll.a $(B)/libringpoll.so $(B)/libringpoll-preload.so \
-	$(B)/ringpoll-run $(BENCH_BIN)
+	$(B)/ringpoll-run $(BENCH_BIN) $(B)/install/ringpoll-run \
+	$(B)/install/ringpoll.pc $(B)/man/.stamp
 
 deps:
 	@tools/install-deps
@@ -73,9 +79,14 @@ $(B)/libringpoll-preload.so: $(LIB_OBJS) $(B)/obj/compat/preload.o \
 		$(SAN_CFLAGS) -Wl,--version-script=compat/preload.map \
 		-Wl,-z,defs -luring -ldl -lpthread
 
+# The launcher finds the shim beside itself (the build tree), in the LIBDIR
+# it was built for, or in ../lib (tools/ringpoll-run.c).
+RUN_CFLAGS = -std=gnu11 -Wall -Wextra -Werror $(CFLAGS) \
+	-DRINGPOLL_VERSION='"$(VERSION)"' -DRINGPOLL_LIBDIR='"$(LIBDIR)"' \
+	-DRINGPOLL_BINDIR='"$(BINDIR)"'
+
 $(B)/ringpoll-run: tools/ringpoll-run.c
-	$(CC) -std=gnu11 -Wall -Wextra -Werror $(CFLAGS) \
-		-DRINGPOLL_LIBDIR='"$(LIBDIR)"' $< -o $@
+	$(CC) $(RUN_CFLAGS) $< -o $@
 
 $(B)/tests/seccomp-run: tests/preload/seccomp-run.c
 	@mkdir -p $(dir $@)
@@ -147,6 +158,68 @@ $(B)/readme_example: README.md $(B)/libringpoll.a
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -Iinclude $(SAN_CFLAGS) \
 		$(B)/readme_example.c $(B)/libringpoll.a -luring -o $@
 
+# The examples (examples/), built against this tree and run each with a
+# bounded self-test on 127.0.0.1. epoll-server is built twice from the same
+# file: with ringpoll_compat.h (io_uring) and without (the kernel's epoll).
+EX_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) -Iinclude
+EX_LIBS = $(B)/libringpoll.a -luring -lpthread
+EXAMPLES := $(B)/examples/echo $(B)/examples/echo-server \
+	$(B)/examples/epoll-server $(B)/examples/epoll-server-kernel \
+	$(B)/examples/mixed-uring
+
+$(B)/examples/%: examples/%.c examples/selftest.h $(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(CC) $(EX_CFLAGS) $< $(EX_LIBS) -o $@
+
+$(B)/examples/epoll-server: examples/epoll-server.c examples/selftest.h \
+		$(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(CC) $(EX_CFLAGS) -include ringpoll_compat.h $< $(EX_LIBS) -o $@
+
+$(B)/examples/epoll-server-kernel: examples/epoll-server.c \
+		examples/selftest.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EX_CFLAGS) $< -lpthread -o $@
+
+check-examples: $(EXAMPLES)
+	$(T) example-echo 60 $(B)/examples/echo
+	$(T) example-echo-completion 60 $(B)/examples/echo completion
+	$(T) example-echo-server 60 $(B)/examples/echo-server --self-test
+	$(T) example-echo-server-completion 60 \
+		$(B)/examples/echo-server --completion --self-test
+	for v in epoll-server:io_uring epoll-server-kernel:eventpoll; do \
+		$(T) example-$${v%:*} 60 sh -c \
+			'"$$1" --self-test > "$$1.out"; rc=$$?; cat "$$1.out"; \
+			 [ $$rc = 0 ] && grep -q "epoll fd anon_inode:\[$$2\]" \
+				"$$1.out"' sh $(B)/examples/$${v%:*} $${v#*:}; \
+	done
+	$(T) example-mixed-uring 60 $(B)/examples/mixed-uring --self-test
+
+# make install into a temporary PREFIX, used from there (the launcher, the
+# library through pkg-config, shared and static, the man pages), then make
+# uninstall, which must leave nothing.
+check-install: all $(B)/tests/epoll-probe
+	MAKE="$(MAKE)" EXTRA_CFLAGS="$(SAN_CFLAGS)" \
+		$(T) check-install 900 tests/install/check.sh $(B)
+
+# The suite: unit tests, then the README's example, under a time limit.
+check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
+		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so \
+		$(B)/tests/seccomp-run $(B)/tests/epoll-probe \
+		$(B)/tests/epoll-probe-rp $(B)/tests/relisten
+	timeout 60 $(B)/readme_example
+	timeout 60 $(B)/readme_example completion
+	timeout 300 $(B)/tests/epoll-kernel
+	timeout 300 $(B)/tests/epoll-rp
+	RINGPOLL_T_PRELOAD=1 ASAN_OPTIONS=verify_asan_link_order=0 \
+		timeout 300 $(B)/ringpoll-run $(B)/tests/epoll-kernel
+	ASAN_OPTIONS=verify_asan_link_order=0 timeout 600 \
+		tests/preload/check.sh $(B)
+	timeout 600 $(B)/tests/rp-unit
+	$(MAKE) check-man
+	$(MAKE) check-examples
+	$(MAKE) check-install
+
 # The conformance suite K/R/P: on the kernel's epoll, on rp_epoll_*, and
 # the kernel build under the preload.
 check-conformance: $(B)/tests/epoll-kernel $(B)/tests/epoll-rp \
@@ -172,6 +245,9 @@ check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
 	ASAN_OPTIONS=verify_asan_link_order=0 \
 		$(T) preload-checks 600 tests/preload/check.sh $(B)
 	$(MAKE) check-unit
+	$(MAKE) check-man
+	$(MAKE) check-examples
+	$(MAKE) check-install
 
 # The same suite under AddressSanitizer and UBSan, in its own build tree.
 check-asan:
@@ -266,26 +342,90 @@ demo: deps
 	$(B)/readme_example
 	$(MAKE) demo-run
 
-$(B)/ringpoll.pc: tools/ringpoll.pc.in
+# What `make install` puts in place is built for its own PREFIX, not for
+# the one of an earlier `make`: the launcher knows its LIBDIR, ringpoll.pc
+# its paths. $(B)/install/dirs records them and changes, so that these are
+# rebuilt, only when they do.
+INSTALL_DIRS := $(PREFIX) $(BINDIR) $(LIBDIR) $(INCLUDEDIR) $(MANDIR) $(VERSION)
+
+$(B)/install/dirs: FORCE
 	@mkdir -p $(dir $@)
+	@echo '$(INSTALL_DIRS)' | cmp -s - $@ || echo '$(INSTALL_DIRS)' > $@
+
+$(B)/install/ringpoll-run: tools/ringpoll-run.c $(B)/install/dirs
+	$(CC) $(RUN_CFLAGS) $< -o $@
+
+$(B)/install/ringpoll.pc: tools/ringpoll.pc.in $(B)/install/dirs
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 		$< > $@
 
-install: all $(B)/ringpoll.pc
-	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
-	install -m 644 include/ringpoll.h include/ringpoll_epoll.h \
-		include/ringpoll_compat.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 644 $(B)/libringpoll.a $(DESTDIR)$(LIBDIR)/
+HEADERS := include/ringpoll.h include/ringpoll_epoll.h \
+	include/ringpoll_compat.h
+MAN_SRCS := $(wildcard man/man1/*.1 man/man3/*.3 man/man7/*.7)
+# The other names of a section 3 page (NAME:PAGE): .so links, so that
+# `man NAME` finds every exported symbol (check-man checks it).
+MAN3_LINKS := rp_loop_free:rp_loop_new rp_loop_run_once:rp_loop_run \
+	rp_loop_stop:rp_loop_run rp_loop_wake:rp_loop_run \
+	rp_loop_ring_info:rp_loop_stats rp_loop_model:rp_loop_stats \
+	rp_loop_now_ms:rp_loop_stats rp_timer_cancel:rp_timer_start \
+	rp_source_close:rp_source_new rp_source_fd:rp_source_new \
+	rp_source_timeout:rp_source_new rp_cancel:rp_source_new \
+	rp_write_with:rp_read_with rp_connect:rp_accept rp_recv:rp_accept \
+	rp_send:rp_accept rp_read:rp_accept rp_write:rp_accept \
+	rp_epoll_create1:rp_epoll_create rp_epoll_pwait:rp_epoll_wait \
+	rp_epoll_pwait2:rp_epoll_wait rp_epoll_is_ring:rp_epoll_stats
+MAN_LINK_FILES := $(foreach l,$(MAN3_LINKS),\
+	man3/$(firstword $(subst :, ,$(l))).3)
+MAN_FILES := $(MAN_SRCS:man/%=%) $(MAN_LINK_FILES)
+
+# The man tree as it is installed: the pages and their links.
+$(B)/man/.stamp: $(MAN_SRCS) Makefile
+	@rm -rf $(B)/man
+	@mkdir -p $(B)/man/man1 $(B)/man/man3 $(B)/man/man7
+	@for f in $(MAN_SRCS); do cp $$f $(B)/$$f || exit 1; done
+	@for l in $(MAN3_LINKS); do \
+		echo ".so man3/$${l#*:}.3" > $(B)/man/man3/$${l%:*}.3 || \
+			exit 1; \
+	done
+	@touch $@
+
+# Every page formats without a warning; every exported symbol has one.
+check-man: $(B)/man/.stamp
+	$(T) check-man 300 tests/man/check.sh $(B)/man lib/ringpoll.map
+
+D := $(DESTDIR)
+
+install: all $(B)/install/ringpoll.pc $(B)/install/ringpoll-run \
+		$(B)/man/.stamp
+	install -d $(D)$(INCLUDEDIR) $(D)$(LIBDIR)/pkgconfig $(D)$(BINDIR) \
+		$(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man7
+	install -m 644 $(HEADERS) $(D)$(INCLUDEDIR)/
+	install -m 644 $(B)/libringpoll.a $(D)$(LIBDIR)/
 	install -m 755 $(B)/libringpoll.so \
-		$(DESTDIR)$(LIBDIR)/libringpoll.so.$(VERSION)
+		$(D)$(LIBDIR)/libringpoll.so.$(VERSION)
 	ln -sf libringpoll.so.$(VERSION) \
-		$(DESTDIR)$(LIBDIR)/libringpoll.so.$(SOMAJOR)
-	ln -sf libringpoll.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libringpoll.so
-	install -m 644 $(B)/ringpoll.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
-	install -m 755 $(B)/libringpoll-preload.so $(DESTDIR)$(LIBDIR)/
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(B)/ringpoll-run $(DESTDIR)$(PREFIX)/bin/
+		$(D)$(LIBDIR)/libringpoll.so.$(SOMAJOR)
+	ln -sf libringpoll.so.$(SOMAJOR) $(D)$(LIBDIR)/libringpoll.so
+	install -m 644 $(B)/install/ringpoll.pc $(D)$(LIBDIR)/pkgconfig/
+	install -m 755 $(B)/libringpoll-preload.so $(D)$(LIBDIR)/
+	install -m 755 $(B)/install/ringpoll-run $(D)$(BINDIR)/
+	install -m 644 $(B)/man/man1/*.1 $(D)$(MANDIR)/man1/
+	install -m 644 $(B)/man/man3/*.3 $(D)$(MANDIR)/man3/
+	install -m 644 $(B)/man/man7/*.7 $(D)$(MANDIR)/man7/
+	@echo "installed in $(D)$(PREFIX); if $(LIBDIR) is not in the" \
+		"loader's path, run ldconfig or set LD_LIBRARY_PATH=$(LIBDIR)"
+
+# Removes what install put in place, and nothing else; the directories
+# stay (they may hold other files).
+uninstall:
+	rm -f $(addprefix $(D)$(INCLUDEDIR)/,$(notdir $(HEADERS)))
+	rm -f $(D)$(LIBDIR)/libringpoll.a $(D)$(LIBDIR)/libringpoll.so \
+		$(D)$(LIBDIR)/libringpoll.so.$(SOMAJOR) \
+		$(D)$(LIBDIR)/libringpoll.so.$(VERSION) \
+		$(D)$(LIBDIR)/libringpoll-preload.so \
+		$(D)$(LIBDIR)/pkgconfig/ringpoll.pc $(D)$(BINDIR)/ringpoll-run
+	rm -f $(addprefix $(D)$(MANDIR)/,$(MAN_FILES))
 
 format:
 	clang-format -i include/*.h lib/*.c lib/*.h tests/unit/*.c tests/unit/*.h

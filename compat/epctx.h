@@ -379,4 +379,10 @@ int rp__forget(int fd);
 /* The same for every fd in [first, last], before close_range. */
 void rp__forget_range(unsigned first, unsigned last);
 
+/*
+ * RINGPOLL_STATS=1: the process's stats line on stderr, once. any_context:
+ * called from _exit, perhaps in a signal handler or a forked child.
+ */
+void rp__st_report(bool any_context);
+
 #endif /* RP_EPCTX_H */

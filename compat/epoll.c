@@ -91,14 +91,53 @@ static bool rp__env_on(const char *name)
 	return v && strcmp(v, "1") == 0;
 }
 
+/* The program's name for a message: one word, as key=value wants it. */
+static const char *rp__prog(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", program_invocation_short_name);
+	for (char *p = buf; *p; p++)
+		if (*p == ' ' || *p == '=' || *p == '\n')
+			*p = '_';
+	return buf;
+}
+
+/* RINGPOLL_DEBUG=1: why this process's epoll is the kernel's; once. */
 static void rp__debug_once(const char *why, int err)
 {
 	static atomic_int said;
+	char prog[32];
 
 	if (rp__debug && !atomic_exchange(&said, 1))
 		fprintf(stderr,
-			"ringpoll: using the kernel's epoll: %s (%s)\n", why,
+			"ringpoll[%d]: %s: epoll on the kernel's epoll: %s "
+			"(%s)\n",
+			(int)getpid(), rp__prog(prog, sizeof(prog)), why,
 			err ? strerror(err) : "as asked");
+}
+
+/* RINGPOLL_DEBUG=1: that epoll runs on io_uring, and on which setup; once. */
+static void rp__debug_ring(const struct rp__ep *ep)
+{
+	static const char *const rung[] = {
+		[RP_SETUP_DEFER_TASKRUN] = "DEFER_TASKRUN",
+		[RP_SETUP_COOP_TASKRUN] = "COOP_TASKRUN",
+		[RP_SETUP_PLAIN] = "PLAIN",
+	};
+	static atomic_int said;
+	unsigned fl = ep->ring.setup_flags;
+	char prog[32];
+
+	if (!rp__debug || atomic_exchange(&said, 1))
+		return;
+	fprintf(stderr,
+		"ringpoll[%d]: %s: epoll on io_uring, setup %s%s%s "
+		"(ring fd %d)\n",
+		(int)getpid(), rp__prog(prog, sizeof(prog)),
+		ep->ring.setup <= RP_SETUP_PLAIN && rung[ep->ring.setup] ?
+			rung[ep->ring.setup] :
+			"?",
+		fl & IORING_SETUP_TASKRUN_FLAG ? "|TASKRUN_FLAG" : "",
+		fl & IORING_SETUP_SUBMIT_ALL ? "|SUBMIT_ALL" : "", ep->fd);
 }
 
 static struct rp__fdent *rp__fdent(int fd, bool make)
@@ -244,44 +283,95 @@ static void rp__atfork_child(void)
 	rp__held.n = 0;
 }
 
-static void rp__st_total(struct rp_epoll_stats *st)
+/* Under rp__tab_lock. */
+static void rp__st_sum(struct rp_epoll_stats *st)
 {
-	pthread_mutex_lock(&rp__tab_lock);
 	*st = rp__st_closed;
 	/* Closed ones too: their counters stay until the struct is reused. */
 	for (uint32_t i = 0; i < rp__ep_count(); i++)
 		rp__st_add(st, &rp__ep_nth(i)->st);
+}
+
+static void rp__st_total(struct rp_epoll_stats *st)
+{
+	pthread_mutex_lock(&rp__tab_lock);
+	rp__st_sum(st);
 	pthread_mutex_unlock(&rp__tab_lock);
 }
 
-/* RINGPOLL_STATS=1: the counters, on stderr, when the process exits. */
-static void rp__st_report(void)
-{
-	struct rp_epoll_stats st;
-	uint64_t epoll_calls, ours;
+/* Instances made on io_uring in this process (the stats' backend). */
+static atomic_uint rp__rings_made;
+static bool rp__stats;
 
-	rp__st_total(&st);
-	/* Say nothing in the processes that never used epoll. */
-	if (!st.waits && !st.ctls && !st.fallbacks)
+/*
+ * RINGPOLL_STATS=1: one line of key=value pairs on stderr when the process
+ * exits, as rpbench's rpbench-stats line, with the same names where they
+ * mean the same (waits, ctls, enters, ctl_syscalls). Every process that
+ * loaded the library says one, backend=none when it used no epoll.
+ *
+ * kernel_epoll_syscalls is what the kernel's epoll would have made for the
+ * same calls (one per wait, one per ctl); ringpoll_syscalls is what ours
+ * made (io_uring_enter, the poll(2) confirming candidates, and the ctl
+ * path's fstat, inline submits and wakes). Either may be the larger: ADDs
+ * cost an fstat, while waits that find their events ready in the ring and
+ * ctls queued as SQEs cost nothing.
+ */
+void rp__st_report(bool any_context)
+{
+	static atomic_int said;
+	struct rp_epoll_stats st;
+	const char *backend;
+	char prog[32], line[512];
+	int n;
+
+	if (!rp__stats || atomic_exchange(&said, 1))
 		return;
-	/* The kernel's epoll makes one syscall per wait and per ctl. */
-	epoll_calls = st.waits + st.ctls;
-	ours = st.enters + st.ctl_syscalls + st.polls;
-	fprintf(stderr,
-		"ringpoll[%d]: waits %llu enters %llu polls %llu events %llu "
-		"rearms %llu "
-		"confirms %llu stale_dropped %llu stale_cqes %llu ctls %llu "
-		"ctl_syscalls %llu fallbacks %llu syscalls_saved %lld\n",
-		(int)getpid(), (unsigned long long)st.waits,
-		(unsigned long long)st.enters, (unsigned long long)st.polls,
-		(unsigned long long)st.events,
-		(unsigned long long)st.rearms,
-		(unsigned long long)st.confirms,
-		(unsigned long long)st.stale_dropped,
-		(unsigned long long)st.stale_cqes, (unsigned long long)st.ctls,
-		(unsigned long long)st.ctl_syscalls,
-		(unsigned long long)st.fallbacks,
-		(long long)epoll_calls - (long long)ours);
+	/*
+	 * From _exit, perhaps in a signal handler that interrupted a holder
+	 * of the lock: say nothing rather than hang.
+	 */
+	if (!any_context)
+		pthread_mutex_lock(&rp__tab_lock);
+	else if (pthread_mutex_trylock(&rp__tab_lock) != 0)
+		return;
+	rp__st_sum(&st);
+	pthread_mutex_unlock(&rp__tab_lock);
+	if (atomic_load(&rp__rings_made))
+		backend = st.fallbacks ? "mixed" : "io_uring";
+	else
+		backend = st.fallbacks ? "epoll" : "none";
+	n = snprintf(line, sizeof(line),
+		     "ringpoll-stats pid=%d prog=%s backend=%s waits=%llu "
+		     "ctls=%llu enters=%llu ctl_syscalls=%llu polls=%llu "
+		     "events=%llu rearms=%llu confirms=%llu "
+		     "stale_dropped=%llu stale_cqes=%llu mods_in_place=%llu "
+		     "fallbacks=%llu kernel_epoll_syscalls=%llu "
+		     "ringpoll_syscalls=%llu\n",
+		     (int)getpid(), rp__prog(prog, sizeof(prog)), backend,
+		     (unsigned long long)st.waits, (unsigned long long)st.ctls,
+		     (unsigned long long)st.enters,
+		     (unsigned long long)st.ctl_syscalls,
+		     (unsigned long long)st.polls,
+		     (unsigned long long)st.events,
+		     (unsigned long long)st.rearms,
+		     (unsigned long long)st.confirms,
+		     (unsigned long long)st.stale_dropped,
+		     (unsigned long long)st.stale_cqes,
+		     (unsigned long long)st.mods_in_place,
+		     (unsigned long long)st.fallbacks,
+		     (unsigned long long)(st.waits + st.ctls),
+		     (unsigned long long)(st.enters + st.ctl_syscalls +
+					  st.polls));
+	/* One write(2), not stdio: no lock, and lines of processes apart. */
+	if (n > 0 && write(STDERR_FILENO, line,
+			   (size_t)n < sizeof(line) ? (size_t)n :
+						      sizeof(line) - 1) < 0)
+		return;
+}
+
+static void rp__st_atexit(void)
+{
+	rp__st_report(false);
 }
 
 /* See rp__ep_cancel_all: files must not outlive the process. */
@@ -306,8 +396,9 @@ __attribute__((constructor)) static void rp__epoll_init(void)
 	rp__disable = rp__env_on("RINGPOLL_DISABLE");
 	rp__debug = rp__env_on("RINGPOLL_DEBUG");
 	pthread_atfork(NULL, NULL, rp__atfork_child);
-	if (rp__env_on("RINGPOLL_STATS"))
-		atexit(rp__st_report);
+	rp__stats = rp__env_on("RINGPOLL_STATS");
+	if (rp__stats)
+		atexit(rp__st_atexit);
 }
 
 static int rp__kernel_create(int flags)
@@ -364,6 +455,8 @@ RP_EXPORT int rp_epoll_create1(int flags)
 	}
 	atomic_store(&ep->refs, 1); /* the table's reference */
 	atomic_store_explicit(&e->ep, ep, memory_order_release);
+	atomic_fetch_add(&rp__rings_made, 1);
+	rp__debug_ring(ep);
 	return ep->fd;
 }
 

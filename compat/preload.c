@@ -77,6 +77,33 @@ RP_EXPORT pid_t vfork(void)
 	return fork();
 }
 
+/*
+ * RINGPOLL_STATS=1 reports from an atexit handler, which a process leaving
+ * through _exit does not run (dash does, and forked children): report
+ * here too. The real _exit is found when the library loads, as a signal
+ * handler or a forked child may call this one.
+ */
+static void (*rp__real_exit)(int);
+
+__attribute__((constructor)) static void rp__find_exit(void)
+{
+	rp__real_exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
+}
+
+RP_EXPORT __attribute__((noreturn)) void _exit(int status)
+{
+	rp__st_report(true);
+	if (rp__real_exit)
+		rp__real_exit(status);
+	for (;;)
+		syscall(SYS_exit_group, status);
+}
+
+RP_EXPORT __attribute__((noreturn)) void _Exit(int status)
+{
+	_exit(status);
+}
+
 /* The real calls, found once: what follows them in the link order. */
 static int (*rp__real_dup2)(int, int);
 static int (*rp__real_dup3)(int, int, int);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A TCP echo server and its client on one loop: cc echo.c -lringpoll -luring */
 #include <arpa/inet.h>
 #include <netinet/in.h>

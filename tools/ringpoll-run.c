@@ -1,11 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ringpoll-run [--stats] [--] CMD ARGS...: runs CMD with
- * libringpoll-preload.so first in LD_PRELOAD, so its epoll runs on
- * io_uring. The library is looked for beside this program, then in
- * RINGPOLL_LIBDIR's place at build time.
+ * ringpoll-run [OPTION...] [--] CMD [ARGS...]: runs CMD with
+ * libringpoll-preload.so first in LD_PRELOAD, so that its epoll runs on
+ * io_uring. See ringpoll-run(1).
+ *
+ * Where the library is looked for, in this order:
+ * 1. beside this program (the build tree: build/ringpoll-run);
+ * 2. the LIBDIR this program was built for, when it runs from the BINDIR
+ *    it was built for (its own install);
+ * 3. ../lib relative to this program (an install moved elsewhere);
+ * 4. that LIBDIR, when it was not tried in 2.
+ * The symlinks to this program are resolved first (/proc/self/exe).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -16,74 +24,184 @@
 #ifndef RINGPOLL_LIBDIR
 #define RINGPOLL_LIBDIR "/usr/local/lib"
 #endif
+#ifndef RINGPOLL_BINDIR
+#define RINGPOLL_BINDIR "/usr/local/bin"
+#endif
+#ifndef RINGPOLL_VERSION
+#define RINGPOLL_VERSION "unknown"
+#endif
 #define RP_PRELOAD_NAME "libringpoll-preload.so"
+#define RP_NPLACES 4
+/* A directory name with "/../lib" added. */
+#define RP_DIRLEN (PATH_MAX + 16)
 
-static int usage(void)
+static void usage(FILE *f)
 {
-	fprintf(stderr,
-		"usage: ringpoll-run [--stats] [--] CMD [ARGS...]\n"
-		"Runs CMD with its epoll on io_uring (LD_PRELOAD=%s).\n"
-		"  --stats  print ringpoll's counters to stderr at exit\n"
-		"Settings: RINGPOLL_DISABLE=1 (kernel epoll), RINGPOLL_DEBUG=1\n",
+	fprintf(f,
+		"Usage: ringpoll-run [OPTION...] [--] COMMAND [ARG...]\n"
+		"Run COMMAND with its epoll on io_uring: %s is put first\n"
+		"in LD_PRELOAD and COMMAND is executed.\n"
+		"\n"
+		"  -s, --stats     each process prints a ringpoll-stats line to "
+		"stderr at exit\n"
+		"                  (RINGPOLL_STATS=1)\n"
+		"  -v, --verbose   say which library is preloaded; each process "
+		"says once\n"
+		"                  whether its epoll runs on io_uring or on the "
+		"kernel, and why\n"
+		"                  (RINGPOLL_DEBUG=1)\n"
+		"  -q, --quiet     no messages but errors (clears RINGPOLL_DEBUG "
+		"and, unless\n"
+		"                  --stats is given, RINGPOLL_STATS)\n"
+		"  -h, --help      print this help and exit\n"
+		"  -V, --version   print the version and exit\n"
+		"  --              end of options: the next word is COMMAND\n"
+		"\n"
+		"Options end at the first word that is not one: COMMAND's own "
+		"options follow it.\n"
+		"Environment: RINGPOLL_DISABLE=1 (the kernel's epoll), "
+		"RINGPOLL_STATS=1,\n"
+		"RINGPOLL_DEBUG=1. Exit status: COMMAND's; 2 for a usage error, "
+		"126 if COMMAND\n"
+		"cannot be run, 127 if it or the library is not found.\n"
+		"See ringpoll-run(1) and ringpoll(7).\n",
 		RP_PRELOAD_NAME);
+}
+
+static int usage_error(void)
+{
+	fprintf(stderr, "Try 'ringpoll-run --help' for more information.\n");
 	return 2;
 }
 
+/* The directories to look in, in order, without repeats; returns how many. */
+static int places(char dirs[RP_NPLACES][RP_DIRLEN])
+{
+	char self[PATH_MAX], here[PATH_MAX], up[RP_DIRLEN];
+	const char *cand[RP_NPLACES];
+	int n = 0, k = 0;
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (len > 0) {
+		self[len] = 0;
+		snprintf(here, sizeof(here), "%s", dirname(self));
+		snprintf(up, sizeof(up), "%s/../lib", here);
+		cand[n++] = here;
+		if (strcmp(here, RINGPOLL_BINDIR) == 0)
+			cand[n++] = RINGPOLL_LIBDIR;
+		cand[n++] = up;
+	}
+	cand[n++] = RINGPOLL_LIBDIR;
+	for (int i = 0; i < n; i++) {
+		int seen = 0;
+
+		for (int j = 0; j < k; j++)
+			seen |= strcmp(dirs[j], cand[i]) == 0;
+		if (!seen)
+			snprintf(dirs[k++], RP_DIRLEN, "%s", cand[i]);
+	}
+	return k;
+}
+
+/* The library's path in out, or -1 after saying where it looked. */
 static int find_lib(char *out, size_t len)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char dirs[RP_NPLACES][RP_DIRLEN];
+	int errs[RP_NPLACES];
+	int n = places(dirs);
 
-	if (n > 0) {
-		self[n] = 0;
-		snprintf(out, len, "%s/%s", dirname(self), RP_PRELOAD_NAME);
+	for (int i = 0; i < n; i++) {
+		snprintf(out, len, "%s/%s", dirs[i], RP_PRELOAD_NAME);
 		if (access(out, R_OK) == 0)
 			return 0;
+		errs[i] = errno;
 	}
-	snprintf(out, len, "%s/%s", RINGPOLL_LIBDIR, RP_PRELOAD_NAME);
-	return access(out, R_OK);
+	fprintf(stderr, "ringpoll-run: cannot find %s; looked for:\n",
+		RP_PRELOAD_NAME);
+	for (int i = 0; i < n; i++)
+		fprintf(stderr, "  %s/%s: %s\n", dirs[i], RP_PRELOAD_NAME,
+			strerror(errs[i]));
+	return -1;
 }
 
 int main(int argc, char **argv)
 {
-	char lib[PATH_MAX], *preload;
-	const char *old = getenv("LD_PRELOAD");
-	int i = 1;
+	static const struct option opts[] = {
+		{ "stats", no_argument, NULL, 's' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char lib[RP_DIRLEN + sizeof(RP_PRELOAD_NAME)], *preload;
+	const char *old;
+	int c, stats = 0, verbose = 0, quiet = 0;
 
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "--") == 0) {
-			i++;
+	/* "+": stop at the first word that is not an option (COMMAND). */
+	while ((c = getopt_long(argc, argv, "+svqhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			stats = 1;
 			break;
-		} else if (strcmp(argv[i], "--stats") == 0) {
-			setenv("RINGPOLL_STATS", "1", 1);
-		} else if (strcmp(argv[i], "-h") == 0 ||
-			   strcmp(argv[i], "--help") == 0) {
-			usage();
-			return 0;
-		} else {
-			fprintf(stderr, "ringpoll-run: unknown option %s\n",
-				argv[i]);
-			return usage();
+		case 'v':
+			verbose = 1;
+			quiet = 0;
+			break;
+		case 'q':
+			quiet = 1;
+			verbose = 0;
+			break;
+		case 'h':
+			usage(stdout);
+			return fflush(stdout) == 0 ? 0 : 1;
+		case 'V':
+			printf("ringpoll-run (ringpoll) %s\n", RINGPOLL_VERSION);
+			return fflush(stdout) == 0 ? 0 : 1;
+		default:
+			return usage_error();
 		}
 	}
-	if (i >= argc)
-		return usage();
-	if (find_lib(lib, sizeof(lib)) != 0) {
-		fprintf(stderr, "ringpoll-run: cannot find %s\n",
-			RP_PRELOAD_NAME);
+	if (optind >= argc) {
+		fprintf(stderr, "ringpoll-run: no command given\n");
+		return usage_error();
+	}
+	if (find_lib(lib, sizeof(lib)) != 0)
+		return 127;
+	/* ld.so splits LD_PRELOAD at spaces and colons. */
+	if (strpbrk(lib, " :")) {
+		fprintf(stderr,
+			"ringpoll-run: %s: a space or colon in the path; "
+			"LD_PRELOAD cannot carry it\n",
+			lib);
 		return 127;
 	}
+	if (stats)
+		setenv("RINGPOLL_STATS", "1", 1);
+	else if (quiet)
+		unsetenv("RINGPOLL_STATS");
+	if (verbose)
+		setenv("RINGPOLL_DEBUG", "1", 1);
+	else if (quiet)
+		unsetenv("RINGPOLL_DEBUG");
 	/* First in the list, so that our epoll_* win. */
+	old = getenv("LD_PRELOAD");
 	if (old && *old) {
 		preload = malloc(strlen(lib) + strlen(old) + 2);
-		if (!preload)
+		if (!preload) {
+			perror("ringpoll-run");
 			return 127;
+		}
 		sprintf(preload, "%s:%s", lib, old);
 	} else {
 		preload = lib;
 	}
 	setenv("LD_PRELOAD", preload, 1);
-	execvp(argv[i], argv + i);
-	fprintf(stderr, "ringpoll-run: %s: %s\n", argv[i], strerror(errno));
-	return errno == ENOENT ? 127 : 126;
+	if (verbose)
+		fprintf(stderr, "ringpoll-run: LD_PRELOAD=%s %s\n", preload,
+			argv[optind]);
+	execvp(argv[optind], argv + optind);
+	c = errno;
+	fprintf(stderr, "ringpoll-run: %s: %s\n", argv[optind], strerror(c));
+	return c == ENOENT ? 127 : 126;
 }

@@ -55,12 +55,23 @@ fi
 if RINGPOLL_DEBUG=1 $to "$B/tests/seccomp-run" "$B/ringpoll-run" "$probe" \
     > "$out/sec.txt" 2>&1 &&
     grep -q 'epfd=anon_inode:\[eventpoll\] event=ok' "$out/sec.txt" &&
-    [ "$(grep -c "ringpoll: using the kernel's epoll: io_uring_setup failed" \
+    [ "$(grep -c "^ringpoll\[[0-9]*\]: epoll-probe: epoll on the kernel's epoll: io_uring_setup failed" \
         "$out/sec.txt")" = 1 ]; then
 	ok "seccomp-blocked io_uring_setup falls back, said once"
 else
 	no "seccomp-blocked io_uring_setup falls back, said once"
 	cat "$out/sec.txt"
+fi
+
+# 3b. RINGPOLL_DEBUG=1 says once that epoll runs on io_uring, and on which
+# setup (the epoll layer's ring is COOP_TASKRUN, or plain before 5.19).
+if RINGPOLL_DEBUG=1 "$B/ringpoll-run" "$probe" > "$out/dbg.txt" 2>&1 &&
+    [ "$(grep -Ec '^ringpoll\[[0-9]+\]: epoll-probe: epoll on io_uring, setup (COOP_TASKRUN|PLAIN)' \
+        "$out/dbg.txt")" = 1 ]; then
+	ok "RINGPOLL_DEBUG=1 says the shim is active, and its ring setup"
+else
+	no "RINGPOLL_DEBUG=1 says the shim is active, and its ring setup"
+	cat "$out/dbg.txt"
 fi
 
 # 4. The whole conformance suite under the seccomp fallback (kernel truth).
@@ -72,13 +83,26 @@ else
 	grep -E ':F:|:E:' "$out/secconf.txt" | head
 fi
 
-# 5. --stats prints the counters at exit.
+# 5. --stats: one key=value line per process that loaded the shim, the
+# ones that used no epoll too (sh leaves through _exit), and the two
+# syscall counts.
+stats_re='^ringpoll-stats pid=[0-9]+ prog=epoll-probe backend=io_uring waits=[1-9][0-9]* ctls=[1-9][0-9]* enters=[0-9]+ .* kernel_epoll_syscalls=[0-9]+ ringpoll_syscalls=[0-9]+$'
 if $to "$B/ringpoll-run" --stats "$probe" > "$out/stats.txt" 2>&1 &&
-    grep -Eq '^ringpoll\[[0-9]+\]: waits [1-9][0-9]* enters [0-9]+ .*syscalls_saved -?[0-9]+$' \
-        "$out/stats.txt"; then
+    grep -Eq "$stats_re" "$out/stats.txt"; then
 	ok "--stats prints counters at exit"
 else
 	no "--stats prints counters at exit"; cat "$out/stats.txt"
+fi
+if "$B/ringpoll-run" --stats sh -c "\"$probe\"; exit 0" \
+    > "$out/stats-sh.txt" 2>&1 &&
+    grep -Eq "$stats_re" "$out/stats-sh.txt" &&
+    grep -Eq '^ringpoll-stats pid=[0-9]+ prog=sh backend=none waits=0 ctls=0 ' \
+        "$out/stats-sh.txt" &&
+    [ "$(grep -c '^ringpoll-stats ' "$out/stats-sh.txt")" = 2 ]; then
+	ok "--stats: a line for each process, backend=none without epoll"
+else
+	no "--stats: a line for each process, backend=none without epoll"
+	cat "$out/stats-sh.txt"
 fi
 
 # 5b. A program that spawns children with vfork (Python's subprocess):
@@ -149,13 +173,87 @@ else
 	cat "$out/killed-rp.txt"
 fi
 
-# 6. Bad usage: a clear message and a non-zero exit.
-$to "$B/ringpoll-run" > "$out/usage.txt" 2>&1
+# 6. The launcher's conventions: --help on stdout with status 0, usage
+# errors on stderr with status 2, -- ends the options, options end at
+# the command.
+$to "$B/ringpoll-run" > "$out/usage.txt" 2> "$out/usage.err"
 rc=$?
-if [ $rc = 2 ] && grep -q usage "$out/usage.txt"; then
-	ok "ringpoll-run without a command says usage"
+if [ $rc = 2 ] && [ ! -s "$out/usage.txt" ] &&
+    grep -q 'no command given' "$out/usage.err" &&
+    grep -q -- '--help' "$out/usage.err"; then
+	ok "ringpoll-run without a command: stderr, status 2"
 else
-	no "ringpoll-run without a command says usage (rc $rc)"
+	no "ringpoll-run without a command: stderr, status 2 (rc $rc)"
+fi
+"$B/ringpoll-run" --no-such-option true > "$out/bad.txt" 2> "$out/bad.err"
+rc=$?
+if [ $rc = 2 ] && [ ! -s "$out/bad.txt" ] && [ -s "$out/bad.err" ]; then
+	ok "ringpoll-run with an unknown option: stderr, status 2"
+else
+	no "ringpoll-run with an unknown option: stderr, status 2 (rc $rc)"
+fi
+"$B/ringpoll-run" --help > "$out/help.txt" 2> "$out/help.err"
+rc=$?
+if [ $rc = 0 ] && [ ! -s "$out/help.err" ] &&
+    grep -q '^Usage: ringpoll-run' "$out/help.txt" &&
+    "$B/ringpoll-run" -h | cmp -s - "$out/help.txt"; then
+	ok "ringpoll-run --help and -h: stdout, status 0"
+else
+	no "ringpoll-run --help and -h: stdout, status 0 (rc $rc)"
+fi
+if [ "$("$B/ringpoll-run" --version)" = "$("$B/ringpoll-run" -V)" ] &&
+    "$B/ringpoll-run" --version | grep -Eq '^ringpoll-run \(ringpoll\) [0-9]+\.[0-9]+\.[0-9]+$'
+then
+	ok "ringpoll-run --version and -V"
+else
+	no "ringpoll-run --version and -V"
+fi
+# The first word that is not an option is the command: its own --help is
+# its own, and -- lets a command start with a dash.
+if "$B/ringpoll-run" sh -c 'echo "$1"' sh --help > "$out/cmdopt.txt" &&
+    [ "$(cat "$out/cmdopt.txt")" = --help ] &&
+    "$B/ringpoll-run" -q -- sh -c 'echo "$RINGPOLL_DEBUG."' \
+	> "$out/dashdash.txt" && [ "$(cat "$out/dashdash.txt")" = . ]; then
+	ok "options end at the command, and at --"
+else
+	no "options end at the command, and at --"
+fi
+# -v sets RINGPOLL_DEBUG=1 and names the library; -q clears an inherited
+# RINGPOLL_DEBUG and RINGPOLL_STATS; -q --stats keeps the stats.
+if "$B/ringpoll-run" -v "$probe" > "$out/v.txt" 2>&1 &&
+    grep -q '^ringpoll-run: LD_PRELOAD=.*libringpoll-preload.so' "$out/v.txt" &&
+    grep -q 'epoll-probe: epoll on io_uring' "$out/v.txt" &&
+    RINGPOLL_DEBUG=1 RINGPOLL_STATS=1 "$B/ringpoll-run" -q "$probe" \
+	> "$out/q.txt" 2>&1 && ! grep -q ringpoll "$out/q.txt" &&
+    "$B/ringpoll-run" -q --stats "$probe" > "$out/qs.txt" 2>&1 &&
+    grep -q '^ringpoll-stats ' "$out/qs.txt"; then
+	ok "-v says what it does, -q silences, -q --stats still counts"
+else
+	no "-v says what it does, -q silences, -q --stats still counts"
+	cat "$out/v.txt" "$out/q.txt" "$out/qs.txt"
+fi
+# A launcher away from its library says where it looked, with status 127.
+rm -rf "$out/away" && mkdir -p "$out/away/bin" &&
+    cp "$B/ringpoll-run" "$out/away/bin/"
+"$out/away/bin/ringpoll-run" true > "$out/away.txt" 2>&1
+rc=$?
+if [ $rc = 127 ] &&
+    grep -q 'cannot find libringpoll-preload.so' "$out/away.txt" &&
+    grep -q "^  /.*/away/bin/libringpoll-preload.so: " "$out/away.txt" &&
+    grep -q "^  /.*/away/bin/../lib/libringpoll-preload.so: " \
+	"$out/away.txt"; then
+	ok "a launcher without its library lists where it looked (127)"
+else
+	no "a launcher without its library lists where it looked (rc $rc)"
+	cat "$out/away.txt"
+fi
+# ../lib relative to the launcher: an install moved elsewhere still works.
+mkdir -p "$out/away/lib" && cp "$B/libringpoll-preload.so" "$out/away/lib/"
+if "$out/away/bin/ringpoll-run" "$probe" > "$out/away2.txt" 2>&1 &&
+    grep -q 'epfd=anon_inode:\[io_uring\] event=ok' "$out/away2.txt"; then
+	ok "the launcher finds its library in ../lib"
+else
+	no "the launcher finds its library in ../lib"; cat "$out/away2.txt"
 fi
 $to "$B/ringpoll-run" /nonexistent/cmd > "$out/nx.txt" 2>&1
 rc=$?
@@ -168,8 +266,8 @@ fi
 
 # 7. Only the interposed symbols are exported.
 syms=$(nm -D --defined-only "$B/libringpoll-preload.so" | awk '{print $3}' |
-	sort | tr '\n' ' ')
-want="__close close close_range dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_pwait epoll_pwait2 epoll_wait vfork "
+	LC_ALL=C sort | tr '\n' ' ')
+want="_Exit __close _exit close close_range dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_pwait epoll_pwait2 epoll_wait vfork "
 if [ "$syms" = "$want" ]; then
 	ok "the shim exports only what it interposes"
 else
