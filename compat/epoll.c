@@ -31,6 +31,13 @@ struct rp__fdent {
 	_Atomic(struct rp__ep *) ep;
 	/* instances that have (or had, since its last close) fd registered */
 	atomic_uint nreg;
+	/*
+	 * While nreg is 1, the instance that registered fd: its close then
+	 * visits that one alone, not every instance (an fd is nearly always
+	 * in one). A struct recycled since is harmless: the fd is not
+	 * registered there, or its ADD made nreg 2.
+	 */
+	_Atomic(struct rp__ep *) one;
 };
 
 static _Atomic(struct rp__fdent *) rp__tab[RP__TAB_CHUNKS];
@@ -614,7 +621,9 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	case EPOLL_CTL_ADD:
 		ret = rp__ep_add(ep, fd, ev, child);
 		if (ret == 0 && (e = rp__fdent(fd, true)))
-			atomic_fetch_add(&e->nreg, 1);
+			atomic_store(&e->one, atomic_fetch_add(&e->nreg, 1) ?
+						      NULL :
+						      ep);
 		break;
 	case EPOLL_CTL_MOD:
 		ret = rp__ep_mod(ep, fd, ev);
@@ -886,17 +895,25 @@ static void rp__close_registered(int fd, struct rp__fdent *e)
 	 * exec cannot afford one) and no table lock (we may be in a signal
 	 * handler that interrupted its holder).
 	 */
-	for (uint32_t i = 0; i < rp__ep_count(); i++) {
-		struct rp__ep *ep = rp__ep_nth(i);
+	struct rp__ep *one = atomic_load(&e->one);
+	uint32_t n = rp__ep_count();
 
-		if (!rp__ep_tryget(ep))
-			continue;
-		rp__ep_lock(ep);
-		rp__ep_forget_fd(ep, fd);
-		rp__ep_unlock(ep);
-		rp__ep_put(ep);
+	if (atomic_load(&e->nreg) != 1)
+		one = NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		struct rp__ep *ep = one ? one : rp__ep_nth(i);
+
+		if (rp__ep_tryget(ep)) {
+			rp__ep_lock(ep);
+			rp__ep_forget_fd(ep, fd);
+			rp__ep_unlock(ep);
+			rp__ep_put(ep);
+		}
+		if (one)
+			break;
 	}
 	atomic_store(&e->nreg, 0);
+	atomic_store(&e->one, NULL);
 }
 
 __thread struct rp__held rp__held __attribute__((tls_model("initial-exec")));
