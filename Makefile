@@ -319,7 +319,9 @@ check-deps:
 	tests/integration/install-servers
 
 
+# tools/bench/demo is python3: a minimal image may lack it.
 demo: deps
+	@tools/install-deps python3
 	$(MAKE) $(B)/readme_example
 	$(B)/readme_example
 	$(MAKE) demo-run
