@@ -202,24 +202,6 @@ check-install: all $(B)/tests/epoll-probe
 	MAKE="$(MAKE)" EXTRA_CFLAGS="$(SAN_CFLAGS)" \
 		$(T) check-install 900 tests/install/check.sh $(B)
 
-# The suite: unit tests, then the README's example, under a time limit.
-check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
-		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so \
-		$(B)/tests/seccomp-run $(B)/tests/epoll-probe \
-		$(B)/tests/epoll-probe-rp $(B)/tests/relisten
-	timeout 60 $(B)/readme_example
-	timeout 60 $(B)/readme_example completion
-	timeout 300 $(B)/tests/epoll-kernel
-	timeout 300 $(B)/tests/epoll-rp
-	RINGPOLL_T_PRELOAD=1 ASAN_OPTIONS=verify_asan_link_order=0 \
-		timeout 300 $(B)/ringpoll-run $(B)/tests/epoll-kernel
-	ASAN_OPTIONS=verify_asan_link_order=0 timeout 600 \
-		tests/preload/check.sh $(B)
-	timeout 600 $(B)/tests/rp-unit
-	$(MAKE) check-man
-	$(MAKE) check-examples
-	$(MAKE) check-install
-
 # The conformance suite K/R/P: on the kernel's epoll, on rp_epoll_*, and
 # the kernel build under the preload.
 check-conformance: $(B)/tests/epoll-kernel $(B)/tests/epoll-rp \
