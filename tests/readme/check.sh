@@ -26,6 +26,7 @@
 # tree, after `make`). EXTRA_CFLAGS is added to the compile (a sanitizer
 # build's flags). Prints ok/not ok per command, then "N passed, N failed";
 # exits non-zero on a failure.
+# shellcheck disable=SC2016 # $(MAKE) and $(B) are make syntax, not ours
 set -u
 B=${1:-build}
 README=${2:-README.md}
@@ -55,7 +56,7 @@ fi
 
 # make's database: targets, their prerequisites and recipes (unexpanded,
 # continuation lines joined). The goal .DEFAULT builds nothing.
-$T 60 $MAKE -pq B="$B" .DEFAULT > "$out/make-db.txt" 2>/dev/null
+$T 60 "$MAKE" -pq B="$B" .DEFAULT > "$out/make-db.txt" 2>/dev/null
 awk '
 	/^# Not a target:/ { skip = 1; next }
 	/^$/ { intarget = 0; next }
@@ -170,7 +171,7 @@ check_make() {
 	fi
 	local log
 	log=$out/make-n-$(printf %s "$goal" | tr -c 'A-Za-z0-9._-' _).txt
-	if $T 120 $MAKE -n B="$B" "$@" > "$log" 2>&1; then
+	if $T 120 "$MAKE" -n B="$B" "$@" > "$log" 2>&1; then
 		ok "$name (make -n)"
 	else
 		no "$name (make -n failed: $log)"
@@ -238,7 +239,7 @@ EOF
 	# The line is for an installed ringpoll: install this build into a
 	# prefix of our own, as a user would (the build tree has no
 	# libringpoll.so.0 for the loader).
-	if ! $T 300 $MAKE -s install B="$B" PREFIX="$PWD/$out/prefix" \
+	if ! $T 300 "$MAKE" -s install B="$B" PREFIX="$PWD/$out/prefix" \
 	    > "$out/install.txt" 2>&1; then
 		no "$where: cc $*: make install into $out/prefix failed"
 		tail -5 "$out/install.txt"
@@ -271,7 +272,7 @@ check_export() {
 	dir=${assign#*=}
 	dir=${dir//'$HOME'/\/home\/user}
 	prefix=${dir%/lib}
-	if $T 120 $MAKE -n B="$B" install PREFIX="$prefix" \
+	if $T 120 "$MAKE" -n B="$B" install PREFIX="$prefix" \
 	    > "$out/make-n-export.txt" 2>&1 &&
 	    grep -q " $dir/libringpoll.so" "$out/make-n-export.txt"; then
 		ok "$where: export $assign (make install PREFIX=${prefix/\/home\/user/\$HOME} puts libringpoll.so there)"
