@@ -42,7 +42,7 @@ EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 .PHONY: all deps check check-run check-asan check-tsan check-valgrind \
 	check-integration check-bench check-soak check-soak-lsan \
 	check-quick check-unit check-conformance check-deps check-harness \
-	check-man check-examples check-install \
+	check-man check-examples check-install check-readme \
 	demo install uninstall clean format FORCE
 
 # Every test command of make check runs as `$(T) NAME SECONDS CMD...`:
@@ -214,6 +214,13 @@ check-conformance: $(B)/tests/epoll-kernel $(B)/tests/epoll-rp \
 check-unit: $(B)/tests/rp-unit
 	$(T) rp-unit 600 $(B)/tests/rp-unit
 
+# The README's commands are real: each command in its ```sh blocks, and
+# each `make TARGET` it names, checked without running anything long
+# (tests/readme/check.sh says how).
+check-readme: all
+	MAKE="$(MAKE)" EXTRA_CFLAGS="$(SAN_CFLAGS)" \
+		$(T) check-readme 600 tests/readme/check.sh $(B)
+
 # The suite: the README's example, the conformance suite, the shim's
 # checks and the unit tests, each under a time limit.
 check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
@@ -230,6 +237,7 @@ check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
 	$(MAKE) check-man
 	$(MAKE) check-examples
 	$(MAKE) check-install
+	$(MAKE) check-readme
 
 # The same suite under AddressSanitizer and UBSan, in its own build tree.
 check-asan:
