@@ -75,8 +75,6 @@ struct rp__ep_item {
 #define RP__EP_CQE_BATCH 64
 /* Closes from signal handlers a holder of the lock forgets one by one. */
 #define RP__EP_PEND 16
-/* Instance locks one thread may hold at once: nesting depth and more. */
-#define RP__HELD_MAX 8
 /* Nesting depth the kernel allows (EP_MAX_NESTS). */
 #define RP__EP_MAX_NESTS 4
 /* Ranges of the caller's memory remembered as good: see rp__ep_user. */
@@ -208,19 +206,14 @@ extern atomic_ulong rp__ep_fork_gen;
 /*
  * close() is async-signal-safe, and ours takes instance locks: a handler
  * that interrupted its own thread inside an instance would wait for
- * itself. So each thread knows which instance locks it holds or is
- * taking (before the lock call, so a handler that lands inside it knows
+ * itself. So each thread counts the instance locks it holds or is taking
+ * (counted before the lock call, so a handler that lands inside it knows
  * too). While it holds any, a close in a handler takes no lock: it leaves
- * the fd on each instance's pending list (rp__ep_defer_close), and the
- * next holder of each lock forgets it before doing anything else; the
- * interrupted thread does so as it lets go of its locks.
+ * the fd on each instance's pending list (rp__defer_close in epoll.c),
+ * and the next holder of each lock forgets it before doing anything
+ * else; the interrupted thread does so as it lets go of its locks.
  */
-struct rp__held {
-	struct rp__ep *ep[RP__HELD_MAX];
-	unsigned n;
-};
-extern __thread struct rp__held rp__held
-	__attribute__((tls_model("initial-exec")));
+extern __thread unsigned rp__held __attribute__((tls_model("initial-exec")));
 /* Set when a handler deferred a close anywhere; see rp__ep_unlock. */
 extern atomic_bool rp__pending_any;
 
@@ -235,9 +228,7 @@ static inline bool rp__ep_has_pending(struct rp__ep *ep)
 
 static inline void rp__ep_lock(struct rp__ep *ep)
 {
-	rp__held.ep[rp__held.n] = ep;
-	atomic_signal_fence(memory_order_seq_cst);
-	rp__held.n++;
+	rp__held++;
 	atomic_signal_fence(memory_order_seq_cst);
 	pthread_mutex_lock(&ep->lock);
 	if (rp__unlikely(rp__ep_has_pending(ep)))
@@ -250,14 +241,13 @@ static inline void rp__ep_unlock(struct rp__ep *ep)
 		rp__ep_pending(ep);
 	pthread_mutex_unlock(&ep->lock);
 	atomic_signal_fence(memory_order_seq_cst);
-	/* Locks are let go in the order opposite to taking them. */
-	rp__held.n--;
+	rp__held--;
 	atomic_signal_fence(memory_order_seq_cst);
 	/* A handler may have come between the look above and here. */
 	if (rp__unlikely(rp__ep_has_pending(ep) ||
 			 atomic_load_explicit(&ep->close_pending,
 					      memory_order_relaxed) ||
-			 (!rp__held.n &&
+			 (!rp__held &&
 			  atomic_load_explicit(&rp__pending_any,
 					       memory_order_relaxed))))
 		rp__ep_pending_late(ep);

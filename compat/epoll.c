@@ -287,7 +287,7 @@ static void rp__atfork_child(void)
 		ep->waiters = 0;
 		memset(&ep->st, 0, sizeof(ep->st));
 	}
-	rp__held.n = 0;
+	rp__held = 0;
 }
 
 /* Under rp__tab_lock. */
@@ -916,7 +916,7 @@ static void rp__close_registered(int fd, struct rp__fdent *e)
 	atomic_store(&e->one, NULL);
 }
 
-__thread struct rp__held rp__held __attribute__((tls_model("initial-exec")));
+__thread unsigned rp__held __attribute__((tls_model("initial-exec")));
 atomic_bool rp__pending_any;
 
 /*
@@ -1008,7 +1008,7 @@ void rp__ep_pending_late(struct rp__ep *ep)
 			rp__ep_put(ep);
 		}
 	}
-	if (rp__held.n || !atomic_exchange(&rp__pending_any, false))
+	if (rp__held || !atomic_exchange(&rp__pending_any, false))
 		return;
 	/* Instances nobody has locked since a handler left them work. */
 	for (uint32_t i = 0; i < rp__ep_count(); i++) {
@@ -1049,7 +1049,7 @@ int rp__forget(int fd)
 
 	if (!e)
 		return 0;
-	if (rp__unlikely(rp__held.n))
+	if (rp__unlikely(rp__held))
 		return rp__defer_close(fd, e);
 	/* An instance nested in others leaves them first. */
 	if (atomic_load(&e->nreg))
