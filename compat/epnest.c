@@ -213,6 +213,27 @@ static bool rp__ep_probe(struct rp__ep *ep)
 }
 
 /*
+ * poll(2) or select(2) on this instance's fd: has it an event, as the
+ * kernel's ep_eventpoll_poll answers? Asked as an outer instance asks
+ * (rp__ep_probe): nothing is consumed. Found idle, the work pending (level
+ * re-arms, ctl work, entries the probe dropped) goes to the kernel now, so
+ * that the next event shows as a CQE and makes the ring's fd readable.
+ */
+bool rp__ep_readable(struct rp__ep *ep)
+{
+	bool ready = false;
+
+	rp__ep_lock(ep);
+	if (!ep->dead) {
+		ready = rp__ep_probe(ep);
+		if (!ready)
+			rp__ep_settle(ep);
+	}
+	rp__ep_unlock(ep);
+	return ready;
+}
+
+/*
  * Becoming watched: hook every registration for good, then settle. Work
  * queued before is submitted and its completions listed first: they are
  * wakeups (an ADD of a ready fd), the re-arms below are not.

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -145,4 +146,91 @@ RP_EXPORT int dup3(int oldfd, int newfd, int flags)
 	if (oldfd != newfd && fcntl(oldfd, F_GETFD) >= 0)
 		rp__forget(newfd);
 	RP_KEEP_ERRNO(rp__real_dup3(oldfd, newfd, flags));
+}
+
+/*
+ * poll(2) and select(2): a set that holds an instance is answered by
+ * compat/epoll.c, as the kernel's epoll fd answers (readable when a wait
+ * would return events, never writable). Any other set goes to the C
+ * library's call after a table lookup per fd. Found on first use: a
+ * constructor of another library may poll before ours ran.
+ */
+static int (*_Atomic rp__real_poll)(struct pollfd *, nfds_t, int);
+static int (*_Atomic rp__real_ppoll)(struct pollfd *, nfds_t,
+				     const struct timespec *,
+				     const sigset_t *);
+static int (*_Atomic rp__real_select)(int, fd_set *, fd_set *, fd_set *,
+				      struct timeval *);
+static int (*_Atomic rp__real_pselect)(int, fd_set *, fd_set *, fd_set *,
+				       const struct timespec *,
+				       const sigset_t *);
+
+#define RP_REAL(var, name)                                                 \
+	(rp__likely(var) ? var : (var = (__typeof__(var))dlsym(RTLD_NEXT,  \
+							       name)))
+
+static int rp__poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	if (rp__likely(!rp__poll_rings(fds, n)))
+		return RP_REAL(rp__real_poll, "poll")(fds, n, timeout);
+	RP_KEEP_ERRNO(rp__poll_slow(fds, n,
+				    timeout < 0 ? -1 :
+						  (int64_t)timeout * 1000000,
+				    NULL));
+}
+
+static int rp__ppoll(struct pollfd *fds, nfds_t n,
+		     const struct timespec *timeout, const sigset_t *sigmask)
+{
+	if (rp__likely(!rp__poll_rings(fds, n)))
+		return RP_REAL(rp__real_ppoll, "ppoll")(fds, n, timeout,
+							sigmask);
+	RP_KEEP_ERRNO(rp_ppoll(fds, n, timeout, sigmask));
+}
+
+RP_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	return rp__poll(fds, n, timeout);
+}
+
+RP_EXPORT int ppoll(struct pollfd *fds, nfds_t n,
+		    const struct timespec *timeout, const sigset_t *sigmask)
+{
+	return rp__ppoll(fds, n, timeout, sigmask);
+}
+
+/* _FORTIFY_SOURCE's poll and ppoll: checked, then ours. */
+RP_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
+			 size_t len)
+{
+	if (len / sizeof(*fds) < n)
+		abort();
+	return rp__poll(fds, n, timeout);
+}
+
+RP_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n,
+			  const struct timespec *timeout,
+			  const sigset_t *sigmask, size_t len)
+{
+	if (len / sizeof(*fds) < n)
+		abort();
+	return rp__ppoll(fds, n, timeout, sigmask);
+}
+
+RP_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
+		     struct timeval *timeout)
+{
+	if (rp__likely(!rp__select_rings(nfds, r, w, e)))
+		return RP_REAL(rp__real_select, "select")(nfds, r, w, e,
+							  timeout);
+	RP_KEEP_ERRNO(rp_select(nfds, r, w, e, timeout));
+}
+
+RP_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
+		      const struct timespec *timeout, const sigset_t *sigmask)
+{
+	if (rp__likely(!rp__select_rings(nfds, r, w, e)))
+		return RP_REAL(rp__real_pselect, "pselect")(nfds, r, w, e,
+							    timeout, sigmask);
+	RP_KEEP_ERRNO(rp_pselect(nfds, r, w, e, timeout, sigmask));
 }

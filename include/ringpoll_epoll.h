@@ -17,9 +17,11 @@
 #ifndef RINGPOLL_EPOLL_H
 #define RINGPOLL_EPOLL_H
 
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/select.h>
 #include <time.h>
 
 #ifdef __cplusplus
@@ -57,6 +59,21 @@ struct rp_epoll_stats {
 int rp_epoll_stats(int epfd, struct rp_epoll_stats *st);
 /* 1 if fd is an rp epoll instance (on io_uring), else 0. */
 int rp_epoll_is_ring(int fd);
+
+/*
+ * poll(2), ppoll(2), select(2) and pselect(2), with an rp instance's fd
+ * readable exactly when a wait would return events, and never writable,
+ * as the kernel's epoll fd. Sets without an instance go straight to the
+ * C library's call.
+ */
+int rp_poll(struct pollfd *fds, nfds_t nfds, int timeout);
+int rp_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
+	     const sigset_t *sigmask);
+int rp_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
+	      struct timeval *timeout);
+int rp_pselect(int nfds, fd_set *readfds, fd_set *writefds,
+	       fd_set *exceptfds, const struct timespec *timeout,
+	       const sigset_t *sigmask);
 
 #ifdef __cplusplus
 }

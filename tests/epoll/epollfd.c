@@ -3,8 +3,9 @@
  * An epoll fd is itself pollable: poll() and another epoll see it as
  * readable while its own interest list has a ready entry. Event loops
  * nest one inside another this way (glib in libuv, a library's private
- * loop in an application's). poll(2) on the epoll fd and an edge-triggered
- * nesting differ under emulation: their tests are in deviations.c.
+ * loop in an application's). poll(2) on the epoll fd is tested in
+ * pollable.c; an edge-triggered nesting differs under emulation: its tests
+ * are in deviations.c.
  */
 #include "t_epoll.h"
 

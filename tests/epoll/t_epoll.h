@@ -50,6 +50,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/select.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/timerfd.h>
@@ -108,6 +109,7 @@ Suite *t_suite_threads(void);
 Suite *t_suite_signals(void);
 Suite *t_suite_deviations(void);
 Suite *t_suite_host(void);
+Suite *t_suite_pollable(void);
 
 /* 1 when the epoll names are ringpoll's (compat build or preload run). */
 int t_emulated(void);
