@@ -201,8 +201,8 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	ep->pinned = false;
 	/* A recycled struct forgets its memory: it may be unmapped since. */
 	for (unsigned i = 0; i < RP__EP_MEMS; i++) {
-		atomic_store(&ep->rmem[i], 0);
-		atomic_store(&ep->wmem[i], 0);
+		atomic_store(&ep->mem.r[i], 0);
+		atomic_store(&ep->mem.w[i], 0);
 		ep->evok[i].p = 0;
 	}
 	memset(&ep->st, 0, sizeof(ep->st));
@@ -446,7 +446,7 @@ static unsigned rp__ep_confirm(struct rp__ep *ep)
 	int n;
 
 	ep->st.polls++;
-	n = poll(ep->pfd, ep->npfd, 0);
+	n = rp__poll0(ep->pfd, ep->npfd);
 	for (uint32_t i = 0; i < ep->npfd; i++) {
 		int fd = ep->pfd[i].fd;
 		struct rp__ep_item *it = rp__ep_item(ep, fd);
@@ -606,7 +606,7 @@ static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
 		return it->ready;
 	ep->st.confirms++;
 	ep->st.polls++;
-	if (poll(&p, 1, 0) < 0)
+	if (rp__poll0(&p, 1) < 0)
 		return it->ready;
 	return (uint32_t)p.revents & want;
 }
@@ -679,6 +679,10 @@ static uintptr_t rp__mem_add(_Atomic uint64_t *mem, atomic_uint *next,
 	uint64_t n = (hi - lo) / RP__MEM_BLOCK;
 	unsigned i;
 
+	/* Too long to hold in one range: good now, asked again next time. */
+	if (n > RP__MEM_MAX_BLOCKS)
+		return hi;
+
 	/* An array written in order grows one range, not many. */
 	for (i = 0; i < RP__EP_MEMS; i++) {
 		uint64_t v = atomic_load_explicit(&mem[i],
@@ -719,16 +723,16 @@ static bool rp__mem_faults(uintptr_t at, bool write)
 	return fault;
 }
 
-uintptr_t rp__ep_user(struct rp__ep *ep, const void *p, size_t len,
-		      bool write)
+uintptr_t rp__mem_user(struct rp__mem *m, const void *p, size_t len,
+		       bool write)
 {
 	uintptr_t a = (uintptr_t)p, e = a + len, hi, b;
 
 	if (e < a)
 		return 0;
-	hi = rp__mem_find(ep->wmem, a, e);
+	hi = rp__mem_find(m->w, a, e);
 	if (!hi && !write)
-		hi = rp__mem_find(ep->rmem, a, e);
+		hi = rp__mem_find(m->r, a, e);
 	if (hi)
 		return hi;
 	/*
@@ -746,11 +750,16 @@ uintptr_t rp__ep_user(struct rp__ep *ep, const void *p, size_t len,
 		if (rp__mem_faults(at, write))
 			return 0;
 	}
-	return rp__mem_add(write ? ep->wmem : ep->rmem,
-			   write ? &ep->wmem_next : &ep->rmem_next,
+	return rp__mem_add(write ? m->w : m->r, write ? &m->wnext : &m->rnext,
 			   a & ~(uintptr_t)(RP__MEM_BLOCK - 1),
 			   (e + RP__MEM_BLOCK - 1) &
 				   ~(uintptr_t)(RP__MEM_BLOCK - 1));
+}
+
+uintptr_t rp__ep_user(struct rp__ep *ep, const void *p, size_t len,
+		      bool write)
+{
+	return rp__mem_user(&ep->mem, p, len, write);
 }
 
 /*

@@ -78,8 +78,37 @@ struct rp__ep_item {
 #define RP__EP_PEND 16
 /* Nesting depth the kernel allows (EP_MAX_NESTS). */
 #define RP__EP_MAX_NESTS 4
-/* Ranges of the caller's memory remembered as good: see rp__ep_user. */
+/* Ranges of the caller's memory remembered as good: see rp__mem_user. */
 #define RP__EP_MEMS 8
+
+/*
+ * The caller's memory a probe found readable (r) or writable (w): each
+ * lo | (4 KiB blocks - 1), 0 empty. Read and added to without a lock.
+ */
+struct rp__mem {
+	_Atomic uint64_t r[RP__EP_MEMS], w[RP__EP_MEMS];
+	atomic_uint rnext, wnext;
+};
+
+/*
+ * Can the kernel read (or write) [p, p + len)? Asks it once per 4 KiB
+ * block and remembers the answer in m (compat/epctx.c). Returns the end
+ * of the range known good, 0 if the kernel would fault.
+ */
+uintptr_t rp__mem_user(struct rp__mem *m, const void *p, size_t len,
+		       bool write);
+
+/*
+ * poll(2) with a zero timeout, as the library asks its own questions: the
+ * syscall, not the C library's poll, which the preload interposes (a
+ * lookup per fd on every wait's confirmation, for nothing). -1/errno.
+ */
+static inline int rp__poll0(struct pollfd *fds, nfds_t n)
+{
+	static const struct timespec zero;
+
+	return (int)syscall(SYS_ppoll, fds, n, &zero, NULL, (size_t)0);
+}
 
 /*
  * Who guards what. One mutex per instance, ep->lock, guards nearly all of
@@ -177,8 +206,7 @@ struct rp__ep {
 	 * The caller's memory a probe found readable (rmem) or writable
 	 * (wmem): lo | (4 KiB blocks - 1), 0 empty. Read without the lock.
 	 */
-	_Atomic uint64_t rmem[RP__EP_MEMS], wmem[RP__EP_MEMS];
-	atomic_uint rmem_next, wmem_next;
+	struct rp__mem mem;
 	/* events arrays the kernel's access_ok passed: rp__ep_events_ok */
 	struct {
 		uintptr_t p;

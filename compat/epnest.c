@@ -39,7 +39,7 @@ bool rp__ep_quiet_arm(int fd, uint32_t mask)
 {
 	struct pollfd p = { .fd = fd, .events = (short)mask };
 
-	return poll(&p, 1, 0) > 0 && !(p.revents & POLLNVAL);
+	return rp__poll0(&p, 1) > 0 && !(p.revents & POLLNVAL);
 }
 
 /* An inner instance's wakeups so far, with what it has not harvested. */
@@ -202,7 +202,7 @@ static bool rp__ep_probe(struct rp__ep *ep)
 			ready = rp__ep_probe_one(ep, ep->rearm[i], pfd, &n);
 	}
 	/* An inner instance found ready first: the fds were not polled. */
-	if (!ready && n && poll(pfd, n, 0) >= 0) {
+	if (!ready && n && rp__poll0(pfd, n) >= 0) {
 		for (unsigned i = 0; i < n && !ready; i++)
 			ready = (pfd[i].revents & pfd[i].events) != 0;
 		rp__ep_probe_drop(ep, pfd, n, ready);

@@ -1130,9 +1130,20 @@ RP_EXPORT int rp_epoll_stats(int epfd, struct rp_epoll_stats *st)
  * instance is asked again: a CQE is only a hint). Sets without one, the
  * common case, cost a table lookup per fd.
  */
+/*
+ * The caller's poll set and fd_sets are read here before the kernel sees
+ * them: a bad pointer must be the kernel's EFAULT, not our SIGSEGV. A
+ * block is asked once (rp__mem_user) and then trusted, as for epoll's
+ * own arguments (deviation 12). A set we cannot read goes to the kernel
+ * untouched.
+ */
+static struct rp__mem rp__poll_mem;
+
 bool rp__poll_rings(const struct pollfd *fds, nfds_t n)
 {
-	if (!atomic_load_explicit(&rp__rings_made, memory_order_relaxed))
+	if (!atomic_load_explicit(&rp__rings_made, memory_order_relaxed) ||
+	    !n || n > SIZE_MAX / sizeof(*fds) ||
+	    !rp__mem_user(&rp__poll_mem, fds, n * sizeof(*fds), false))
 		return false;
 	for (nfds_t i = 0; i < n; i++)
 		if (rp_epoll_is_ring(fds[i].fd))
@@ -1291,7 +1302,14 @@ static void rp__set_clr(fd_set *s, int fd)
 bool rp__select_rings(int nfds, const fd_set *r, const fd_set *w,
 		      const fd_set *e)
 {
-	if (!atomic_load_explicit(&rp__rings_made, memory_order_relaxed))
+	size_t len = ((size_t)(nfds > 0 ? nfds : 0) + RP__LONG_BITS - 1) /
+		     RP__LONG_BITS * sizeof(unsigned long);
+
+	if (!atomic_load_explicit(&rp__rings_made, memory_order_relaxed) ||
+	    nfds <= 0 ||
+	    (r && !rp__mem_user(&rp__poll_mem, r, len, false)) ||
+	    (w && !rp__mem_user(&rp__poll_mem, w, len, false)) ||
+	    (e && !rp__mem_user(&rp__poll_mem, e, len, false)))
 		return false;
 	for (int wd = 0; wd * RP__LONG_BITS < nfds; wd++) {
 		unsigned long bits = rp__set_word(r, wd) | rp__set_word(w, wd) |

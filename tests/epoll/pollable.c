@@ -293,6 +293,31 @@ START_TEST(pollable_in_kernel_epoll)
 }
 END_TEST
 
+/*
+ * With an instance in the process, poll(2) and select(2) read the caller's
+ * set before the kernel does: a bad pointer must still be the kernel's
+ * EFAULT, never a crash.
+ */
+START_TEST(pollable_bad_pointer_is_efault)
+{
+	int epfd = t_epoll();
+	void *none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+			  -1, 0);
+	struct timeval tv = { 0 };
+	/* Through a volatile: the compiler must not see the bad value. */
+	struct pollfd *volatile bad = (struct pollfd *)1;
+
+	ck_assert_ptr_ne(none, MAP_FAILED);
+	T_BAD_POINTER_BEGIN();
+	t_assert_errno(poll(bad, 1, 0), EFAULT);
+	t_assert_errno(poll(none, 1, 0), EFAULT);
+	t_assert_errno(select(epfd + 1, none, NULL, NULL, &tv), EFAULT);
+	T_BAD_POINTER_END();
+	ck_assert_int_eq(munmap(none, 4096), 0);
+	t_close(epfd);
+}
+END_TEST
+
 Suite *t_suite_pollable(void)
 {
 	Suite *s = suite_create("pollable");
@@ -307,6 +332,7 @@ Suite *t_suite_pollable(void)
 	tcase_add_test(tc, pollable_select_woken_by_write);
 	tcase_add_test(tc, pollable_mixed_set);
 	tcase_add_test(tc, pollable_in_kernel_epoll);
+	t_add_unless(tc, pollable_bad_pointer_is_efault, t_bad_pointer_skip());
 	suite_add_tcase(s, tc);
 	return s;
 }
