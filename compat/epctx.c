@@ -27,7 +27,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -144,18 +143,24 @@ static struct rp__ep_item *rp__ep_unlist(struct rp__ep *ep, int *fd)
 	return it;
 }
 
-static void rp__ep_wake_arm(struct rp__ep *ep)
+/*
+ * Wakes the threads asleep in the ring's io_uring_enter: a NOP, submitted
+ * with whatever else is in the SQ, posts a CQE, and a posted CQE ends a
+ * GETEVENTS wait. One syscall, as an eventfd's write was, and no fd of
+ * our own: an instance is its ring's fd and nothing else. A sleeper that
+ * has not gone to sleep yet finds the CQE and does not. The ring is
+ * shared (no SINGLE_ISSUER), so any thread may submit to it. The enter
+ * counts in ring.enters only: the ctl's syscall (rp_epoll_ctl).
+ */
+void rp__ep_wake(struct rp__ep *ep)
 {
-	rp__poll_arm(&ep->ring, &ep->wake_poll, ep->wake_fd, EPOLLIN, true,
-		     RP__UD_EPOLL_WAKE, 0);
-}
+	struct io_uring_sqe *sqe = rp__ring_sqe(&ep->ring, NULL);
 
-static void rp__ep_wake(struct rp__ep *ep)
-{
-	uint64_t one = 1;
-
-	while (write(ep->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
+	if (sqe) {
+		io_uring_prep_nop(sqe);
+		sqe->user_data = rp__ud(RP__UD_EPOLL_WAKE, 0, 0);
+	}
+	rp__ring_submit(&ep->ring);
 }
 
 /*
@@ -206,7 +211,6 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 		ep->evok[i].p = 0;
 	}
 	memset(&ep->st, 0, sizeof(ep->st));
-	memset(&ep->wake_poll, 0, sizeof(ep->wake_poll));
 	ret = rp__ring_init(&ep->ring, &o);
 	if (ret < 0)
 		return ret;
@@ -217,12 +221,6 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 		ret = -errno;
 		goto fail;
 	}
-	ep->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ep->wake_fd < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	rp__ep_wake_arm(ep);
 	return 0;
 fail:
 	rp__ring_exit(&ep->ring);
@@ -245,24 +243,9 @@ void rp__ep_release(struct rp__ep *ep)
 	ep->nested = NULL;
 	ep->nchunks = ep->nnested = ep->nitems = 0;
 	rp__ring_exit(&ep->ring);
-	if (ep->wake_fd >= 0)
-		rp__sys_close(ep->wake_fd);
-	ep->wake_fd = -1;
 }
 
 /* ---- CQEs ---- */
-
-static void rp__ep_wake_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
-{
-	uint64_t v;
-
-	if (rp__poll_classify(&ep->wake_poll, cqe) == RP__POLL_STALE)
-		return;
-	while (read(ep->wake_fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
-	if (!ep->wake_poll.armed)
-		rp__ep_wake_arm(ep);
-}
 
 /*
  * A CQE of an older generation. If it says more will come, it is a
@@ -308,10 +291,8 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	switch (rp__ud_kind(cqe->user_data)) {
 	case RP__UD_EPOLL:
 		break;
-	case RP__UD_EPOLL_WAKE:
-		rp__ep_wake_cqe(ep, cqe);
-		return;
 	default:
+		/* A wakeup's NOP (rp__ep_wake): it has done its work. */
 		/* A remove that lost the race with its poll's completion. */
 		return;
 	}
@@ -978,8 +959,8 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		 * One enter submits the re-arms, confirmations and ctl work
 		 * and sleeps: a re-arm on a ready fd completes at once and
 		 * ends the sleep. The SQ tail is published under the lock;
-		 * other threads may queue SQEs meanwhile and wake us through
-		 * the eventfd.
+		 * other threads may queue SQEs meanwhile and wake us with a
+		 * NOP (rp__ep_wake).
 		 */
 		submit = rp__ring_flush(&ep->ring);
 		posted = rp__ring_cq_posted(&ep->ring);
@@ -1373,10 +1354,9 @@ void rp__ep_ctl_done(struct rp__ep *ep)
 	 * until woken; something polling our fd needs it submitted now.
 	 * Otherwise it waits for the next wait: no syscall per ctl.
 	 */
-	if (ep->waiters) {
+	if (ep->waiters)
 		rp__ep_wake(ep);
-		ep->st.ctl_syscalls++;
-	} else if (ep->watched) {
+	else if (ep->watched) {
 		rp__ep_settle(ep);
 	}
 }
@@ -1425,12 +1405,11 @@ void rp__ep_drop_removed(struct rp__ep *ep)
 /* ---- moving to another ring ---- */
 
 /*
- * Arms every registration that is not disabled on the instance's ring, and
- * the eventfd's poll. What was on the ready list stays there.
+ * Arms every registration that is not disabled on the instance's ring.
+ * What was on the ready list stays there.
  */
 static void rp__ep_rehook(struct rp__ep *ep)
 {
-	rp__ep_wake_arm(ep);
 	for (uint32_t c = 0; c < ep->nchunks; c++) {
 		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
 			struct rp__ep_item *it = &ep->chunks[c][i];
@@ -1459,8 +1438,33 @@ static void rp__ep_rehook(struct rp__ep *ep)
 static void rp__ep_unhook(struct rp__ep *ep)
 {
 	rp__ep_harvest(ep);
-	rp__poll_cancel(&ep->ring, &ep->wake_poll, RP__UD_EPOLL_WAKE, 0);
 	rp__ep_cancel_all(ep);
+}
+
+/*
+ * A forked child out of fds, at its first use of an inherited instance:
+ * the parent's ring gives its number up, the only one free below the
+ * limit, and the new ring takes it (an instance holds no other fd that
+ * could make room). Should another thread take the number meanwhile, the
+ * instance is gone, as if closed; if no ring can be made, the number is
+ * free for the kernel's epoll (rp__ep_to_kernel).
+ */
+static int rp__ep_take_number(struct rp__ep *ep, struct rp__ring *fresh,
+			      const struct rp__ring_opts *o, int fdflags)
+{
+	int ret;
+
+	rp__sys_close(ep->fd);
+	ret = rp__ring_init(fresh, o);
+	if (ret < 0)
+		return ret;
+	if (fresh->uring.ring_fd != ep->fd) {
+		rp__ring_exit(fresh);
+		return -EBADF;
+	}
+	if (fdflags >= 0 && !(fdflags & FD_CLOEXEC))
+		fcntl(ep->fd, F_SETFD, 0);
+	return 0;
 }
 
 /*
@@ -1477,30 +1481,25 @@ int rp__ep_move(struct rp__ep *ep, const struct rp__ring_opts *o)
 	int fdflags, ret;
 
 	fdflags = fcntl(ep->fd, F_GETFD);
-	/*
-	 * A child's copy of the parent's eventfd is of no use to it: closed
-	 * first, it leaves the one fd a new ring needs when the child has
-	 * used up its fd limit (the eventfd takes the ring's first number).
-	 */
-	if (inherited && ep->wake_fd >= 0) {
-		rp__sys_close(ep->wake_fd);
-		ep->wake_fd = -1;
-	}
 	ret = rp__ring_init(&fresh, o);
+	if (ret == -EMFILE && inherited)
+		ret = rp__ep_take_number(ep, &fresh, o, fdflags);
 	if (ret < 0)
 		return ret;
 	if (!inherited)
 		rp__ep_unhook(ep);
-	if (syscall(SYS_dup3, fresh.uring.ring_fd, ep->fd,
+	if (fresh.uring.ring_fd != ep->fd &&
+	    syscall(SYS_dup3, fresh.uring.ring_fd, ep->fd,
 		    fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) <
-	    0) {
+		    0) {
 		ret = -errno;
 		rp__ring_exit(&fresh);
 		if (!inherited)
 			rp__ep_rehook(ep);
 		return ret;
 	}
-	rp__sys_close(fresh.uring.ring_fd);
+	if (fresh.uring.ring_fd != ep->fd)
+		rp__sys_close(fresh.uring.ring_fd);
 	fresh.uring.ring_fd = ep->fd;
 	fresh.enter_fd = ep->fd;
 	/* The counters go on: callers measure enters across a ctl. */
@@ -1528,11 +1527,6 @@ int rp__ep_move(struct rp__ep *ep, const struct rp__ring_opts *o)
 				it->poll.armed = false;
 			}
 		}
-		ep->wake_poll.armed = false;
-		ep->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		/* Still inherited: the next try puts yet another ring here. */
-		if (ep->wake_fd < 0)
-			return -errno;
 		ep->fork_gen = atomic_load(&rp__ep_fork_gen);
 	}
 	rp__ep_rehook(ep);
@@ -1558,11 +1552,6 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 {
 	int kfd, fdflags = fcntl(ep->fd, F_GETFD);
 
-	/* As in rp__ep_move: the parent's eventfd leaves a free fd. */
-	if (ep->wake_fd >= 0) {
-		rp__sys_close(ep->wake_fd);
-		ep->wake_fd = -1;
-	}
 	kfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
 	if (kfd < 0)
 		return -errno;

@@ -99,8 +99,8 @@ struct rp__ep_item {
  *                                      under the lock
  *   lock                  -            re-initialised in the fork child
  *   dead, ring,           ep->lock     the sleeper reads ring.enter_fd under
- *     wake_fd, wake_poll,              the lock, then enters unlocked with
- *     waiters, lost_races              that fd: only init-time fields of the
+ *     waiters, lost_races              the lock, then enters unlocked with
+ *                                      that fd: only init-time fields of the
  *                                      ring (enter_flags, ext_arg) unlocked
  *   chunks, nchunks and   ep->lock     realloc'd by ADD: a lookup outside
  *     the items in them,               the lock reads freed memory
@@ -163,9 +163,7 @@ struct rp__ep {
 	/* wakeups the kernel's epoll would pass to them (epnest.c) */
 	uint32_t wakes;
 
-	/* Wakes a waiter blocked in io_uring_enter: new SQEs, leftovers. */
-	int wake_fd;
-	struct rp__poll wake_poll;
+	/* Threads asleep in io_uring_enter: rp__ep_wake wakes them. */
 	uint32_t waiters;
 	/* Poll updates that lost the race with their poll's completion. */
 	uint32_t lost_races;
@@ -338,6 +336,7 @@ int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev);
 int rp__ep_del(struct rp__ep *ep, int fd, bool inherited);
 /* Hands kernel work queued by ctl to the kernel if anybody needs it now. */
 void rp__ep_ctl_done(struct rp__ep *ep);
+void rp__ep_wake(struct rp__ep *ep);
 /*
  * Something polls this instance's fd now: hand the kernel all pending
  * work, so that the ring's readiness is ours.

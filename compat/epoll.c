@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sched.h>
@@ -519,6 +520,7 @@ static bool rp__same_ring(struct rp__ep *ep, int fd, const struct stat *st,
 	struct stat ring, anon;
 	pid_t pid;
 	long ret;
+	int afd;
 
 	if (fd == ep->fd)
 		return true;
@@ -535,9 +537,16 @@ static bool rp__same_ring(struct rp__ep *ep, int fd, const struct stat *st,
 		return ret == 0;
 	/*
 	 * No kcmp (a seccomp filter, CONFIG_KCMP off): the same inode is the
-	 * same ring where rings do not share the eventfd's inode.
+	 * same ring where rings do not share the anonymous inode. A moment's
+	 * eventfd tells (off the hot path; an instance keeps no second fd).
 	 */
-	return fstat(ep->wake_fd, &anon) == 0 && anon.st_ino != ring.st_ino;
+	(*calls) += 3;
+	afd = eventfd(0, EFD_CLOEXEC);
+	if (afd < 0)
+		return false;
+	ret = fstat(afd, &anon) == 0 && anon.st_ino != ring.st_ino;
+	rp__sys_close(afd);
+	return ret;
 }
 
 static bool rp__fd_valid(int fd)
@@ -795,11 +804,7 @@ static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
 		 * lock), so the number goes now, as close(2) would, and the
 		 * close needs no fd of its own.
 		 */
-		uint64_t one = 1;
-
-		while (write(ep->wake_fd, &one, sizeof(one)) < 0 &&
-		       errno == EINTR)
-			;
+		rp__ep_wake(ep);
 		ep->ring.uring.ring_fd = -1;
 		ep->ring.enter_fd = -1;
 		ret = (int)syscall(SYS_close, fd);
@@ -1035,9 +1040,6 @@ static void rp__drop_inherited(struct rp__ep *ep, struct rp__fdent *e)
 	atomic_store(&e->ep, NULL);
 	ep->dead = true;
 	rp__ring_forget(&ep->ring);
-	if (ep->wake_fd >= 0)
-		syscall(SYS_close, ep->wake_fd);
-	ep->wake_fd = -1;
 	rp__ep_unlock(ep);
 }
 
