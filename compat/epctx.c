@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -183,6 +184,19 @@ void rp__ep_wake(struct rp__ep *ep)
 #define RP__EP_SQ_MAX 256
 #define RP__EP_CQ_MAX 32768
 
+/* Remembers which file the ring is: a raw close may give the number away. */
+static void rp__ep_identify(struct rp__ep *ep)
+{
+	struct stat st;
+
+	ep->dev = 0;
+	ep->ino = 0;
+	if (fstat(ep->fd, &st) == 0) {
+		ep->dev = st.st_dev;
+		ep->ino = st.st_ino;
+	}
+}
+
 int rp__ep_init(struct rp__ep *ep, int flags)
 {
 	struct rp__ring_opts o = { .setup = RP_SETUP_AUTO,
@@ -221,6 +235,7 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 		ret = -errno;
 		goto fail;
 	}
+	rp__ep_identify(ep);
 	return 0;
 fail:
 	rp__ring_exit(&ep->ring);
@@ -946,7 +961,9 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 			rp__ep_harvest(ep);
 			rp__ep_races(ep, races);
 			n = rp__ep_report(ep, events, maxevents);
-			if (n != 0 || left == 0)
+			/* No ring behind the number: see rp__wait. */
+			if (n != 0 || (left == 0 && ret != -EOPNOTSUPP &&
+				       ret != -EBADF))
 				break;
 			if (ret < 0 && ret != -EBUSY && ret != -EAGAIN &&
 			    ret != -EINTR) {
@@ -1509,6 +1526,7 @@ int rp__ep_move(struct rp__ep *ep, const struct rp__ring_opts *o)
 	/* Unmapped, its last reference gone, the old ring is freed. */
 	rp__ring_forget(&ep->ring);
 	ep->ring = fresh;
+	rp__ep_identify(ep);
 	if (inherited) {
 		/*
 		 * The parent's CQEs and ready list were the parent's: the

@@ -163,6 +163,9 @@ struct rp__ep {
 	/* wakeups the kernel's epoll would pass to them (epnest.c) */
 	uint32_t wakes;
 
+	/* The ring's file when made: is a number still ours? (rp__ctl) */
+	dev_t dev;
+	ino_t ino;
 	/* Threads asleep in io_uring_enter: rp__ep_wake wakes them. */
 	uint32_t waiters;
 	/* Poll updates that lost the race with their poll's completion. */

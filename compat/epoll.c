@@ -409,11 +409,56 @@ __attribute__((constructor)) static void rp__epoll_init(void)
 		atexit(rp__st_atexit);
 }
 
+static void rp__close_registered(int fd, struct rp__fdent *e);
+
+/*
+ * The kernel gave out a number that the table says is an instance, or an
+ * io_uring_enter on it said it is no ring: the instance's fd was closed
+ * behind our back (syscall(SYS_close), close_range inside libc) and the
+ * number now names another file, or none. Forget the instance without
+ * touching the number: no close, no enter, no poll. The old ring lives on
+ * in our mappings only, while a sleeper may still read them; the last
+ * reference unmaps it (ring_fd -1: rp__ring_exit closes nothing), and the
+ * kernel frees it with its polls.
+ */
+static void rp__drop_stale(int fd)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+	struct rp__ep *ep;
+
+	if (!e)
+		return;
+	ep = atomic_exchange(&e->ep, NULL);
+	if (atomic_load(&e->nreg))
+		rp__close_registered(fd, e);
+	if (!ep)
+		return;
+	rp__debug_once("an instance's fd was closed behind ringpoll's back "
+		       "(a raw close); its number is another file's now",
+		       EBADF);
+	rp__ep_lock(ep);
+	ep->dead = true;
+	ep->ring.uring.ring_fd = -1;
+	ep->ring.enter_fd = -1;
+	rp__ep_unlock(ep);
+	rp__ep_put(ep); /* the table's reference */
+}
+
+/* A number fresh from the kernel is nobody's instance (rp__drop_stale). */
+static int rp__fresh_fd(int fd)
+{
+	struct rp__fdent *e = fd >= 0 ? rp__fdent(fd, false) : NULL;
+
+	if (rp__unlikely(e && (atomic_load(&e->ep) || atomic_load(&e->nreg))))
+		rp__drop_stale(fd);
+	return fd;
+}
+
 static int rp__kernel_create(int flags)
 {
 	long ret = syscall(SYS_epoll_create1, flags);
 
-	return ret < 0 ? -errno : (int)ret;
+	return ret < 0 ? -errno : rp__fresh_fd((int)ret);
 }
 
 RP_EXPORT int rp_epoll_create1(int flags)
@@ -455,6 +500,7 @@ RP_EXPORT int rp_epoll_create1(int flags)
 		ret = rp__kernel_create(flags);
 		return ret < 0 ? rp__fail(ret) : ret;
 	}
+	rp__fresh_fd(ep->fd);
 	e = rp__fdent(ep->fd, true);
 	if (!e) {
 		atomic_store(&ep->refs, 1);
@@ -595,6 +641,18 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 		calls = 1;
 		/* An instance goes in under rp__nest_lock (see there). */
 		child = ret == 0 ? rp__ep_get(fd) : NULL;
+		/*
+		 * The table says fd is an instance; its file says whether it
+		 * still is, or was closed behind our back and the number
+		 * given to another file: then forget the instance, and the
+		 * ADD is of that file.
+		 */
+		if (rp__unlikely(child && (st.st_dev != child->dev ||
+					   st.st_ino != child->ino))) {
+			rp__drop_stale(fd);
+			rp__ep_put(child);
+			child = NULL;
+		}
 		if (child)
 			pthread_mutex_lock(&rp__nest_lock);
 		rp__ep_lock(ep);
@@ -707,6 +765,18 @@ RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	return ret < 0 ? rp__fail(ret) : 0;
 }
 
+/* Is ep still in the table, but its fd no ring of ours (rp__wait)? */
+static bool rp__ep_stale(struct rp__ep *ep)
+{
+	struct rp__fdent *e = rp__fdent(ep->fd, false);
+	bool dead;
+
+	rp__ep_lock(ep);
+	dead = ep->dead;
+	rp__ep_unlock(ep);
+	return !dead && e && atomic_load(&e->ep) == ep;
+}
+
 /* One lookup per wait: the caller found ep; this drops its reference. */
 static int rp__wait(struct rp__ep *ep, struct epoll_event *events,
 		    int maxevents, int64_t timeout_ns, const sigset_t *sigmask)
@@ -720,6 +790,23 @@ static int rp__wait(struct rp__ep *ep, struct epoll_event *events,
 		ret = -EINVAL;
 	else
 		ret = rp__ep_wait(ep, events, maxevents, timeout_ns, sigmask);
+	/*
+	 * Our ring never says EOPNOTSUPP, nor EBADF while it is open: the
+	 * number was closed behind our back. Forget the instance, and give
+	 * the call to the kernel as if we had never seen the number.
+	 */
+	if (rp__unlikely(ret == -EOPNOTSUPP || ret == -EBADF) &&
+	    rp__ep_stale(ep)) {
+		int fd = ep->fd;
+		struct timespec ts = { timeout_ns / 1000000000,
+				       timeout_ns % 1000000000 };
+
+		rp__drop_stale(fd);
+		rp__ep_put(ep);
+		return (int)syscall(SYS_epoll_pwait2, fd, events, maxevents,
+				    timeout_ns < 0 ? NULL : &ts, sigmask,
+				    _NSIG / 8);
+	}
 	rp__ep_put(ep);
 	return ret < 0 ? rp__fail(ret) : ret;
 }
