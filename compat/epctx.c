@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
@@ -145,21 +146,138 @@ static struct rp__ep_item *rp__ep_unlist(struct rp__ep *ep, int *fd)
 }
 
 /*
- * Wakes the threads asleep in the ring's io_uring_enter: a NOP, submitted
- * with whatever else is in the SQ, posts a CQE, and a posted CQE ends a
- * GETEVENTS wait. One syscall, as an eventfd's write was, and no fd of
- * our own: an instance is its ring's fd and nothing else. A sleeper that
- * has not gone to sleep yet finds the CQE and does not. The ring is
- * shared (no SINGLE_ISSUER), so any thread may submit to it. The enter
- * counts in ring.enters only: the ctl's syscall (rp_epoll_ctl).
+ * IORING_OP_FUTEX_WAIT (6.7), which liburing 2.3 does not know: the SQE's
+ * fd holds the futex2 flags, addr the word, addr2 the value expected,
+ * addr3 the bit mask.
+ */
+#define RP__OP_FUTEX_WAIT 51
+#define RP__FUTEX2_SIZE_U32 0x02
+#define RP__FUTEX2_PRIVATE 128
+
+/* The wakeup's user_data slots: the futex request's and the NOP's. */
+enum { RP__EP_WAKE_FUTEX, RP__EP_WAKE_NOP };
+
+/* 0 not asked yet, 1 the kernel has FUTEX_WAIT, -1 it has not. */
+static atomic_int rp__ep_futex_ok;
+
+static void rp__ep_futex_probe(struct rp__ep *ep)
+{
+	struct io_uring_probe *probe;
+	int ok = -1;
+
+	if (rp__likely(atomic_load(&rp__ep_futex_ok)))
+		return;
+	probe = io_uring_get_probe_ring(&ep->ring.uring);
+	if (probe && io_uring_opcode_supported(probe, RP__OP_FUTEX_WAIT))
+		ok = 1;
+	free(probe);
+	atomic_store(&rp__ep_futex_ok, ok);
+}
+
+bool rp__ep_futex_wake(void)
+{
+	return atomic_load(&rp__ep_futex_ok) > 0;
+}
+
+/*
+ * Queues the instance's FUTEX_WAIT, submitted with the next waiter's
+ * enter: a waiting thread owns it, and its completion is that thread's
+ * task work. It expects the word's value now: a wake between now and the
+ * kernel's look makes it complete at once (-EAGAIN), a spurious wakeup
+ * that arms it again, so no wake is lost to that window.
+ */
+static void rp__ep_wake_arm(struct rp__ep *ep)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!ep->wake_futex || ep->wake_armed)
+		return;
+	sqe = rp__ring_sqe(&ep->ring, NULL);
+	if (!sqe)
+		return;
+	io_uring_prep_rw(RP__OP_FUTEX_WAIT, sqe,
+			 RP__FUTEX2_SIZE_U32 | RP__FUTEX2_PRIVATE,
+			 &ep->wake_word, 0,
+			 __atomic_load_n(&ep->wake_word, __ATOMIC_ACQUIRE));
+	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+	sqe->rw_flags = 0; /* the futex_flags of the uapi's union */
+	ep->wake_gen++;
+	sqe->user_data = rp__ud(RP__UD_EPOLL_WAKE, RP__EP_WAKE_FUTEX,
+				ep->wake_gen);
+	ep->wake_armed = true;
+}
+
+/* Cancels the FUTEX_WAIT: an instance that closes or moves leaves none. */
+static void rp__ep_wake_cancel(struct rp__ep *ep)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!ep->wake_armed)
+		return;
+	sqe = rp__ring_sqe(&ep->ring, NULL);
+	if (sqe) {
+		io_uring_prep_cancel64(sqe,
+				       rp__ud(RP__UD_EPOLL_WAKE,
+					      RP__EP_WAKE_FUTEX, ep->wake_gen),
+				       0);
+		sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+		if (ep->ring.skip_success)
+			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	}
+	ep->wake_gen++;
+	ep->wake_armed = false;
+}
+
+static void rp__ep_wake_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
+{
+	/* A NOP's, or the CQE of a request cancelled since. */
+	if (rp__ud_slot(cqe->user_data) != RP__EP_WAKE_FUTEX ||
+	    rp__ud_gen(cqe->user_data) != ep->wake_gen || !ep->wake_armed)
+		return;
+	ep->wake_armed = false;
+	/*
+	 * Woken (0), the word moved before the kernel looked (-EAGAIN), or
+	 * the thread whose enter submitted it exited (-ECANCELED: the
+	 * kernel cancels a task's futex waits then): arm again. A refusal
+	 * would come back at every arm, a busy loop: this instance wakes
+	 * with NOPs from now on.
+	 */
+	if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP ||
+	    cqe->res == -EFAULT)
+		ep->wake_futex = false;
+	rp__ep_wake_arm(ep);
+}
+
+/*
+ * Wakes the threads asleep in the ring's io_uring_enter, called under
+ * ep->lock. The word moves and a FUTEX_WAKE completes the FUTEX_WAIT the
+ * sleepers submitted: its CQE ends their GETEVENTS wait. One syscall and
+ * no ring entry: what a ctl queued stays in the SQ for the woken waiter
+ * to submit, so only waiting threads submit (and own the polls: their
+ * completions are the waiter's task work, never the ctl thread's). No fd
+ * of our own either: an instance is its ring's fd and nothing else.
+ *
+ * The fallback, for kernels before 6.7 (no FUTEX_WAIT) or an instance
+ * whose request could not be armed: a NOP, submitted by the waker with
+ * whatever else is in the SQ, posts a CQE. The ring is shared (no
+ * SINGLE_ISSUER), so any thread may submit to it; that enter counts in
+ * ring.enters, the ctl's syscall (rp_epoll_ctl).
  */
 void rp__ep_wake(struct rp__ep *ep)
 {
-	struct io_uring_sqe *sqe = rp__ring_sqe(&ep->ring, NULL);
+	struct io_uring_sqe *sqe;
 
+	if (rp__likely(ep->wake_armed)) {
+		__atomic_fetch_add(&ep->wake_word, 1, __ATOMIC_SEQ_CST);
+		syscall(SYS_futex, &ep->wake_word, FUTEX_WAKE_PRIVATE, INT_MAX,
+			NULL, NULL, 0);
+		ep->st.ctl_syscalls++;
+		return;
+	}
+	sqe = rp__ring_sqe(&ep->ring, NULL);
 	if (sqe) {
 		io_uring_prep_nop(sqe);
-		sqe->user_data = rp__ud(RP__UD_EPOLL_WAKE, 0, 0);
+		sqe->user_data = rp__ud(RP__UD_EPOLL_WAKE, RP__EP_WAKE_NOP, 0);
 	}
 	rp__ring_submit(&ep->ring);
 }
@@ -236,6 +354,10 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 		goto fail;
 	}
 	rp__ep_identify(ep);
+	rp__ep_futex_probe(ep);
+	ep->wake_armed = false;
+	ep->wake_futex = rp__ep_futex_wake();
+	rp__ep_wake_arm(ep);
 	return 0;
 fail:
 	rp__ring_exit(&ep->ring);
@@ -306,8 +428,10 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	switch (rp__ud_kind(cqe->user_data)) {
 	case RP__UD_EPOLL:
 		break;
+	case RP__UD_EPOLL_WAKE:
+		rp__ep_wake_cqe(ep, cqe);
+		return;
 	default:
-		/* A wakeup's NOP (rp__ep_wake): it has done its work. */
 		/* A remove that lost the race with its poll's completion. */
 		return;
 	}
@@ -976,8 +1100,8 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		 * One enter submits the re-arms, confirmations and ctl work
 		 * and sleeps: a re-arm on a ready fd completes at once and
 		 * ends the sleep. The SQ tail is published under the lock;
-		 * other threads may queue SQEs meanwhile and wake us with a
-		 * NOP (rp__ep_wake).
+		 * other threads may queue SQEs meanwhile and wake us through
+		 * the FUTEX_WAIT (rp__ep_wake).
 		 */
 		submit = rp__ring_flush(&ep->ring);
 		posted = rp__ring_cq_posted(&ep->ring);
@@ -1399,6 +1523,7 @@ void rp__ep_cancel_all(struct rp__ep *ep)
 						c * RP__EP_CHUNK + i);
 		}
 	}
+	rp__ep_wake_cancel(ep);
 	rp__ep_drop_removed(ep);
 }
 
@@ -1422,11 +1547,12 @@ void rp__ep_drop_removed(struct rp__ep *ep)
 /* ---- moving to another ring ---- */
 
 /*
- * Arms every registration that is not disabled on the instance's ring.
- * What was on the ready list stays there.
+ * Arms every registration that is not disabled on the instance's ring,
+ * and the wakeup's FUTEX_WAIT. What was on the ready list stays there.
  */
 static void rp__ep_rehook(struct rp__ep *ep)
 {
+	rp__ep_wake_arm(ep);
 	for (uint32_t c = 0; c < ep->nchunks; c++) {
 		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
 			struct rp__ep_item *it = &ep->chunks[c][i];
@@ -1545,6 +1671,8 @@ int rp__ep_move(struct rp__ep *ep, const struct rp__ring_opts *o)
 				it->poll.armed = false;
 			}
 		}
+		/* The word is ours now, in our memory: a new request. */
+		ep->wake_armed = false;
 		ep->fork_gen = atomic_load(&rp__ep_fork_gen);
 	}
 	rp__ep_rehook(ep);

@@ -123,7 +123,10 @@ static void rp__debug_once(const char *why, int err)
 			err ? strerror(err) : "as asked");
 }
 
-/* RINGPOLL_DEBUG=1: that epoll runs on io_uring, and on which setup; once. */
+/*
+ * RINGPOLL_DEBUG=1: that epoll runs on io_uring, on which setup, and how a
+ * sleeper is woken (FUTEX_WAIT, or NOP before 6.7: rp__ep_wake); once.
+ */
 static void rp__debug_ring(const struct rp__ep *ep)
 {
 	static const char *const rung[] = {
@@ -138,14 +141,15 @@ static void rp__debug_ring(const struct rp__ep *ep)
 	if (!rp__debug || atomic_exchange(&said, 1))
 		return;
 	fprintf(stderr,
-		"ringpoll[%d]: %s: epoll on io_uring, setup %s%s%s "
-		"(ring fd %d)\n",
+		"ringpoll[%d]: %s: epoll on io_uring, setup %s%s%s, "
+		"wake %s (ring fd %d)\n",
 		(int)getpid(), rp__prog(prog, sizeof(prog)),
 		ep->ring.setup <= RP_SETUP_PLAIN && rung[ep->ring.setup] ?
 			rung[ep->ring.setup] :
 			"?",
 		fl & IORING_SETUP_TASKRUN_FLAG ? "|TASKRUN_FLAG" : "",
-		fl & IORING_SETUP_SUBMIT_ALL ? "|SUBMIT_ALL" : "", ep->fd);
+		fl & IORING_SETUP_SUBMIT_ALL ? "|SUBMIT_ALL" : "",
+		rp__ep_futex_wake() ? "FUTEX_WAIT" : "NOP", ep->fd);
 }
 
 static struct rp__fdent *rp__fdent(int fd, bool make)
