@@ -246,8 +246,8 @@ START_TEST(epoll_ctl_wakes_sleeper_with_one_syscall)
 	sys0 = ep->st.ctl_syscalls;
 	ck_assert_int_eq(rp__ep_mod(ep, q[0], &ev), 0);
 	rp__ep_ctl_done(ep);
-	ck_assert_uint_eq(ep->ring.enters - ring0, futex ? 0u : 1u);
-	ck_assert_uint_eq(ep->st.ctl_syscalls - sys0, futex ? 1u : 0u);
+	ck_assert_uint_eq(ep->ring.enters - ring0, (futex ? 0u : 1u));
+	ck_assert_uint_eq(ep->st.ctl_syscalls - sys0, (futex ? 1u : 0u));
 	ck_assert_uint_eq(rp__ring_unsubmitted(&ep->ring) > 0, futex);
 	rp__ep_unlock(ep);
 	rp__ep_put(ep);
