@@ -22,12 +22,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -144,18 +145,141 @@ static struct rp__ep_item *rp__ep_unlist(struct rp__ep *ep, int *fd)
 	return it;
 }
 
-static void rp__ep_wake_arm(struct rp__ep *ep)
+/*
+ * IORING_OP_FUTEX_WAIT (6.7), which liburing 2.3 does not know: the SQE's
+ * fd holds the futex2 flags, addr the word, addr2 the value expected,
+ * addr3 the bit mask.
+ */
+#define RP__OP_FUTEX_WAIT 51
+#define RP__FUTEX2_SIZE_U32 0x02
+#define RP__FUTEX2_PRIVATE 128
+
+/* The wakeup's user_data slots: the futex request's and the NOP's. */
+enum { RP__EP_WAKE_FUTEX, RP__EP_WAKE_NOP };
+
+/* 0 not asked yet, 1 the kernel has FUTEX_WAIT, -1 it has not. */
+static atomic_int rp__ep_futex_ok;
+
+static void rp__ep_futex_probe(struct rp__ep *ep)
 {
-	rp__poll_arm(&ep->ring, &ep->wake_poll, ep->wake_fd, EPOLLIN, true,
-		     RP__UD_EPOLL_WAKE, 0);
+	struct io_uring_probe *probe;
+	int ok = -1;
+
+	if (rp__likely(atomic_load(&rp__ep_futex_ok)))
+		return;
+	probe = io_uring_get_probe_ring(&ep->ring.uring);
+	if (probe && io_uring_opcode_supported(probe, RP__OP_FUTEX_WAIT))
+		ok = 1;
+	free(probe);
+	atomic_store(&rp__ep_futex_ok, ok);
 }
 
-static void rp__ep_wake(struct rp__ep *ep)
+bool rp__ep_futex_wake(void)
 {
-	uint64_t one = 1;
+	return atomic_load(&rp__ep_futex_ok) > 0;
+}
 
-	while (write(ep->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
+/*
+ * Queues the instance's FUTEX_WAIT, submitted with the next waiter's
+ * enter: a waiting thread owns it, and its completion is that thread's
+ * task work. It expects the word's value now: a wake between now and the
+ * kernel's look makes it complete at once (-EAGAIN), a spurious wakeup
+ * that arms it again, so no wake is lost to that window.
+ */
+static void rp__ep_wake_arm(struct rp__ep *ep)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!ep->wake_futex || ep->wake_armed)
+		return;
+	sqe = rp__ring_sqe(&ep->ring, NULL);
+	if (!sqe)
+		return;
+	io_uring_prep_rw(RP__OP_FUTEX_WAIT, sqe,
+			 RP__FUTEX2_SIZE_U32 | RP__FUTEX2_PRIVATE,
+			 &ep->wake_word, 0,
+			 __atomic_load_n(&ep->wake_word, __ATOMIC_ACQUIRE));
+	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+	sqe->rw_flags = 0; /* the futex_flags of the uapi's union */
+	ep->wake_gen++;
+	sqe->user_data = rp__ud(RP__UD_EPOLL_WAKE, RP__EP_WAKE_FUTEX,
+				ep->wake_gen);
+	ep->wake_armed = true;
+}
+
+/* Cancels the FUTEX_WAIT: an instance that closes or moves leaves none. */
+static void rp__ep_wake_cancel(struct rp__ep *ep)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!ep->wake_armed)
+		return;
+	sqe = rp__ring_sqe(&ep->ring, NULL);
+	if (sqe) {
+		io_uring_prep_cancel64(sqe,
+				       rp__ud(RP__UD_EPOLL_WAKE,
+					      RP__EP_WAKE_FUTEX, ep->wake_gen),
+				       0);
+		sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+		if (ep->ring.skip_success)
+			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	}
+	ep->wake_gen++;
+	ep->wake_armed = false;
+}
+
+static void rp__ep_wake_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
+{
+	/* A NOP's, or the CQE of a request cancelled since. */
+	if (rp__ud_slot(cqe->user_data) != RP__EP_WAKE_FUTEX ||
+	    rp__ud_gen(cqe->user_data) != ep->wake_gen || !ep->wake_armed)
+		return;
+	ep->wake_armed = false;
+	/*
+	 * Woken (0), the word moved before the kernel looked (-EAGAIN), or
+	 * the thread whose enter submitted it exited (-ECANCELED: the
+	 * kernel cancels a task's futex waits then): arm again. A refusal
+	 * would come back at every arm, a busy loop: this instance wakes
+	 * with NOPs from now on.
+	 */
+	if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP ||
+	    cqe->res == -EFAULT)
+		ep->wake_futex = false;
+	rp__ep_wake_arm(ep);
+}
+
+/*
+ * Wakes the threads asleep in the ring's io_uring_enter, called under
+ * ep->lock. The word moves and a FUTEX_WAKE completes the FUTEX_WAIT the
+ * sleepers submitted: its CQE ends their GETEVENTS wait. One syscall and
+ * no ring entry: what a ctl queued stays in the SQ for the woken waiter
+ * to submit, so only waiting threads submit (and own the polls: their
+ * completions are the waiter's task work, never the ctl thread's). No fd
+ * of our own either: an instance is its ring's fd and nothing else.
+ *
+ * The fallback, for kernels before 6.7 (no FUTEX_WAIT) or an instance
+ * whose request could not be armed: a NOP, submitted by the waker with
+ * whatever else is in the SQ, posts a CQE. The ring is shared (no
+ * SINGLE_ISSUER), so any thread may submit to it; that enter counts in
+ * ring.enters, the ctl's syscall (rp_epoll_ctl).
+ */
+void rp__ep_wake(struct rp__ep *ep)
+{
+	struct io_uring_sqe *sqe;
+
+	if (rp__likely(ep->wake_armed)) {
+		__atomic_fetch_add(&ep->wake_word, 1, __ATOMIC_SEQ_CST);
+		syscall(SYS_futex, &ep->wake_word, FUTEX_WAKE_PRIVATE, INT_MAX,
+			NULL, NULL, 0);
+		ep->st.ctl_syscalls++;
+		return;
+	}
+	sqe = rp__ring_sqe(&ep->ring, NULL);
+	if (sqe) {
+		io_uring_prep_nop(sqe);
+		sqe->user_data = rp__ud(RP__UD_EPOLL_WAKE, RP__EP_WAKE_NOP, 0);
+	}
+	rp__ring_submit(&ep->ring);
 }
 
 /*
@@ -177,6 +301,19 @@ static void rp__ep_wake(struct rp__ep *ep)
 #define RP__EP_CQ_MIN 128
 #define RP__EP_SQ_MAX 256
 #define RP__EP_CQ_MAX 32768
+
+/* Remembers which file the ring is: a raw close may give the number away. */
+static void rp__ep_identify(struct rp__ep *ep)
+{
+	struct stat st;
+
+	ep->dev = 0;
+	ep->ino = 0;
+	if (fstat(ep->fd, &st) == 0) {
+		ep->dev = st.st_dev;
+		ep->ino = st.st_ino;
+	}
+}
 
 int rp__ep_init(struct rp__ep *ep, int flags)
 {
@@ -206,7 +343,6 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 		ep->evok[i].p = 0;
 	}
 	memset(&ep->st, 0, sizeof(ep->st));
-	memset(&ep->wake_poll, 0, sizeof(ep->wake_poll));
 	ret = rp__ring_init(&ep->ring, &o);
 	if (ret < 0)
 		return ret;
@@ -217,11 +353,10 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 		ret = -errno;
 		goto fail;
 	}
-	ep->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ep->wake_fd < 0) {
-		ret = -errno;
-		goto fail;
-	}
+	rp__ep_identify(ep);
+	rp__ep_futex_probe(ep);
+	ep->wake_armed = false;
+	ep->wake_futex = rp__ep_futex_wake();
 	rp__ep_wake_arm(ep);
 	return 0;
 fail:
@@ -245,24 +380,9 @@ void rp__ep_release(struct rp__ep *ep)
 	ep->nested = NULL;
 	ep->nchunks = ep->nnested = ep->nitems = 0;
 	rp__ring_exit(&ep->ring);
-	if (ep->wake_fd >= 0)
-		rp__sys_close(ep->wake_fd);
-	ep->wake_fd = -1;
 }
 
 /* ---- CQEs ---- */
-
-static void rp__ep_wake_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
-{
-	uint64_t v;
-
-	if (rp__poll_classify(&ep->wake_poll, cqe) == RP__POLL_STALE)
-		return;
-	while (read(ep->wake_fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
-	if (!ep->wake_poll.armed)
-		rp__ep_wake_arm(ep);
-}
 
 /*
  * A CQE of an older generation. If it says more will come, it is a
@@ -974,7 +1094,9 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 			rp__ep_harvest(ep);
 			rp__ep_races(ep, races);
 			n = rp__ep_report(ep, events, maxevents);
-			if (n != 0 || left == 0)
+			/* No ring behind the number: see rp__wait. */
+			if (n != 0 || (left == 0 && ret != -EOPNOTSUPP &&
+				       ret != -EBADF))
 				break;
 			if (ret < 0 && ret != -EBUSY && ret != -EAGAIN &&
 			    ret != -EINTR) {
@@ -988,7 +1110,7 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		 * and sleeps: a re-arm on a ready fd completes at once and
 		 * ends the sleep. The SQ tail is published under the lock;
 		 * other threads may queue SQEs meanwhile and wake us through
-		 * the eventfd.
+		 * the FUTEX_WAIT (rp__ep_wake).
 		 */
 		submit = rp__ring_flush(&ep->ring);
 		posted = rp__ring_cq_posted(&ep->ring);
@@ -1382,10 +1504,9 @@ void rp__ep_ctl_done(struct rp__ep *ep)
 	 * until woken; something polling our fd needs it submitted now.
 	 * Otherwise it waits for the next wait: no syscall per ctl.
 	 */
-	if (ep->waiters) {
+	if (ep->waiters)
 		rp__ep_wake(ep);
-		ep->st.ctl_syscalls++;
-	} else if (ep->watched) {
+	else if (ep->watched) {
 		rp__ep_settle(ep);
 	}
 }
@@ -1411,6 +1532,7 @@ void rp__ep_cancel_all(struct rp__ep *ep)
 						c * RP__EP_CHUNK + i);
 		}
 	}
+	rp__ep_wake_cancel(ep);
 	rp__ep_drop_removed(ep);
 }
 
@@ -1434,8 +1556,8 @@ void rp__ep_drop_removed(struct rp__ep *ep)
 /* ---- moving to another ring ---- */
 
 /*
- * Arms every registration that is not disabled on the instance's ring, and
- * the eventfd's poll. What was on the ready list stays there.
+ * Arms every registration that is not disabled on the instance's ring,
+ * and the wakeup's FUTEX_WAIT. What was on the ready list stays there.
  */
 static void rp__ep_rehook(struct rp__ep *ep)
 {
@@ -1468,8 +1590,33 @@ static void rp__ep_rehook(struct rp__ep *ep)
 static void rp__ep_unhook(struct rp__ep *ep)
 {
 	rp__ep_harvest(ep);
-	rp__poll_cancel(&ep->ring, &ep->wake_poll, RP__UD_EPOLL_WAKE, 0);
 	rp__ep_cancel_all(ep);
+}
+
+/*
+ * A forked child out of fds, at its first use of an inherited instance:
+ * the parent's ring gives its number up, the only one free below the
+ * limit, and the new ring takes it (an instance holds no other fd that
+ * could make room). Should another thread take the number meanwhile, the
+ * instance is gone, as if closed; if no ring can be made, the number is
+ * free for the kernel's epoll (rp__ep_to_kernel).
+ */
+static int rp__ep_take_number(struct rp__ep *ep, struct rp__ring *fresh,
+			      const struct rp__ring_opts *o, int fdflags)
+{
+	int ret;
+
+	rp__sys_close(ep->fd);
+	ret = rp__ring_init(fresh, o);
+	if (ret < 0)
+		return ret;
+	if (fresh->uring.ring_fd != ep->fd) {
+		rp__ring_exit(fresh);
+		return -EBADF;
+	}
+	if (fdflags >= 0 && !(fdflags & FD_CLOEXEC))
+		fcntl(ep->fd, F_SETFD, 0);
+	return 0;
 }
 
 /*
@@ -1486,30 +1633,25 @@ int rp__ep_move(struct rp__ep *ep, const struct rp__ring_opts *o)
 	int fdflags, ret;
 
 	fdflags = fcntl(ep->fd, F_GETFD);
-	/*
-	 * A child's copy of the parent's eventfd is of no use to it: closed
-	 * first, it leaves the one fd a new ring needs when the child has
-	 * used up its fd limit (the eventfd takes the ring's first number).
-	 */
-	if (inherited && ep->wake_fd >= 0) {
-		rp__sys_close(ep->wake_fd);
-		ep->wake_fd = -1;
-	}
 	ret = rp__ring_init(&fresh, o);
+	if (ret == -EMFILE && inherited)
+		ret = rp__ep_take_number(ep, &fresh, o, fdflags);
 	if (ret < 0)
 		return ret;
 	if (!inherited)
 		rp__ep_unhook(ep);
-	if (syscall(SYS_dup3, fresh.uring.ring_fd, ep->fd,
+	if (fresh.uring.ring_fd != ep->fd &&
+	    syscall(SYS_dup3, fresh.uring.ring_fd, ep->fd,
 		    fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) <
-	    0) {
+		    0) {
 		ret = -errno;
 		rp__ring_exit(&fresh);
 		if (!inherited)
 			rp__ep_rehook(ep);
 		return ret;
 	}
-	rp__sys_close(fresh.uring.ring_fd);
+	if (fresh.uring.ring_fd != ep->fd)
+		rp__sys_close(fresh.uring.ring_fd);
 	fresh.uring.ring_fd = ep->fd;
 	fresh.enter_fd = ep->fd;
 	/* The counters go on: callers measure enters across a ctl. */
@@ -1519,6 +1661,7 @@ int rp__ep_move(struct rp__ep *ep, const struct rp__ring_opts *o)
 	/* Unmapped, its last reference gone, the old ring is freed. */
 	rp__ring_forget(&ep->ring);
 	ep->ring = fresh;
+	rp__ep_identify(ep);
 	if (inherited) {
 		/*
 		 * The parent's CQEs and ready list were the parent's: the
@@ -1537,11 +1680,8 @@ int rp__ep_move(struct rp__ep *ep, const struct rp__ring_opts *o)
 				it->poll.armed = false;
 			}
 		}
-		ep->wake_poll.armed = false;
-		ep->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		/* Still inherited: the next try puts yet another ring here. */
-		if (ep->wake_fd < 0)
-			return -errno;
+		/* The word is ours now, in our memory: a new request. */
+		ep->wake_armed = false;
 		ep->fork_gen = atomic_load(&rp__ep_fork_gen);
 	}
 	rp__ep_rehook(ep);
@@ -1567,11 +1707,6 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 {
 	int kfd, fdflags = fcntl(ep->fd, F_GETFD);
 
-	/* As in rp__ep_move: the parent's eventfd leaves a free fd. */
-	if (ep->wake_fd >= 0) {
-		rp__sys_close(ep->wake_fd);
-		ep->wake_fd = -1;
-	}
 	kfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
 	if (kfd < 0)
 		return -errno;

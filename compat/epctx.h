@@ -127,9 +127,11 @@ static inline int rp__poll0(struct pollfd *fds, nfds_t n)
  *                                      under the lock
  *   lock                  -            re-initialised in the fork child
  *   dead, ring,           ep->lock     the sleeper reads ring.enter_fd under
- *     wake_fd, wake_poll,              the lock, then enters unlocked with
- *     waiters, lost_races              that fd: only init-time fields of the
+ *     waiters, lost_races              the lock, then enters unlocked with
+ *                                      that fd: only init-time fields of the
  *                                      ring (enter_flags, ext_arg) unlocked
+ *   wake_gen, wake_armed, ep->lock     wake_word changes under the lock too,
+ *     wake_futex, wake_word            atomically: the kernel reads it
  *   chunks, nchunks and   ep->lock     realloc'd by ADD: a lookup outside
  *     the items in them,               the lock reads freed memory
  *     nitems, ready list,
@@ -191,10 +193,20 @@ struct rp__ep {
 	/* wakeups the kernel's epoll would pass to them (epnest.c) */
 	uint32_t wakes;
 
-	/* Wakes a waiter blocked in io_uring_enter: new SQEs, leftovers. */
-	int wake_fd;
-	struct rp__poll wake_poll;
+	/* The ring's file when made: is a number still ours? (rp__ctl) */
+	dev_t dev;
+	ino_t ino;
+	/* Threads asleep in io_uring_enter: rp__ep_wake wakes them. */
 	uint32_t waiters;
+	/*
+	 * The wakeup: a FUTEX_WAIT on wake_word kept armed on the ring, a
+	 * waker bumps the word and FUTEX_WAKEs it (rp__ep_wake). wake_gen
+	 * tells a stale CQE; wake_futex is false where the kernel has no
+	 * FUTEX_WAIT (then a NOP wakes).
+	 */
+	uint32_t wake_word;
+	uint32_t wake_gen;
+	bool wake_armed, wake_futex;
 	/* Poll updates that lost the race with their poll's completion. */
 	uint32_t lost_races;
 	/* More registrations than this: a bigger ring (rp__ep_grow). */
@@ -374,6 +386,9 @@ int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev);
 int rp__ep_del(struct rp__ep *ep, int fd, bool inherited);
 /* Hands kernel work queued by ctl to the kernel if anybody needs it now. */
 void rp__ep_ctl_done(struct rp__ep *ep);
+void rp__ep_wake(struct rp__ep *ep);
+/* True if instances wake with IORING_OP_FUTEX_WAIT (probed once). */
+bool rp__ep_futex_wake(void);
 /*
  * Something polls this instance's fd now: hand the kernel all pending
  * work, so that the ring's readiness is ours.

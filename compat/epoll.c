@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sched.h>
@@ -122,7 +123,10 @@ static void rp__debug_once(const char *why, int err)
 			err ? strerror(err) : "as asked");
 }
 
-/* RINGPOLL_DEBUG=1: that epoll runs on io_uring, and on which setup; once. */
+/*
+ * RINGPOLL_DEBUG=1: that epoll runs on io_uring, on which setup, and how a
+ * sleeper is woken (FUTEX_WAIT, or NOP before 6.7: rp__ep_wake); once.
+ */
 static void rp__debug_ring(const struct rp__ep *ep)
 {
 	static const char *const rung[] = {
@@ -137,14 +141,15 @@ static void rp__debug_ring(const struct rp__ep *ep)
 	if (!rp__debug || atomic_exchange(&said, 1))
 		return;
 	fprintf(stderr,
-		"ringpoll[%d]: %s: epoll on io_uring, setup %s%s%s "
-		"(ring fd %d)\n",
+		"ringpoll[%d]: %s: epoll on io_uring, setup %s%s%s, "
+		"wake %s (ring fd %d)\n",
 		(int)getpid(), rp__prog(prog, sizeof(prog)),
 		ep->ring.setup <= RP_SETUP_PLAIN && rung[ep->ring.setup] ?
 			rung[ep->ring.setup] :
 			"?",
 		fl & IORING_SETUP_TASKRUN_FLAG ? "|TASKRUN_FLAG" : "",
-		fl & IORING_SETUP_SUBMIT_ALL ? "|SUBMIT_ALL" : "", ep->fd);
+		fl & IORING_SETUP_SUBMIT_ALL ? "|SUBMIT_ALL" : "",
+		rp__ep_futex_wake() ? "FUTEX_WAIT" : "NOP", ep->fd);
 }
 
 static struct rp__fdent *rp__fdent(int fd, bool make)
@@ -408,11 +413,56 @@ __attribute__((constructor)) static void rp__epoll_init(void)
 		atexit(rp__st_atexit);
 }
 
+static void rp__close_registered(int fd, struct rp__fdent *e);
+
+/*
+ * The kernel gave out a number that the table says is an instance, or an
+ * io_uring_enter on it said it is no ring: the instance's fd was closed
+ * behind our back (syscall(SYS_close), close_range inside libc) and the
+ * number now names another file, or none. Forget the instance without
+ * touching the number: no close, no enter, no poll. The old ring lives on
+ * in our mappings only, while a sleeper may still read them; the last
+ * reference unmaps it (ring_fd -1: rp__ring_exit closes nothing), and the
+ * kernel frees it with its polls.
+ */
+static void rp__drop_stale(int fd)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+	struct rp__ep *ep;
+
+	if (!e)
+		return;
+	ep = atomic_exchange(&e->ep, NULL);
+	if (atomic_load(&e->nreg))
+		rp__close_registered(fd, e);
+	if (!ep)
+		return;
+	rp__debug_once("an instance's fd was closed behind ringpoll's back "
+		       "(a raw close); its number is another file's now",
+		       EBADF);
+	rp__ep_lock(ep);
+	ep->dead = true;
+	ep->ring.uring.ring_fd = -1;
+	ep->ring.enter_fd = -1;
+	rp__ep_unlock(ep);
+	rp__ep_put(ep); /* the table's reference */
+}
+
+/* A number fresh from the kernel is nobody's instance (rp__drop_stale). */
+static int rp__fresh_fd(int fd)
+{
+	struct rp__fdent *e = fd >= 0 ? rp__fdent(fd, false) : NULL;
+
+	if (rp__unlikely(e && (atomic_load(&e->ep) || atomic_load(&e->nreg))))
+		rp__drop_stale(fd);
+	return fd;
+}
+
 static int rp__kernel_create(int flags)
 {
 	long ret = syscall(SYS_epoll_create1, flags);
 
-	return ret < 0 ? -errno : (int)ret;
+	return ret < 0 ? -errno : rp__fresh_fd((int)ret);
 }
 
 RP_EXPORT int rp_epoll_create1(int flags)
@@ -454,6 +504,7 @@ RP_EXPORT int rp_epoll_create1(int flags)
 		ret = rp__kernel_create(flags);
 		return ret < 0 ? rp__fail(ret) : ret;
 	}
+	rp__fresh_fd(ep->fd);
 	e = rp__fdent(ep->fd, true);
 	if (!e) {
 		atomic_store(&ep->refs, 1);
@@ -519,6 +570,7 @@ static bool rp__same_ring(struct rp__ep *ep, int fd, const struct stat *st,
 	struct stat ring, anon;
 	pid_t pid;
 	long ret;
+	int afd;
 
 	if (fd == ep->fd)
 		return true;
@@ -535,9 +587,16 @@ static bool rp__same_ring(struct rp__ep *ep, int fd, const struct stat *st,
 		return ret == 0;
 	/*
 	 * No kcmp (a seccomp filter, CONFIG_KCMP off): the same inode is the
-	 * same ring where rings do not share the eventfd's inode.
+	 * same ring where rings do not share the anonymous inode. A moment's
+	 * eventfd tells (off the hot path; an instance keeps no second fd).
 	 */
-	return fstat(ep->wake_fd, &anon) == 0 && anon.st_ino != ring.st_ino;
+	(*calls) += 3;
+	afd = eventfd(0, EFD_CLOEXEC);
+	if (afd < 0)
+		return false;
+	ret = fstat(afd, &anon) == 0 && anon.st_ino != ring.st_ino;
+	rp__sys_close(afd);
+	return ret;
 }
 
 static bool rp__fd_valid(int fd)
@@ -586,6 +645,18 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 		calls = 1;
 		/* An instance goes in under rp__nest_lock (see there). */
 		child = ret == 0 ? rp__ep_get(fd) : NULL;
+		/*
+		 * The table says fd is an instance; its file says whether it
+		 * still is, or was closed behind our back and the number
+		 * given to another file: then forget the instance, and the
+		 * ADD is of that file.
+		 */
+		if (rp__unlikely(child && (st.st_dev != child->dev ||
+					   st.st_ino != child->ino))) {
+			rp__drop_stale(fd);
+			rp__ep_put(child);
+			child = NULL;
+		}
 		if (child)
 			pthread_mutex_lock(&rp__nest_lock);
 		rp__ep_lock(ep);
@@ -703,6 +774,18 @@ RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	return ret < 0 ? rp__fail(ret) : 0;
 }
 
+/* Is ep still in the table, but its fd no ring of ours (rp__wait)? */
+static bool rp__ep_stale(struct rp__ep *ep)
+{
+	struct rp__fdent *e = rp__fdent(ep->fd, false);
+	bool dead;
+
+	rp__ep_lock(ep);
+	dead = ep->dead;
+	rp__ep_unlock(ep);
+	return !dead && e && atomic_load(&e->ep) == ep;
+}
+
 /* One lookup per wait: the caller found ep; this drops its reference. */
 static int rp__wait(struct rp__ep *ep, struct epoll_event *events,
 		    int maxevents, int64_t timeout_ns, const sigset_t *sigmask)
@@ -716,6 +799,23 @@ static int rp__wait(struct rp__ep *ep, struct epoll_event *events,
 		ret = -EINVAL;
 	else
 		ret = rp__ep_wait(ep, events, maxevents, timeout_ns, sigmask);
+	/*
+	 * Our ring never says EOPNOTSUPP, nor EBADF while it is open: the
+	 * number was closed behind our back. Forget the instance, and give
+	 * the call to the kernel as if we had never seen the number.
+	 */
+	if (rp__unlikely(ret == -EOPNOTSUPP || ret == -EBADF) &&
+	    rp__ep_stale(ep)) {
+		int fd = ep->fd;
+		struct timespec ts = { timeout_ns / 1000000000,
+				       timeout_ns % 1000000000 };
+
+		rp__drop_stale(fd);
+		rp__ep_put(ep);
+		return (int)syscall(SYS_epoll_pwait2, fd, events, maxevents,
+				    timeout_ns < 0 ? NULL : &ts, sigmask,
+				    _NSIG / 8);
+	}
 	rp__ep_put(ep);
 	return ret < 0 ? rp__fail(ret) : ret;
 }
@@ -800,11 +900,7 @@ static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
 		 * lock), so the number goes now, as close(2) would, and the
 		 * close needs no fd of its own.
 		 */
-		uint64_t one = 1;
-
-		while (write(ep->wake_fd, &one, sizeof(one)) < 0 &&
-		       errno == EINTR)
-			;
+		rp__ep_wake(ep);
 		ep->ring.uring.ring_fd = -1;
 		ep->ring.enter_fd = -1;
 		ret = (int)syscall(SYS_close, fd);
@@ -1040,9 +1136,6 @@ static void rp__drop_inherited(struct rp__ep *ep, struct rp__fdent *e)
 	atomic_store(&e->ep, NULL);
 	ep->dead = true;
 	rp__ring_forget(&ep->ring);
-	if (ep->wake_fd >= 0)
-		syscall(SYS_close, ep->wake_fd);
-	ep->wake_fd = -1;
 	rp__ep_unlock(ep);
 }
 

@@ -31,7 +31,7 @@ enum rp__ud_kind {
 	RP__UD_OP_READ,	    /* completion model: recv, read, accept */
 	RP__UD_OP_WRITE,    /* completion model: send, write, connect */
 	RP__UD_EPOLL,	    /* an epoll registration's poll */
-	RP__UD_EPOLL_WAKE,  /* an epoll instance's wake eventfd */
+	RP__UD_EPOLL_WAKE,  /* an epoll instance's wakeup NOP */
 };
 
 static inline uint64_t rp__ud(unsigned kind, uint32_t slot, uint32_t gen)
