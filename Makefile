@@ -366,7 +366,8 @@ MAN3_LINKS := rp_loop_free:rp_loop_new rp_loop_run_once:rp_loop_run \
 	rp_write_with:rp_read_with rp_connect:rp_accept rp_recv:rp_accept \
 	rp_send:rp_accept rp_read:rp_accept rp_write:rp_accept \
 	rp_epoll_create1:rp_epoll_create rp_epoll_pwait:rp_epoll_wait \
-	rp_epoll_pwait2:rp_epoll_wait rp_epoll_is_ring:rp_epoll_stats
+	rp_epoll_pwait2:rp_epoll_wait rp_epoll_is_ring:rp_epoll_stats \
+	rp_ppoll:rp_poll rp_select:rp_poll rp_pselect:rp_poll
 MAN_LINK_FILES := $(foreach l,$(MAN3_LINKS),\
 	man3/$(firstword $(subst :, ,$(l))).3)
 MAN_FILES := $(MAN_SRCS:man/%=%) $(MAN_LINK_FILES)

@@ -267,7 +267,7 @@ fi
 # 7. Only the interposed symbols are exported.
 syms=$(nm -D --defined-only "$B/libringpoll-preload.so" | awk '{print $3}' |
 	LC_ALL=C sort | tr '\n' ' ')
-want="_Exit __close _exit close close_range dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_pwait epoll_pwait2 epoll_wait vfork "
+want="_Exit __close __poll_chk __ppoll_chk _exit close close_range dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_pwait epoll_pwait2 epoll_wait poll ppoll pselect select vfork "
 if [ "$syms" = "$want" ]; then
 	ok "the shim exports only what it interposes"
 else
