@@ -137,6 +137,10 @@ void rpb_async_sample(struct rpb_worker *w, struct rpb_lib *lib);
 int rpb_uring_run(struct rpb_worker *w);
 void rpb_uring_sample(struct rpb_worker *w, struct rpb_lib *lib);
 
+/* srv_upoll.c: the floor, readiness on liburing's poll alone */
+int rpb_upoll_lt_run(struct rpb_worker *w);
+int rpb_upoll_et_run(struct rpb_worker *w);
+
 /* report.c: the report line, written by the server, parsed by load */
 void rpb_report_take(struct rpb_server *srv, struct rpb_report *r);
 int rpb_report_format(const struct rpb_report *r, char *buf, size_t len);

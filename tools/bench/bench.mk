@@ -9,7 +9,7 @@ BENCH_BIN := $(B)/rpbench
 BENCH_SRCS := tools/bench/rpbench.c tools/bench/args.c tools/bench/hist.c \
 	tools/bench/report.c tools/bench/server.c tools/bench/load.c \
 	tools/bench/srv_epoll.c tools/bench/srv_async.c tools/bench/srv_uring.c \
-	tools/bench/ctlbench.c
+	tools/bench/srv_upoll.c tools/bench/ctlbench.c
 BENCH_OBJS := $(BENCH_SRCS:tools/bench/%.c=$(B)/bench/%.o) \
 	$(B)/bench/srv_epoll_rp.o
 BENCH_DEPS := tools/bench/bench.h $(HDRS)

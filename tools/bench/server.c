@@ -56,6 +56,10 @@ static const struct rpb_mode rpb_modes[] = {
      rpb_async_sample, "rp_loop, Async wrapper, IORING_OP_RECV/SEND"},
     {"uring", RPB_NATIVE, rpb_uring_run, NULL, rpb_uring_sample,
      "native liburing: multishot accept, recv, send"},
+    {"uring-poll-lt", RPB_NATIVE, rpb_upoll_lt_run, NULL, rpb_uring_sample,
+     "native liburing readiness: one-shot POLL_ADD (LT floor)"},
+    {"uring-poll-et", RPB_NATIVE, rpb_upoll_et_run, NULL, rpb_uring_sample,
+     "native liburing readiness: multishot POLL_ADD (ET floor)"},
 };
 
 #define RPB_NMODES (sizeof(rpb_modes) / sizeof(rpb_modes[0]))
