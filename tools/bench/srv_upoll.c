@@ -340,6 +340,9 @@ static int rpb_upoll_run(struct rpb_worker *w, bool et)
 	}
 	rpb_uring_sample(w, &w->final);
 	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
+	/* Open connections' state dies with the process; the ring goes now. */
+	io_uring_queue_exit(&u->ring);
+	free(u);
 	return ret;
 }
 

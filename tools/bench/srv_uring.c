@@ -214,5 +214,8 @@ int rpb_uring_run(struct rpb_worker *w)
 	}
 	rpb_uring_sample(w, &w->final);
 	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
+	/* Open connections' state dies with the process; the ring goes now. */
+	io_uring_queue_exit(&u->ring);
+	free(u);
 	return ret;
 }
