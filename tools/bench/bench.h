@@ -135,6 +135,8 @@ void rpb_async_sample(struct rpb_worker *w, struct rpb_lib *lib);
 
 /* srv_uring.c */
 int rpb_uring_run(struct rpb_worker *w);
+struct io_uring;
+int rpb_uring_setup(struct io_uring *ring, unsigned sq, unsigned cq);
 void rpb_uring_sample(struct rpb_worker *w, struct rpb_lib *lib);
 
 /* srv_upoll.c: the floor, readiness on liburing's poll alone */

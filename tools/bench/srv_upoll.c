@@ -284,28 +284,6 @@ static void rpb_p_cqe(struct rpb_upoll *u, const struct io_uring_cqe *cqe)
 	}
 }
 
-/* DEFER_TASKRUN (6.1), else COOP_TASKRUN (5.19), else plain. */
-static int rpb_p_setup(struct io_uring *ring)
-{
-	static const unsigned ladder[] = {
-	    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-	    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-	    0,
-	};
-	struct io_uring_params p;
-	int ret = -EINVAL;
-
-	for (size_t i = 0; i < sizeof(ladder) / sizeof(ladder[0]); i++) {
-		memset(&p, 0, sizeof(p));
-		p.flags = ladder[i] | IORING_SETUP_CQSIZE;
-		p.cq_entries = RPB_P_CQ;
-		ret = io_uring_queue_init_params(RPB_P_SQ, ring, &p);
-		if (ret == 0)
-			break;
-	}
-	return ret;
-}
-
 static int rpb_upoll_run(struct rpb_worker *w, bool et)
 {
 	struct io_uring_cqe *cqe;
@@ -318,7 +296,7 @@ static int rpb_upoll_run(struct rpb_worker *w, bool et)
 		return -ENOMEM;
 	u->w = w;
 	u->et = et;
-	ret = rpb_p_setup(&u->ring);
+	ret = rpb_uring_setup(&u->ring, RPB_P_SQ, RPB_P_CQ);
 	if (ret < 0)
 		return ret;
 	io_uring_register_ring_fd(&u->ring);

@@ -152,8 +152,12 @@ static void rpb_u_cqe(struct rpb_uring *u, const struct io_uring_cqe *cqe)
 	}
 }
 
-/* DEFER_TASKRUN (6.1), else COOP_TASKRUN (5.19), else plain. */
-static int rpb_u_setup(struct io_uring *ring)
+/*
+ * The raw liburing servers' ring (this one and srv_upoll.c's floor): the
+ * best task-run setup the kernel has, DEFER_TASKRUN (6.1), else
+ * COOP_TASKRUN (5.19), else plain.
+ */
+int rpb_uring_setup(struct io_uring *ring, unsigned sq, unsigned cq)
 {
 	static const unsigned ladder[] = {
 	    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
@@ -166,8 +170,8 @@ static int rpb_u_setup(struct io_uring *ring)
 	for (size_t i = 0; i < sizeof(ladder) / sizeof(ladder[0]); i++) {
 		memset(&p, 0, sizeof(p));
 		p.flags = ladder[i] | IORING_SETUP_CQSIZE;
-		p.cq_entries = RPB_U_CQ;
-		ret = io_uring_queue_init_params(RPB_U_SQ, ring, &p);
+		p.cq_entries = cq;
+		ret = io_uring_queue_init_params(sq, ring, &p);
 		if (ret == 0)
 			break;
 	}
@@ -192,7 +196,7 @@ int rpb_uring_run(struct rpb_worker *w)
 	if (!u)
 		return -ENOMEM;
 	u->w = w;
-	ret = rpb_u_setup(&u->ring);
+	ret = rpb_uring_setup(&u->ring, RPB_U_SQ, RPB_U_CQ);
 	if (ret < 0)
 		return ret;
 	io_uring_register_ring_fd(&u->ring);
