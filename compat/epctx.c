@@ -160,23 +160,43 @@ enum { RP__EP_WAKE_FUTEX, RP__EP_WAKE_NOP };
 /* 0 not asked yet, 1 the kernel has FUTEX_WAIT, -1 it has not. */
 static atomic_int rp__ep_futex_ok;
 
-static void rp__ep_futex_probe(struct rp__ep *ep)
+/*
+ * Asked of the first instance's own ring: a ring made just to ask would
+ * be charged to RLIMIT_MEMLOCK until the kernel frees it, later.
+ */
+static bool rp__ep_futex_probe(struct rp__ring *r)
 {
 	struct io_uring_probe *probe;
-	int ok = -1;
+	int ok = atomic_load(&rp__ep_futex_ok);
 
-	if (rp__likely(atomic_load(&rp__ep_futex_ok)))
-		return;
-	probe = io_uring_get_probe_ring(&ep->ring.uring);
-	if (probe && io_uring_opcode_supported(probe, RP__OP_FUTEX_WAIT))
-		ok = 1;
+	if (rp__likely(ok))
+		return ok > 0;
+	probe = io_uring_get_probe_ring(&r->uring);
+	ok = probe && io_uring_opcode_supported(probe, RP__OP_FUTEX_WAIT) ?
+		     1 :
+		     -1;
 	free(probe);
 	atomic_store(&rp__ep_futex_ok, ok);
+	return ok > 0;
 }
 
 bool rp__ep_futex_wake(void)
 {
-	return atomic_load(&rp__ep_futex_ok) > 0;
+	return atomic_load(&rp__ep_futex_ok) >= 0;
+}
+
+/*
+ * How an instance's ring is set up. Owned by one thread at a time
+ * (RP__RING_OWNED: SINGLE_ISSUER|DEFER_TASKRUN, enabled by the first
+ * waiter), a poll's completion is never task work for a thread outside
+ * that ring's io_uring_enter: nothing interrupts the program's other
+ * syscalls with EINTR. Others queue SQEs and wake the owner with the
+ * FUTEX_WAIT; without it (before 6.7) a waker must submit a NOP, which
+ * only a ring any thread may enter allows (COOP_TASKRUN, deviation 10).
+ */
+static unsigned rp__ep_ring_flags(void)
+{
+	return rp__ep_futex_wake() ? RP__RING_OWNED : RP__RING_SHARED;
 }
 
 /*
@@ -318,7 +338,7 @@ static void rp__ep_identify(struct rp__ep *ep)
 int rp__ep_init(struct rp__ep *ep, int flags)
 {
 	struct rp__ring_opts o = { .setup = RP_SETUP_AUTO,
-				   .flags = RP__RING_SHARED,
+				   .flags = rp__ep_ring_flags(),
 				   .sq_entries = RP__EP_SQ_MIN,
 				   .cq_entries = RP__EP_CQ_MIN };
 	int ret;
@@ -344,6 +364,12 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	}
 	memset(&ep->st, 0, sizeof(ep->st));
 	ret = rp__ring_init(&ep->ring, &o);
+	/* Owned rings need the FUTEX_WAIT to be woken by others. */
+	if (ret == 0 && !rp__ep_futex_probe(&ep->ring) && ep->ring.owned) {
+		rp__ring_exit(&ep->ring);
+		o.flags = RP__RING_SHARED;
+		ret = rp__ring_init(&ep->ring, &o);
+	}
 	if (ret < 0)
 		return ret;
 	ep->fd = ep->ring.uring.ring_fd;
@@ -354,7 +380,7 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 		goto fail;
 	}
 	rp__ep_identify(ep);
-	rp__ep_futex_probe(ep);
+	ep->moved = false;
 	ep->wake_armed = false;
 	ep->wake_futex = rp__ep_futex_wake();
 	rp__ep_wake_arm(ep);
@@ -1019,7 +1045,7 @@ static void rp__ep_races(struct rp__ep *ep, uint32_t races)
  * interrupted by one: it waits on. Otherwise no difference can be seen,
  * and EINTR stands (COOP_TASKRUN's part of deviation 10).
  */
-static bool rp__ep_signal_possible(const sigset_t *sigmask)
+bool rp__ep_signal_possible(const sigset_t *sigmask)
 {
 	sigset_t cur;
 
@@ -1039,6 +1065,30 @@ static bool rp__ep_signal_possible(const sigset_t *sigmask)
 	return false;
 }
 
+/*
+ * The ring is another thread's. If that thread has exited, its ring can
+ * never be entered again (SINGLE_ISSUER): move to a new ring, which this
+ * thread owns. Otherwise two threads wait on the instance: it becomes
+ * the kernel's epoll (rp__ep_go_kernel). A thread id reused since only
+ * looks alive, and takes the second way.
+ */
+static int rp__ep_unowned(struct rp__ep *ep)
+{
+	pid_t owner = ep->ring.owner;
+	struct rp__ring_opts o = {
+		.setup = ep->ring.setup,
+		.flags = RP__RING_OWNED,
+		.sq_entries = ep->ring.uring.sq.ring_entries,
+		.cq_entries = ep->ring.uring.cq.ring_entries,
+	};
+
+	if (owner && !ep->waiters && !ep->watched && !ep->pinned &&
+	    syscall(SYS_tgkill, getpid(), owner, 0) < 0 && errno == ESRCH &&
+	    rp__ep_move(ep, &o) == 0 && rp__ring_own(&ep->ring, true) == 0)
+		return 0;
+	return rp__ep_go_kernel(ep);
+}
+
 int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		int64_t timeout_ns, const sigset_t *sigmask)
 {
@@ -1054,9 +1104,25 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		rp__ep_unlock(ep);
 		return -EFAULT;
 	}
+	/* The waiting thread owns the ring; the first one claims it. */
+	if (!ep->dead && rp__unlikely(rp__ring_own(&ep->ring, true) < 0) &&
+	    (n = rp__ep_unowned(ep)) < 0) {
+		rp__ep_unlock(ep);
+		return n;
+	}
 	ring0 = ep->ring.enters;
 	st0 = ep->st.enters;
 	ep->st.waits++;
+	/*
+	 * DEFER_TASKRUN: wakeups since the last enter are completions not
+	 * yet posted, and a CQE carries its wakeup's key, not the file's
+	 * state now: the program may have read the data since. Post them
+	 * now, so that they are candidates, confirmed below like CQEs
+	 * found in the ring (a COOP_TASKRUN ring posts them at the
+	 * thread's syscalls meanwhile).
+	 */
+	if (!ep->dead && rp__ring_tw_pending(&ep->ring))
+		rp__ep_enter(ep, false, 0, NULL);
 	/*
 	 * With a sleeper on the ring or a poller of its fd, readiness must
 	 * show as CQEs: confirm by re-arming.
@@ -1068,7 +1134,7 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		int enter_fd;
 
 		if (ep->dead) {
-			n = -EBADF;
+			n = ep->moved ? RP__EP_MOVED : -EBADF;
 			break;
 		}
 		if (deadline) {
@@ -1091,6 +1157,10 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 
 			confirmed = 0;
 			ret = rp__ep_enter(ep, false, 0, NULL);
+			if (rp__unlikely(ret == -EEXIST)) {
+				n = rp__ep_go_kernel(ep);
+				break;
+			}
 			rp__ep_harvest(ep);
 			rp__ep_races(ep, races);
 			n = rp__ep_report(ep, events, maxevents);
@@ -1132,7 +1202,15 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 			ep->ring.sqes += (uint64_t)ret;
 		ep->waiters--;
 		if (ep->dead) {
-			n = -EBADF;
+			n = ep->moved ? RP__EP_MOVED : -EBADF;
+			break;
+		}
+		/*
+		 * Not the ring's submitter after all: the owner's thread id
+		 * came back to another thread, or this is a vfork child.
+		 */
+		if (rp__unlikely(ret == -EEXIST)) {
+			n = rp__ep_go_kernel(ep);
 			break;
 		}
 		got = (unsigned)io_uring_cq_ready(&ep->ring.uring);
@@ -1264,7 +1342,7 @@ static struct rp__ep_item *rp__ep_item_make(struct rp__ep *ep, int fd)
 static void rp__ep_grow(struct rp__ep *ep)
 {
 	struct rp__ring_opts o = { .setup = ep->ring.setup,
-				   .flags = RP__RING_SHARED };
+				   .flags = rp__ep_ring_flags() };
 	unsigned cq = RP__EP_CQ_MIN;
 
 	if (ep->dead || ep->waiters || ep->watched || ep->pinned)
@@ -1695,7 +1773,7 @@ int rp__ep_rebuild(struct rp__ep *ep)
 	/* The parent's sizes: the registrations are the same. */
 	struct rp__ring_opts o = {
 		.setup = RP_SETUP_AUTO,
-		.flags = RP__RING_SHARED,
+		.flags = rp__ep_ring_flags(),
 		.sq_entries = ep->ring.uring.sq.ring_entries,
 		.cq_entries = ep->ring.uring.cq.ring_entries,
 	};
@@ -1757,7 +1835,12 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 		}
 		rp__sys_close(kfd);
 	}
-	/* Whichever ring was there (the parent's, or a new one half set up). */
-	rp__ring_forget(&ep->ring);
+	/*
+	 * Whichever ring was there (ours, the parent's, or a new one half
+	 * set up) is no longer behind the number. A sleeper may still be in
+	 * it: the mappings go with the last reference (rp__ep_release).
+	 */
+	ep->ring.uring.ring_fd = -1;
+	ep->ring.enter_fd = -1;
 	return 0;
 }

@@ -7,6 +7,7 @@
 #ifndef RP_EPCTX_H
 #define RP_EPCTX_H
 
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -165,6 +166,8 @@ static inline int rp__poll0(struct pollfd *fds, nfds_t n)
 struct rp__ep {
 	int fd; /* the ring fd, which is the epoll fd */
 	bool dead;
+	/* dead because the number is the kernel's epoll now: rp__ep_go_kernel */
+	bool moved;
 	atomic_uint refs;
 	uint64_t fork_gen; /* rp__ep_fork_gen when the ring was made */
 	pthread_mutex_t lock;
@@ -325,8 +328,11 @@ bool rp__ep_quiet_arm(int fd, uint32_t mask);
 bool rp__ep_nest_woken(struct rp__ep *ep, int fd, struct rp__ep_item *it);
 void rp__ep_nest_look(struct rp__ep *ep);
 void rp__ep_nest_sync(int fd, struct rp__ep_item *it);
-/* Would a wait return events now? Settles the instance if not. */
-bool rp__ep_readable(struct rp__ep *ep);
+/*
+ * Would a wait return events now? Settles the instance if not. 1 or 0;
+ * RP__EP_MOVED if the number is the kernel's epoll now, which answers.
+ */
+int rp__ep_readable(struct rp__ep *ep);
 
 /*
  * compat/epoll.c: poll(2) and select(2) on sets that hold an instance.
@@ -368,6 +374,19 @@ int rp__ep_rebuild(struct rp__ep *ep);
  * the instance. On failure nothing changed.
  */
 int rp__ep_to_kernel(struct rp__ep *ep);
+
+/*
+ * An instance that a thread other than its ring's owner must enter (a
+ * second waiting thread, a close or poll from another thread while the
+ * owner is away, a kernel epoll or another instance that registers it)
+ * becomes the kernel's epoll under the same number, with the same
+ * registrations: several threads may then wait, and nobody's syscalls
+ * are interrupted. With ep->lock held and a reference of the caller's;
+ * sleepers are woken. Returns RP__EP_MOVED, or -errno if it stays (no
+ * fd or memory for the kernel's epoll).
+ */
+#define RP__EP_MOVED (-EXDEV)
+int rp__ep_go_kernel(struct rp__ep *ep);
 
 static inline struct rp__ep_item *rp__ep_item(struct rp__ep *ep, int fd)
 {
@@ -416,6 +435,12 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
  */
 uintptr_t rp__ep_user(struct rp__ep *ep, const void *p, size_t len,
 		      bool write);
+
+/*
+ * Could a signal interrupt a wait under sigmask (NULL: the thread's)? An
+ * EINTR under a mask that blocks every signal was no signal.
+ */
+bool rp__ep_signal_possible(const sigset_t *sigmask);
 
 /* Lookup of instances by fd, in compat/epoll.c. */
 struct rp__ep *rp__ep_get(int fd);

@@ -219,12 +219,21 @@ static bool rp__ep_probe(struct rp__ep *ep)
  * re-arms, ctl work, entries the probe dropped) goes to the kernel now, so
  * that the next event shows as a CQE and makes the ring's fd readable.
  */
-bool rp__ep_readable(struct rp__ep *ep)
+int rp__ep_readable(struct rp__ep *ep)
 {
-	bool ready = false;
+	int ready = 0;
 
 	rp__ep_lock(ep);
-	if (!ep->dead) {
+	/*
+	 * Settling enters the ring, which only its owner may do: a poll
+	 * from another thread makes the instance the kernel's epoll, which
+	 * then answers for itself.
+	 */
+	if (!ep->dead && rp__ring_own(&ep->ring, true) < 0)
+		rp__ep_go_kernel(ep);
+	if (ep->dead) {
+		ready = ep->moved ? RP__EP_MOVED : 0;
+	} else {
 		ready = rp__ep_probe(ep);
 		if (!ready)
 			rp__ep_settle(ep);

@@ -39,6 +39,8 @@ struct rp__fdent {
 	 * registered there, or its ADD made nreg 2.
 	 */
 	_Atomic(struct rp__ep *) one;
+	/* An instance made the kernel's epoll (rp__ep_go_kernel), until closed. */
+	atomic_bool kernel_ep;
 };
 
 static _Atomic(struct rp__fdent *) rp__tab[RP__TAB_CHUNKS];
@@ -293,6 +295,8 @@ static void rp__atfork_child(void)
 		memset(&ep->st, 0, sizeof(ep->st));
 	}
 	rp__held = 0;
+	/* The child's one thread has an id of its own. */
+	rp__tid_cache = 0;
 }
 
 /* Under rp__tab_lock. */
@@ -446,6 +450,34 @@ static void rp__drop_stale(int fd)
 	ep->ring.enter_fd = -1;
 	rp__ep_unlock(ep);
 	rp__ep_put(ep); /* the table's reference */
+}
+
+int rp__ep_go_kernel(struct rp__ep *ep)
+{
+	struct rp__fdent *e = rp__fdent(ep->fd, false);
+	struct rp__ep *self = ep;
+	int err;
+
+	if (ep->dead)
+		return ep->moved ? RP__EP_MOVED : -EBADF;
+	err = rp__ep_to_kernel(ep);
+	if (err < 0) {
+		rp__debug_once("no kernel epoll for an instance that another "
+			       "thread must enter",
+			       -err);
+		return err;
+	}
+	ep->st.fallbacks++;
+	ep->dead = true;
+	ep->moved = true;
+	if (e)
+		atomic_store(&e->kernel_ep, true);
+	/* Sleepers in the old ring wake, and wait on in the kernel's. */
+	if (ep->waiters)
+		rp__ep_wake(ep);
+	if (e && atomic_compare_exchange_strong(&e->ep, &self, NULL))
+		rp__ep_put(ep); /* the table's; the caller holds another */
+	return RP__EP_MOVED;
 }
 
 /* A number fresh from the kernel is nobody's instance (rp__drop_stale). */
@@ -675,6 +707,10 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 			rp__ep_lock(ep);
 		}
 	}
+	if (rp__unlikely(ep->moved)) {
+		ret = RP__EP_MOVED;
+		goto out;
+	}
 	if (ret == 0)
 		ret = rp__ctl_einval(ep, op, fd, ev);
 	/* A dup of our own fd: the kernel's "epfd == fd" (EINVAL). */
@@ -686,11 +722,34 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 		ret = -ELOOP;
 	if (ret < 0)
 		goto out;
+	/*
+	 * An instance in an instance: the inner one is polled by the outer
+	 * one's ring, which cannot run the inner ring's completions. It
+	 * becomes the kernel's epoll, whose readiness is exact, and is
+	 * registered as any other file.
+	 */
+	/*
+	 * An instance in an instance: the outer ring cannot run the inner
+	 * ring's completions, and only the kernel knows how deep its own
+	 * epolls nest. Both become the kernel's epoll, and the ADD is its.
+	 */
+	if (op == EPOLL_CTL_ADD &&
+	    (child || ((e = rp__fdent(fd, false)) && atomic_load(&e->kernel_ep)))) {
+		if (child) {
+			rp__ep_lock(child);
+			ret = rp__ep_go_kernel(child);
+			rp__ep_unlock(child);
+			if (ret != RP__EP_MOVED)
+				goto out;
+		}
+		ret = rp__ep_go_kernel(ep);
+		goto out;
+	}
 	ring0 = ep->ring.enters;
 	st0 = ep->st.enters;
 	switch (op) {
 	case EPOLL_CTL_ADD:
-		ret = rp__ep_add(ep, fd, ev, child);
+		ret = rp__ep_add(ep, fd, ev, NULL);
 		if (ret == 0 && (e = rp__fdent(fd, true)))
 			atomic_store(&e->one, atomic_fetch_add(&e->nreg, 1) ?
 						      NULL :
@@ -738,9 +797,7 @@ static void rp__ep_pin(int fd)
 	if (!ep)
 		return;
 	rp__ep_lock(ep);
-	if (!ep->pinned && !ep->dead && ep->watched++ == 0)
-		rp__ep_watch(ep);
-	ep->pinned = true;
+	rp__ep_go_kernel(ep);
 	rp__ep_unlock(ep);
 	rp__ep_put(ep);
 }
@@ -771,6 +828,9 @@ RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	}
 	ret = rp__ctl(ep, op, fd, &ev);
 	rp__ep_put(ep);
+	/* The instance is the kernel's epoll now (rp__ep_go_kernel). */
+	if (rp__unlikely(ret == RP__EP_MOVED))
+		return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
 	return ret < 0 ? rp__fail(ret) : 0;
 }
 
@@ -786,10 +846,47 @@ static bool rp__ep_stale(struct rp__ep *ep)
 	return !dead && e && atomic_load(&e->ep) == ep;
 }
 
+/*
+ * epoll_pwait2 on a kernel epoll. A ring this thread used is freed by
+ * the kernel's io_uring exit work, which notifies every thread that
+ * submitted to it (TWA_SIGNAL) some 15-25 ms later: a wait asleep then
+ * fails with EINTR, no signal having come. Under a mask that blocks every
+ * signal nothing else can interrupt it: wait on, for what is left of the
+ * time (deadline, 0 for none).
+ */
+static int rp__kernel_wait(int fd, struct epoll_event *events, int maxevents,
+			   int64_t timeout_ns, uint64_t deadline,
+			   const sigset_t *sigmask)
+{
+	for (;;) {
+		struct timespec ts;
+		int ret;
+
+		if (deadline) {
+			uint64_t now = rp__now_ns();
+
+			timeout_ns = now < deadline ?
+					     (int64_t)(deadline - now) :
+					     0;
+		}
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		ret = (int)syscall(SYS_epoll_pwait2, fd, events, maxevents,
+				   timeout_ns < 0 ? NULL : &ts, sigmask,
+				   _NSIG / 8);
+		if (ret >= 0 || errno != EINTR ||
+		    rp__ep_signal_possible(sigmask))
+			return ret;
+	}
+}
+
 /* One lookup per wait: the caller found ep; this drops its reference. */
 static int rp__wait(struct rp__ep *ep, struct epoll_event *events,
 		    int maxevents, int64_t timeout_ns, const sigset_t *sigmask)
 {
+	uint64_t deadline = timeout_ns > 0 ?
+				    rp__now_ns() + (uint64_t)timeout_ns :
+				    0;
 	int ret;
 
 	/* The kernel reads the sigmask first, whether it sleeps or not. */
@@ -799,6 +896,14 @@ static int rp__wait(struct rp__ep *ep, struct epoll_event *events,
 		ret = -EINVAL;
 	else
 		ret = rp__ep_wait(ep, events, maxevents, timeout_ns, sigmask);
+	/* The kernel's epoll now: it waits for what is left of the time. */
+	if (rp__unlikely(ret == RP__EP_MOVED)) {
+		int fd = ep->fd;
+
+		rp__ep_put(ep);
+		return rp__kernel_wait(fd, events, maxevents, timeout_ns,
+				       deadline, sigmask);
+	}
 	/*
 	 * Our ring never says EOPNOTSUPP, nor EBADF while it is open: the
 	 * number was closed behind our back. Forget the instance, and give
@@ -826,9 +931,22 @@ RP_EXPORT int rp_epoll_pwait(int epfd, struct epoll_event *events,
 {
 	struct rp__ep *ep = rp__ep_get(epfd);
 
-	if (!ep)
-		return (int)syscall(SYS_epoll_pwait, epfd, events, maxevents,
-				    timeout, sigmask, _NSIG / 8);
+	if (!ep) {
+		uint64_t start = timeout > 0 ? rp__now_ns() : 0;
+		int ret = (int)syscall(SYS_epoll_pwait, epfd, events,
+				       maxevents, timeout, sigmask, _NSIG / 8);
+
+		if (rp__likely(ret >= 0 || errno != EINTR) ||
+		    rp__ep_signal_possible(sigmask))
+			return ret;
+		/* No signal could come: see rp__kernel_wait. */
+		return rp__kernel_wait(epfd, events, maxevents,
+				       timeout < 0 ? -1 : 0,
+				       start ? start + (uint64_t)timeout *
+							       1000000 :
+					       0,
+				       sigmask);
+	}
 	return rp__wait(ep, events, maxevents,
 			timeout < 0 ? -1 : (int64_t)timeout * 1000000,
 			sigmask);
@@ -884,8 +1002,23 @@ static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
 
 	rp__ep_lock(ep);
 	/*
+	 * Made the kernel's epoll since the caller found it: the table's
+	 * reference is gone, and the number is a plain fd to close.
+	 */
+	if (ep->dead) {
+		rp__ep_unlock(ep);
+		return RP__EP_MOVED;
+	}
+	/*
+	 * Sleepers first, while the FUTEX_WAIT that wakes them is armed:
+	 * they find the instance dead when they get the lock.
+	 */
+	if (ep->waiters)
+		rp__ep_wake(ep);
+	/*
 	 * The kernel cancels a closed ring's polls later, in its exit work:
-	 * until then they would hold their files. Cancel them now.
+	 * until then they would hold their files. Cancel them now (only
+	 * the ring's owner can: for another thread, the exit work will).
 	 */
 	rp__ep_cancel_all(ep);
 	atomic_store(&e->ep, NULL);
@@ -893,14 +1026,13 @@ static int rp__close_ep(struct rp__ep *ep, struct rp__fdent *e)
 	if (ep->waiters || atomic_load(&ep->refs) > 2) {
 		/*
 		 * Other threads are in the instance (asleep on the ring, or
-		 * in a ctl). Wake the sleepers: they find it dead. A sleeper
+		 * in a ctl), woken above. A sleeper
 		 * holds the ring's file while in io_uring_enter, and our
 		 * mappings keep it until the last user lets go; nobody may
 		 * enter it by number again (enter_fd is read under the
 		 * lock), so the number goes now, as close(2) would, and the
 		 * close needs no fd of its own.
 		 */
-		rp__ep_wake(ep);
 		ep->ring.uring.ring_fd = -1;
 		ep->ring.enter_fd = -1;
 		ret = (int)syscall(SYS_close, fd);
@@ -983,8 +1115,20 @@ static void rp__ep_forget_fd(struct rp__ep *ep, int fd)
 	/*
 	 * A cancelled poll (now, or by an earlier DEL whose remove is still
 	 * queued) holds the file: let the kernel drop it now, so that a
-	 * socket sends its FIN.
+	 * socket sends its FIN. Only the ring's owner can: asleep in a
+	 * wait, it is woken to; away, it cannot, and the instance becomes
+	 * the kernel's epoll, which drops what it no longer polls at once.
+	 * A ring nobody owns yet has submitted nothing.
 	 */
+	if (rp__unlikely(rp__ring_own(&ep->ring, false) < 0)) {
+		if (!ep->ring.owner)
+			return;
+		if (ep->waiters)
+			rp__ep_wake(ep);
+		else
+			rp__ep_go_kernel(ep);
+		return;
+	}
 	rp__ep_drop_removed(ep);
 }
 
@@ -1105,7 +1249,8 @@ void rp__ep_pending_late(struct rp__ep *ep)
 
 		/* As rp__forget does: the last reference closes the ring. */
 		if (e && atomic_load(&e->ep) == ep && rp__ep_tryget(ep)) {
-			rp__close_ep(ep, e);
+			if (rp__close_ep(ep, e) == RP__EP_MOVED)
+				rp__sys_close(ep->fd);
 			rp__ep_put(ep);
 		}
 	}
@@ -1147,6 +1292,7 @@ int rp__forget(int fd)
 
 	if (!e)
 		return 0;
+	atomic_store(&e->kernel_ep, false);
 	if (rp__unlikely(rp__held))
 		return rp__defer_close(fd, e);
 	/* An instance nested in others leaves them first. */
@@ -1162,6 +1308,8 @@ int rp__forget(int fd)
 		return 0;
 	ret = rp__close_ep(ep, e);
 	rp__ep_put(ep);
+	if (ret == RP__EP_MOVED)
+		return 0;
 	return ret < 0 ? -1 : 1;
 }
 
@@ -1251,8 +1399,17 @@ struct rp__pollring {
 	nfds_t i;
 	short events;
 	bool ready;
+	bool kernel; /* the number is the kernel's epoll now */
 	struct rp__ep *ep;
 };
+
+static void rp__poll_ask(struct rp__pollring *r)
+{
+	int ret = rp__ep_readable(r->ep);
+
+	r->ready = ret > 0;
+	r->kernel = ret == RP__EP_MOVED;
+}
 
 int rp__poll_slow(struct pollfd *fds, nfds_t n, int64_t timeout_ns,
 		  const sigset_t *sigmask)
@@ -1288,8 +1445,9 @@ int rp__poll_slow(struct pollfd *fds, nfds_t n, int64_t timeout_ns,
 		int64_t left = timeout_ns;
 
 		for (unsigned k = 0; k < nr; k++) {
-			r[k].ready = (r[k].events & RP__POLL_IN) &&
-				     rp__ep_readable(r[k].ep);
+			r[k].ready = false;
+			if (!r[k].kernel && (r[k].events & RP__POLL_IN))
+				rp__poll_ask(&r[k]);
 			any |= r[k].ready;
 		}
 		if (deadline) {
@@ -1299,6 +1457,24 @@ int rp__poll_slow(struct pollfd *fds, nfds_t n, int64_t timeout_ns,
 		}
 		if (any)
 			left = 0;
+		/*
+		 * To sleep until an instance has an event, the kernel must
+		 * wake the poll: a DEFER_TASKRUN ring's fd says readable
+		 * only when its owner has run the completions, so it wakes
+		 * nobody. The instance becomes the kernel's epoll, whose fd
+		 * is readable exactly when a wait would return events.
+		 */
+		for (unsigned k = 0; k < nr && left != 0; k++) {
+			struct rp__ep *ep = r[k].ep;
+
+			if (r[k].kernel)
+				continue;
+			rp__ep_lock(ep);
+			if (ep->ring.owned || ep->moved)
+				r[k].kernel = rp__ep_go_kernel(ep) ==
+					      RP__EP_MOVED;
+			rp__ep_unlock(ep);
+		}
 		if (left >= 0) {
 			ts.tv_sec = left / 1000000000;
 			ts.tv_nsec = left % 1000000000;
@@ -1313,10 +1489,14 @@ int rp__poll_slow(struct pollfd *fds, nfds_t n, int64_t timeout_ns,
 		for (unsigned k = 0; k < nr; k++) {
 			struct pollfd *p = &fds[r[k].i];
 
-			if (!r[k].ready && (p->revents & RP__POLL_IN)) {
-				r[k].ready = rp__ep_readable(r[k].ep);
+			if (!r[k].kernel && !r[k].ready &&
+			    (p->revents & RP__POLL_IN)) {
+				rp__poll_ask(&r[k]);
 				any |= r[k].ready;
 			}
+			/* The kernel's epoll answers exactly, as it is. */
+			if (r[k].kernel)
+				continue;
 			p->revents = (short)((p->revents & ~RP__POLL_IN) |
 					     (r[k].ready ?
 						      r[k].events & RP__POLL_IN :

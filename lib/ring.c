@@ -8,6 +8,7 @@
  * nothing, and given exactly the flags it needs.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -72,6 +73,7 @@ int rp__ring_init(struct rp__ring *r, const struct rp__ring_opts *o)
 	struct io_uring_params p;
 	unsigned sq = o->sq_entries ? o->sq_entries : RP__SQ_DEFAULT;
 	unsigned cq = o->cq_entries ? o->cq_entries : sq * RP__CQ_PER_SQ;
+	unsigned flags;
 	int ret = -EINVAL;
 	size_t i;
 
@@ -86,7 +88,11 @@ int rp__ring_init(struct rp__ring *r, const struct rp__ring_opts *o)
 		if ((o->flags & RP__RING_SHARED) &&
 		    (rp__rungs[i].flags & IORING_SETUP_SINGLE_ISSUER))
 			continue;
-		ret = rp__ring_try(r, sq, cq, rp__rungs[i].flags, &p);
+		flags = rp__rungs[i].flags;
+		if ((o->flags & RP__RING_OWNED) &&
+		    (flags & IORING_SETUP_SINGLE_ISSUER))
+			flags |= IORING_SETUP_R_DISABLED;
+		ret = rp__ring_try(r, sq, cq, flags, &p);
 		/* EINVAL: this kernel lacks the rung, try the next one. */
 		if (ret != -EINVAL)
 			break;
@@ -107,12 +113,15 @@ int rp__ring_init(struct rp__ring *r, const struct rp__ring_opts *o)
 		     !(o->flags & RP__RING_NO_EXT_ARG);
 	r->skip_success = p.features & IORING_FEAT_CQE_SKIP;
 	r->enter_fd = r->uring.ring_fd;
+	r->owned = (p.flags & IORING_SETUP_R_DISABLED) != 0;
 	/*
 	 * A registered ring fd (5.18) saves the fdget/fdput of every enter.
 	 * It is registered for the calling task only, so a ring entered from
-	 * several threads cannot use it.
+	 * several threads cannot use it, nor can one whose owner is not
+	 * known yet.
 	 */
-	if (!(o->flags & (RP__RING_NO_REGISTERED_FD | RP__RING_SHARED)) &&
+	if (!(o->flags & (RP__RING_NO_REGISTERED_FD | RP__RING_SHARED |
+			  RP__RING_OWNED)) &&
 	    io_uring_register_ring_fd(&r->uring) == 1) {
 		r->enter_fd = r->uring.enter_ring_fd;
 		r->enter_flags = IORING_ENTER_REGISTERED_RING;
@@ -122,6 +131,7 @@ int rp__ring_init(struct rp__ring *r, const struct rp__ring_opts *o)
 
 void rp__ring_exit(struct rp__ring *r)
 {
+	free(r->backlog);
 	if (r->uring.ring_fd > 0 || r->uring.sq.ring_ptr)
 		io_uring_queue_exit(&r->uring);
 	memset(r, 0, sizeof(*r));
@@ -141,8 +151,28 @@ void rp__ring_info(const struct rp__ring *r, struct rp_ring_info *info)
 	info->ring_fd = r->uring.ring_fd;
 }
 
+__thread pid_t rp__tid_cache __attribute__((tls_model("initial-exec")));
+
+pid_t rp__tid_slow(void)
+{
+	rp__tid_cache = (pid_t)syscall(SYS_gettid);
+	return rp__tid_cache;
+}
+
+int rp__ring_own_slow(struct rp__ring *r, bool claim)
+{
+	if (r->owner || !claim)
+		return -EXDEV;
+	/* The thread that enables a SINGLE_ISSUER ring is its submitter. */
+	if (syscall(__NR_io_uring_register, r->uring.ring_fd,
+		    IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+		return -errno;
+	r->owner = rp__tid();
+	return 0;
+}
+
 /* Publishes queued SQEs to the kernel; returns how many it has not read. */
-unsigned rp__ring_flush(struct rp__ring *r)
+static unsigned rp__ring_publish(struct rp__ring *r)
 {
 	struct io_uring_sq *sq = &r->uring.sq;
 	unsigned tail = sq->sqe_tail;
@@ -158,15 +188,92 @@ int rp__fault_enter, rp__fault_wait, rp__fault_alloc;
 
 static int rp__ring_sys_enter(struct rp__ring *r, unsigned submit,
 			      unsigned want, unsigned flags, const void *arg,
+			      size_t argsz);
+
+/* The owner moves the backlog into the SQ, submitting when it is full. */
+static void rp__ring_drain(struct rp__ring *r)
+{
+	unsigned i = 0;
+
+	while (i < r->nbacklog) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+
+		if (sqe) {
+			*sqe = r->backlog[i++];
+			continue;
+		}
+		if (rp__ring_sys_enter(r, rp__ring_publish(r), 0,
+				       r->setup == RP_SETUP_DEFER_TASKRUN ?
+					       IORING_ENTER_GETEVENTS :
+					       0,
+				       NULL, 0) < 0)
+			break;
+	}
+	memmove(r->backlog, r->backlog + i,
+		(r->nbacklog - i) * sizeof(*r->backlog));
+	r->nbacklog -= i;
+}
+
+unsigned rp__ring_flush(struct rp__ring *r)
+{
+	if (rp__unlikely(r->nbacklog) && rp__ring_own(r, false) == 0)
+		rp__ring_drain(r);
+	return rp__ring_publish(r);
+}
+
+/* An SQE for a thread that may not submit, behind the others. */
+static struct io_uring_sqe *rp__ring_backlog(struct rp__ring *r, int *err)
+{
+	struct io_uring_sqe *sqe;
+
+	if (r->nbacklog == r->backlog_cap) {
+		unsigned cap = r->backlog_cap ? 2 * r->backlog_cap : 64;
+		struct io_uring_sqe *b =
+			realloc(r->backlog, cap * sizeof(*b));
+
+		if (!b) {
+			if (err)
+				*err = -ENOMEM;
+			return NULL;
+		}
+		r->backlog = b;
+		r->backlog_cap = cap;
+	}
+	sqe = &r->backlog[r->nbacklog++];
+	memset(sqe, 0, sizeof(*sqe));
+	return sqe;
+}
+
+static int rp__ring_sys_enter(struct rp__ring *r, unsigned submit,
+			      unsigned want, unsigned flags, const void *arg,
 			      size_t argsz)
 {
+	static const struct __kernel_timespec zero;
+	struct io_uring_getevents_arg all;
 	long ret;
 
 	if (rp__unlikely(rp__fault_enter))
 		return -rp__fault_take(&rp__fault_enter);
+	/*
+	 * DEFER_TASKRUN: a GETEVENTS that waits for nothing runs only 20
+	 * deferred completions (IO_LOCAL_TW_DEFAULT_MAX), the rest at later
+	 * enters. Asking for a CQ's worth with a zero timeout runs them all
+	 * now, in this one syscall.
+	 */
+	if (r->setup == RP_SETUP_DEFER_TASKRUN && r->ext_arg &&
+	    (flags & IORING_ENTER_GETEVENTS) && !want && !arg) {
+		memset(&all, 0, sizeof(all));
+		all.ts = (uint64_t)(uintptr_t)&zero;
+		want = r->uring.cq.ring_entries;
+		flags |= IORING_ENTER_EXT_ARG;
+		arg = &all;
+		argsz = sizeof(all);
+	}
 	r->enters++;
 	ret = syscall(__NR_io_uring_enter, r->enter_fd, submit, want,
 		      flags | r->enter_flags, arg, argsz);
+	if (ret < 0 && errno == ETIME && want && arg == &all)
+		ret = 0;
 	if (ret < 0)
 		return -errno;
 	r->sqes += (uint64_t)ret;
@@ -178,15 +285,22 @@ int rp__ring_enter(struct rp__ring *r, bool wait, int64_t timeout_ns,
 {
 	struct io_uring_getevents_arg arg;
 	struct __kernel_timespec ts;
-	unsigned submit = rp__ring_flush(r);
-	unsigned sqflags = IO_URING_READ_ONCE(*r->uring.sq.kflags);
-	unsigned flags = 0, want = 0;
+	unsigned submit, sqflags, flags = 0, want = 0;
 	const void *argp = NULL;
 	size_t argsz = 0;
 	int err;
 
-	/* Completions are waiting to be posted, or posted ones overflowed. */
-	if (sqflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))
+	if (rp__unlikely(r->owned) && (err = rp__ring_own(r, false)) < 0)
+		return err;
+	submit = rp__ring_flush(r);
+	sqflags = IO_URING_READ_ONCE(*r->uring.sq.kflags);
+	/*
+	 * Completions are waiting to be posted, or posted ones overflowed.
+	 * Under DEFER_TASKRUN what the submission itself completes (a poll
+	 * armed on a ready file) is posted only by GETEVENTS, too.
+	 */
+	if ((sqflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) ||
+	    (submit && r->setup == RP_SETUP_DEFER_TASKRUN))
 		flags |= IORING_ENTER_GETEVENTS;
 	if (wait && timeout_ns != 0 && !io_uring_cq_ready(&r->uring)) {
 		want = 1;
@@ -268,6 +382,7 @@ void rp__ring_forget(struct rp__ring *r)
 {
 	struct io_uring *u = &r->uring;
 
+	free(r->backlog);
 	munmap(u->sq.sqes, u->sq.ring_entries * sizeof(struct io_uring_sqe));
 	if (u->cq.ring_ptr && u->cq.ring_ptr != u->sq.ring_ptr)
 		munmap(u->cq.ring_ptr, u->cq.ring_sz);
@@ -283,8 +398,13 @@ int rp__ring_submit(struct rp__ring *r)
 
 int rp__ring_settle(struct rp__ring *r)
 {
-	unsigned submit = rp__ring_flush(r);
-	unsigned sqflags = IO_URING_READ_ONCE(*r->uring.sq.kflags);
+	unsigned submit, sqflags;
+	int err;
+
+	if (rp__unlikely(r->owned) && (err = rp__ring_own(r, false)) < 0)
+		return err;
+	submit = rp__ring_flush(r);
+	sqflags = IO_URING_READ_ONCE(*r->uring.sq.kflags);
 
 	if (!submit && !(sqflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
 		return 0;
@@ -304,8 +424,13 @@ struct io_uring_sqe *rp__ring_sqe_slow(struct rp__ring *r, int *err)
 	struct io_uring_sqe *sqe;
 	int ret;
 
+	/* Not ours to submit: the owner will, in order. */
+	if (r->owned && rp__ring_own(r, false) < 0)
+		return rp__ring_backlog(r, err);
 	/* The SQ is full: hand it to the kernel and take a fresh entry. */
 	ret = rp__ring_submit(r);
+	if (rp__unlikely(r->nbacklog))
+		return rp__ring_backlog(r, err);
 	sqe = io_uring_get_sqe(&r->uring);
 	if (!sqe && err)
 		*err = ret < 0 ? ret : -EBUSY;
@@ -339,7 +464,8 @@ unsigned rp__ring_harvest(struct rp__ring *r, struct io_uring_cqe *out,
 		 * rest (NODROP) until an enter with GETEVENTS flushes them.
 		 */
 		if (!(IO_URING_READ_ONCE(*r->uring.sq.kflags) &
-		      IORING_SQ_CQ_OVERFLOW))
+		      IORING_SQ_CQ_OVERFLOW) ||
+		    rp__ring_own(r, false) < 0)
 			break;
 		r->overflow_flushes++;
 		if (rp__ring_sys_enter(r, 0, 0, IORING_ENTER_GETEVENTS, NULL,

@@ -10,6 +10,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <liburing.h>
 
 #include "ringpoll.h"
@@ -24,6 +25,15 @@ enum {
 	 * registered ring fds, both bound to one task, are out.
 	 */
 	RP__RING_SHARED = 1u << 8,
+	/*
+	 * One thread at a time submits and waits, and it need not be the
+	 * thread that made the ring (the epoll layer): SINGLE_ISSUER and
+	 * DEFER_TASKRUN, set up disabled, so that the first thread that
+	 * enters it (rp__ring_own) becomes its owner. A completion is then
+	 * never task work for any other thread, nor for the owner outside
+	 * its own io_uring_enter. Other threads queue SQEs only.
+	 */
+	RP__RING_OWNED = 1u << 9,
 };
 
 struct rp__ring_opts {
@@ -44,7 +54,41 @@ struct rp__ring {
 	/* The timespec of a wait timeout SQE; the kernel reads it at issue. */
 	struct __kernel_timespec timeout_ts;
 	uint64_t enters, sqes, overflow_flushes;
+	/*
+	 * RP__RING_OWNED: the thread that may enter (its tid), 0 until one
+	 * does. SQEs queued by other threads while the SQ is full wait in
+	 * the backlog, in order, for the owner to submit them.
+	 */
+	bool owned;
+	pid_t owner;
+	struct io_uring_sqe *backlog;
+	unsigned nbacklog, backlog_cap;
 };
+
+/* The calling thread's id, cached (reset in a forked child). */
+extern __thread pid_t rp__tid_cache __attribute__((tls_model("initial-exec")));
+pid_t rp__tid_slow(void);
+
+static inline pid_t rp__tid(void)
+{
+	return rp__likely(rp__tid_cache) ? rp__tid_cache : rp__tid_slow();
+}
+
+int rp__ring_own_slow(struct rp__ring *r, bool claim);
+
+/*
+ * May the calling thread enter the ring? 0 if so: a ring that is not
+ * RP__RING_OWNED, or owned by this thread, or (claim) owned by nobody
+ * yet, which the caller then owns. -EXDEV if another thread owns it (or
+ * nobody, without claim: then nothing was ever submitted). Other errors
+ * are the enable's.
+ */
+static inline int rp__ring_own(struct rp__ring *r, bool claim)
+{
+	if (rp__likely(!r->owned || r->owner == rp__tid()))
+		return 0;
+	return rp__ring_own_slow(r, claim);
+}
 
 int rp__ring_init(struct rp__ring *r, const struct rp__ring_opts *o);
 void rp__ring_exit(struct rp__ring *r);
@@ -55,9 +99,11 @@ struct io_uring_sqe *rp__ring_sqe_slow(struct rp__ring *r, int *err);
 
 static inline struct io_uring_sqe *rp__ring_sqe(struct rp__ring *r, int *err)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+	struct io_uring_sqe *sqe;
 
-	if (rp__likely(sqe != NULL))
+	/* Once there is a backlog, later SQEs queue behind it. */
+	if (rp__likely(!r->nbacklog) &&
+	    rp__likely((sqe = io_uring_get_sqe(&r->uring)) != NULL))
 		return sqe;
 	return rp__ring_sqe_slow(r, err);
 }
@@ -65,7 +111,7 @@ static inline struct io_uring_sqe *rp__ring_sqe(struct rp__ring *r, int *err)
 /* SQEs queued in user space and not yet handed to the kernel. */
 static inline unsigned rp__ring_unsubmitted(const struct rp__ring *r)
 {
-	return r->uring.sq.sqe_tail - *r->uring.sq.khead;
+	return r->uring.sq.sqe_tail - *r->uring.sq.khead + r->nbacklog;
 }
 
 /*
@@ -87,7 +133,9 @@ int rp__ring_settle(struct rp__ring *r);
 
 /*
  * Publishes queued SQEs (the SQ tail) and returns how many the kernel has
- * not taken yet. With several threads, call it under their lock.
+ * not taken yet. With several threads, call it under their lock. The
+ * owner's flush moves the backlog into the SQ first, submitting as it
+ * goes if the SQ fills.
  */
 unsigned rp__ring_flush(struct rp__ring *r);
 
@@ -130,6 +178,13 @@ unsigned rp__ring_harvest(struct rp__ring *r, struct io_uring_cqe *out,
 static inline unsigned rp__ring_cq_posted(const struct rp__ring *r)
 {
 	return io_uring_smp_load_acquire(r->uring.cq.ktail);
+}
+
+/* Completions deferred to the owner's next GETEVENTS (DEFER_TASKRUN). */
+static inline bool rp__ring_tw_pending(const struct rp__ring *r)
+{
+	return r->setup == RP_SETUP_DEFER_TASKRUN &&
+	       (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_TASKRUN);
 }
 
 /* True if a CQE can be harvested now without entering the kernel. */

@@ -340,6 +340,70 @@ START_TEST(epollfd_nested_et_no_edge_without_wakeup)
 }
 END_TEST
 
+/*
+ * A wakeup without a key (shutdown(2) wakes a socket's waiters so): the
+ * kernel's ep_poll_callback takes it for an event and wakes the instances
+ * that watch this one, so an edge-triggered outer entry is reported
+ * again. (Once a deviation; a nested instance is the kernel's epoll now.)
+ */
+START_TEST(epollfd_nested_keyless_wakeup_is_an_edge)
+{
+	int outer = t_epoll(), inner = t_epoll(), efd, dg[2];
+
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ck_assert_int_ge(efd, 0);
+	t_socketpair(SOCK_DGRAM, dg);
+	/* Inner: one entry reported once (ET), one that is never ready. */
+	t_ctl(inner, EPOLL_CTL_ADD, efd, EPOLLOUT | EPOLLET, 1);
+	t_ctl(inner, EPOLL_CTL_ADD, dg[0], EPOLLPRI, 2);
+	t_ctl(outer, EPOLL_CTL_ADD, inner, EPOLLIN | EPOLLET, 3);
+	t_expect1(outer, 0, 3, EPOLLIN);
+	t_expect_none(outer, 0);
+	/* Keyless wakeup of dg[0]; nothing it is registered for is set. */
+	ck_assert_int_eq(shutdown(dg[0], SHUT_WR), 0);
+	t_expect1(outer, 0, 3, EPOLLIN);
+	t_close(dg[0]);
+	t_close(dg[1]);
+	t_close(efd);
+	t_close(outer);
+	t_close(inner);
+}
+END_TEST
+
+/*
+ * A wakeup whose key says more than the file has.
+ * A unix stream's data wakeup carries EPOLLIN|EPOLLPRI|EPOLLRDNORM|
+ * EPOLLRDBAND; an entry watching EPOLLPRI alone takes it in the kernel
+ * (and is dropped when re-polled), which wakes the outer instance. Written
+ * in one go, 100 KB arrive in several such wakeups, none of which io_uring
+ * posts: a nested instance is the kernel's epoll (rp__ep_go_kernel).
+ */
+START_TEST(epollfd_nested_overstated_key_wakeup_is_an_edge)
+{
+	int outer = t_epoll(), inner = t_epoll(), efd, us[2];
+	size_t len = 100000;
+	char *buf = calloc(1, len);
+
+	ck_assert_ptr_nonnull(buf);
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ck_assert_int_ge(efd, 0);
+	t_socketpair(SOCK_STREAM, us);
+	t_ctl(inner, EPOLL_CTL_ADD, efd, EPOLLOUT | EPOLLET, 1);
+	t_ctl(inner, EPOLL_CTL_ADD, us[0], EPOLLPRI, 2);
+	t_ctl(outer, EPOLL_CTL_ADD, inner, EPOLLIN | EPOLLET, 3);
+	t_expect1(outer, 0, 3, EPOLLIN);
+	t_expect_none(outer, 0);
+	ck_assert_int_eq(write(us[1], buf, len), (ssize_t)len);
+	t_expect1(outer, 0, 3, EPOLLIN);
+	free(buf);
+	t_close(us[0]);
+	t_close(us[1]);
+	t_close(efd);
+	t_close(outer);
+	t_close(inner);
+}
+END_TEST
+
 Suite *t_suite_epollfd(void)
 {
 	Suite *s = suite_create("epollfd");
@@ -359,6 +423,8 @@ Suite *t_suite_epollfd(void)
 	tcase_add_test(tc, epollfd_nested_interest_without_in_never_ready);
 	tcase_add_test(tc, epollfd_nested_oneshot_et);
 	tcase_add_test(tc, epollfd_nested_et_no_edge_without_wakeup);
+	tcase_add_test(tc, epollfd_nested_keyless_wakeup_is_an_edge);
+	tcase_add_test(tc, epollfd_nested_overstated_key_wakeup_is_an_edge);
 	suite_add_tcase(s, tc);
 	return s;
 }
