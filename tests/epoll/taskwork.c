@@ -369,7 +369,8 @@ struct tw_waiter {
 	int rounds;
 	bool forever;
 	bool own_first;
-	int first;
+	/* Read while the thread sleeps in its next wait: atomic. */
+	atomic_int first;
 	atomic_int done;
 	int n[4];
 	struct epoll_event ev[4][4];
