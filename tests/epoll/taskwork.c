@@ -101,7 +101,7 @@ static void set_rcvtimeo(int fd, int ms)
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 	ck_assert_int_eq(
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
 }
 
 static void set_blocking(int fd)
@@ -292,8 +292,9 @@ START_TEST(kernel_epoll_wait_not_interrupted_by_events)
 	err = errno;
 	elapsed = t_now_ms() - t0;
 	t_thread_join(poke.thread);
-	ck_assert_msg(ret == 0, "kernel epoll_wait: %ld (%s) after %lld ms, "
-				"want 0 after %d ms",
+	ck_assert_msg(ret == 0,
+		      "kernel epoll_wait: %ld (%s) after %lld ms, "
+		      "want 0 after %d ms",
 		      ret, ret < 0 ? strerror(err) : "", (long long)elapsed,
 		      TW_TIMEOUT_MS);
 	ck_assert_msg(elapsed >= TW_TIMEOUT_MIN_MS,
@@ -385,8 +386,8 @@ static void *waiter_main(void *arg)
 	if (w->own_first)
 		w->first = t_wait(w->epfd, ev, 2, 0);
 	for (int i = 0; i < w->rounds; i++) {
-		w->n[i] = t_wait(w->epfd, w->ev[i], 4,
-				 w->forever ? -1 : T_LONG_MS);
+		w->n[i] =
+		    t_wait(w->epfd, w->ev[i], 4, w->forever ? -1 : T_LONG_MS);
 		if (w->rd >= 0)
 			(void)t_drain(w->rd);
 		atomic_fetch_add(&w->done, 1);
@@ -872,8 +873,8 @@ static void *churn_ctl_main(void *arg)
 		bad |= t_ctl_raw(c->epfd, EPOLL_CTL_MOD, c->p[1],
 				 (i & 2) ? EPOLLOUT : EPOLLIN, TW_OTHER);
 		bad |= t_ctl_raw(c->epfd, EPOLL_CTL_MOD, c->efd,
-				 (i & 1) ? EPOLLIN | EPOLLONESHOT :
-					   EPOLLIN | EPOLLOUT | EPOLLONESHOT,
+				 (i & 1) ? EPOLLIN | EPOLLONESHOT
+					 : EPOLLIN | EPOLLOUT | EPOLLONESHOT,
 				 TW_HIT);
 		bad |= t_ctl_raw(c->epfd, EPOLL_CTL_DEL, c->p[1], 0, 0);
 		if (bad)
@@ -940,7 +941,7 @@ Suite *t_suite_taskwork(void)
 	tcase_add_test(tc,
 		       ctl_mod_from_other_thread_wakes_owner_in_infinite_wait);
 	tcase_add_test(
-		tc, ctl_del_from_other_thread_reaches_owner_in_infinite_wait);
+	    tc, ctl_del_from_other_thread_reaches_owner_in_infinite_wait);
 	tcase_add_test(tc, two_waiters_oneshot_every_event_delivered_once);
 	tcase_add_test(tc,
 		       owner_exit_keeps_pending_events_and_registrations_lt);
