@@ -247,7 +247,8 @@ check-asan:
 
 # ThreadSanitizer on the suites with threads: the conformance suite's
 # threads, nesting, signals, waits and fork, and the loop's cross-thread wake.
-TSAN_SUITES := threads epollfd deviations signals wait fork host pollable rawclose
+TSAN_SUITES := threads epollfd deviations signals wait fork host pollable rawclose \
+	taskwork
 check-tsan:
 	$(MAKE) B=build/tsan CFLAGS="-O1 -g" SAN_CFLAGS="-fsanitize=thread" \
 		build/tsan/tests/epoll-rp build/tsan/tests/rp-unit

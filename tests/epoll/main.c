@@ -36,6 +36,7 @@ int main(void)
 	srunner_add_suite(sr, t_suite_host());
 	srunner_add_suite(sr, t_suite_pollable());
 	srunner_add_suite(sr, t_suite_rawclose());
+	srunner_add_suite(sr, t_suite_taskwork());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

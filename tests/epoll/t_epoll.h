@@ -111,6 +111,7 @@ Suite *t_suite_deviations(void);
 Suite *t_suite_host(void);
 Suite *t_suite_pollable(void);
 Suite *t_suite_rawclose(void);
+Suite *t_suite_taskwork(void);
 
 /* 1 when the epoll names are ringpoll's (compat build or preload run). */
 int t_emulated(void);
