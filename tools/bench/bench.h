@@ -137,6 +137,7 @@ void rpb_async_sample(struct rpb_worker *w, struct rpb_lib *lib);
 int rpb_uring_run(struct rpb_worker *w);
 struct io_uring;
 int rpb_uring_setup(struct io_uring *ring, unsigned sq, unsigned cq);
+int rpb_uring_wait(struct io_uring *ring, struct rpb_worker *w);
 void rpb_uring_sample(struct rpb_worker *w, struct rpb_lib *lib);
 
 /* srv_upoll.c: the floor, readiness on liburing's poll alone */

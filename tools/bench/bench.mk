@@ -43,3 +43,9 @@ CTL_ARGS ?=
 CTL_PIN := $(shell command -v taskset >/dev/null 2>&1 && echo taskset -c 0)
 bench-ctl: $(BENCH_BIN)
 	$(CTL_PIN) $(BENCH_BIN) ctl $(CTL_ARGS)
+
+# Ring setups an epoll instance could have, measured alone (issue 12):
+# wake latency of a sleeping waiter, an SQPOLL thread's idle cost.
+$(B)/ringsetup: tools/bench/ringsetup.c
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) -o $@ $< -luring -lpthread

@@ -73,6 +73,11 @@ static struct io_uring_sqe *rpb_p_sqe(struct rpb_upoll *u)
 		RPB_INC(&u->w->c, waits);
 		sqe = io_uring_get_sqe(&u->ring);
 	}
+	/* SQPOLL: the kernel thread may not have taken them yet. */
+	if (!sqe && (u->ring.flags & IORING_SETUP_SQPOLL)) {
+		io_uring_sqring_wait(&u->ring);
+		sqe = io_uring_get_sqe(&u->ring);
+	}
 	return sqe;
 }
 
@@ -303,8 +308,7 @@ static int rpb_upoll_run(struct rpb_worker *w, bool et)
 	rpb_p_poll(u, NULL, w->stop_fd, RPB_P_STOP, POLLIN, false);
 	rpb_p_poll(u, NULL, w->lfd, RPB_P_ACCEPT, POLLIN, et);
 	while (!u->stop) {
-		ret = io_uring_submit_and_wait(&u->ring, 1);
-		RPB_INC(&w->c, waits);
+		ret = rpb_uring_wait(&u->ring, w);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 			break;
 		ret = 0;

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -155,7 +156,11 @@ static void rpb_u_cqe(struct rpb_uring *u, const struct io_uring_cqe *cqe)
 /*
  * The raw liburing servers' ring (this one and srv_upoll.c's floor): the
  * best task-run setup the kernel has, DEFER_TASKRUN (6.1), else
- * COOP_TASKRUN (5.19), else plain.
+ * COOP_TASKRUN (5.19), else plain. RPB_URING_SETUP picks one instead, to
+ * compare the setups an epoll instance could have (issue 12):
+ * defer, coop, plain, or sqpoll (RPB_SQ_IDLE_MS, default 10, the kernel
+ * thread's idle time before it sleeps; RPB_SQ_CPU pins it with SQ_AFF).
+ * Without the variable the ladder is unchanged.
  */
 int rpb_uring_setup(struct io_uring *ring, unsigned sq, unsigned cq)
 {
@@ -164,9 +169,39 @@ int rpb_uring_setup(struct io_uring *ring, unsigned sq, unsigned cq)
 	    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
 	    0,
 	};
+	const char *pick = getenv("RPB_URING_SETUP");
+	const char *env;
 	struct io_uring_params p;
 	int ret = -EINVAL;
 
+	if (pick && *pick) {
+		memset(&p, 0, sizeof(p));
+		if (strcmp(pick, "defer") == 0) {
+			p.flags = ladder[0];
+		} else if (strcmp(pick, "coop") == 0) {
+			p.flags = ladder[1];
+		} else if (strcmp(pick, "sqpoll") == 0) {
+			p.flags = IORING_SETUP_SQPOLL;
+			env = getenv("RPB_SQ_IDLE_MS");
+			p.sq_thread_idle = env ? (unsigned)atoi(env) : 10;
+			env = getenv("RPB_SQ_CPU");
+			if (env && *env) {
+				p.flags |= IORING_SETUP_SQ_AFF;
+				p.sq_thread_cpu = (unsigned)atoi(env);
+			}
+		} else if (strcmp(pick, "plain") != 0) {
+			fprintf(stderr, "rpbench: RPB_URING_SETUP=%s: "
+				"defer, coop, sqpoll or plain\n", pick);
+			return -EINVAL;
+		}
+		p.flags |= IORING_SETUP_CQSIZE;
+		p.cq_entries = cq;
+		ret = io_uring_queue_init_params(sq, ring, &p);
+		if (ret < 0)
+			fprintf(stderr, "rpbench: RPB_URING_SETUP=%s: %s\n",
+				pick, strerror(-ret));
+		return ret;
+	}
 	for (size_t i = 0; i < sizeof(ladder) / sizeof(ladder[0]); i++) {
 		memset(&p, 0, sizeof(p));
 		p.flags = ladder[i] | IORING_SETUP_CQSIZE;
@@ -176,6 +211,48 @@ int rpb_uring_setup(struct io_uring *ring, unsigned sq, unsigned cq)
 			break;
 	}
 	return ret;
+}
+
+/*
+ * Submits what the loop queued and waits for a completion, counting each
+ * io_uring_enter in waits. Without SQPOLL that is one enter. With SQPOLL
+ * the kernel thread takes the SQEs from the ring: publish the tail, enter
+ * only to wake the thread when it sleeps (IORING_SQ_NEED_WAKEUP, as
+ * liburing's submit does) or to sleep when no CQE is there.
+ */
+int rpb_uring_wait(struct io_uring *ring, struct rpb_worker *w)
+{
+	struct io_uring_sq *sq = &ring->sq;
+	unsigned flags = 0, tail;
+	int fd = ring->ring_fd, ret;
+
+	if (!(ring->flags & IORING_SETUP_SQPOLL)) {
+		ret = io_uring_submit_and_wait(ring, 1);
+		RPB_INC(&w->c, waits);
+		return ret;
+	}
+	tail = sq->sqe_tail;
+	if (sq->sqe_head != tail) {
+		sq->sqe_head = tail;
+		io_uring_smp_store_release(sq->ktail, tail);
+		/* The tail store before the flag load: the kernel's pairs. */
+		io_uring_smp_mb();
+		if (IO_URING_READ_ONCE(*sq->kflags) & IORING_SQ_NEED_WAKEUP)
+			flags |= IORING_ENTER_SQ_WAKEUP;
+	}
+	if (!io_uring_cq_ready(ring))
+		flags |= IORING_ENTER_GETEVENTS;
+	if (!flags)
+		return 0;
+	if (ring->enter_ring_fd != ring->ring_fd) {
+		fd = ring->enter_ring_fd;
+		flags |= IORING_ENTER_REGISTERED_RING;
+	}
+	ret = io_uring_enter((unsigned)fd, 0,
+			     (flags & IORING_ENTER_GETEVENTS) ? 1 : 0, flags,
+			     NULL);
+	RPB_INC(&w->c, waits);
+	return ret; /* liburing's enter returns -errno itself */
 }
 
 void rpb_uring_sample(struct rpb_worker *w, struct rpb_lib *lib)
@@ -203,8 +280,7 @@ int rpb_uring_run(struct rpb_worker *w)
 	rpb_u_prep(u, NULL, RPB_U_STOP);
 	rpb_u_prep(u, NULL, RPB_U_ACCEPT);
 	while (!u->stop) {
-		ret = io_uring_submit_and_wait(&u->ring, 1);
-		RPB_INC(&w->c, waits);
+		ret = rpb_uring_wait(&u->ring, w);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 			break;
 		ret = 0;
