@@ -126,8 +126,9 @@ static void rp__debug_once(const char *why, int err)
 }
 
 /*
- * RINGPOLL_DEBUG=1: that epoll runs on io_uring, on which setup, and how a
- * sleeper is woken (FUTEX_WAIT, or NOP before 6.7: rp__ep_wake); once.
+ * RINGPOLL_DEBUG=1: that epoll runs on io_uring, on which setup, whether
+ * one thread owns each ring (rp__ep_ring_flags), and how a sleeper is
+ * woken (FUTEX_WAIT, or NOP before 6.7: rp__ep_wake); once.
  */
 static void rp__debug_ring(const struct rp__ep *ep)
 {
@@ -143,7 +144,7 @@ static void rp__debug_ring(const struct rp__ep *ep)
 	if (!rp__debug || atomic_exchange(&said, 1))
 		return;
 	fprintf(stderr,
-		"ringpoll[%d]: %s: epoll on io_uring, setup %s%s%s, "
+		"ringpoll[%d]: %s: epoll on io_uring, setup %s%s%s%s, "
 		"wake %s (ring fd %d)\n",
 		(int)getpid(), rp__prog(prog, sizeof(prog)),
 		ep->ring.setup <= RP_SETUP_PLAIN && rung[ep->ring.setup] ?
@@ -151,6 +152,7 @@ static void rp__debug_ring(const struct rp__ep *ep)
 			"?",
 		fl & IORING_SETUP_TASKRUN_FLAG ? "|TASKRUN_FLAG" : "",
 		fl & IORING_SETUP_SUBMIT_ALL ? "|SUBMIT_ALL" : "",
+		ep->ring.owned ? ", owned by the thread that waits" : "",
 		rp__ep_futex_wake() ? "FUTEX_WAIT" : "NOP", ep->fd);
 }
 

@@ -64,9 +64,10 @@ else
 fi
 
 # 3b. RINGPOLL_DEBUG=1 says once that epoll runs on io_uring, and on which
-# setup (the epoll layer's ring is COOP_TASKRUN, or plain before 5.19).
+# setup (DEFER_TASKRUN owned by the waiting thread; COOP_TASKRUN before
+# 6.7, plain before 5.19).
 if RINGPOLL_DEBUG=1 "$B/ringpoll-run" "$probe" > "$out/dbg.txt" 2>&1 &&
-    [ "$(grep -Ec '^ringpoll\[[0-9]+\]: epoll-probe: epoll on io_uring, setup (COOP_TASKRUN|PLAIN)' \
+    [ "$(grep -Ec '^ringpoll\[[0-9]+\]: epoll-probe: epoll on io_uring, setup (DEFER_TASKRUN|COOP_TASKRUN|PLAIN)' \
         "$out/dbg.txt")" = 1 ]; then
 	ok "RINGPOLL_DEBUG=1 says the shim is active, and its ring setup"
 else
