@@ -24,24 +24,14 @@
  *     it (README, difference 9): the kernel's waiter holds the file, so it
  *     sleeps on in the orphaned instance, which still reports events and
  *     times out as usual. ringpoll ends that wait with -1/EBADF.
- * (e) Which thread runs a completion (README, difference 10): an io_uring
- *     poll completes as task work of the thread that submitted it, which
- *     for ringpoll is the thread whose epoll_wait submitted the ADD or the
- *     re-arm. The ring is COOP_TASKRUN: no IPI, the work runs when that
- *     thread next leaves the kernel. A thread asleep interruptibly is woken
- *     for it and a spinning one runs it at its next tick, so a waiter in
- *     another thread still gets the event (late by up to a tick); a thread
- *     in an uninterruptible sleep (a vfork parent) holds it back until it
- *     returns.
- * (f) A wakeup without a key (shutdown(2) wakes a socket's waiters so)
- *     under nesting (README, difference 11): the kernel's ep_poll_callback
- *     takes it for an event, queues the entry (found not ready later) and
- *     wakes the instances that watch this one, so an edge-triggered outer
- *     entry is reported again. io_uring's poll re-polls the file on such a
- *     wakeup and posts nothing when no wanted bit is set: ringpoll never
- *     sees it, and the outer instance reports nothing. The same for a
- *     wakeup whose key says more than the file has (a unix stream's data
- *     wakeup says EPOLLPRI).
+ * (e) Which thread runs a completion: the ring's owner, the thread that
+ *     waits, inside its own io_uring_enter (DEFER_TASKRUN). A second
+ *     waiting thread makes the instance the kernel's epoll, so the
+ *     second_waiter_* tests pin the kernel's behaviour in both builds:
+ *     the waiter has its event whatever the first thread is doing (asleep
+ *     elsewhere, spinning, in a vfork). What is left of difference 10 is
+ *     pinned in taskwork.c.
+ * (f) Withdrawn: nested wakeups (epollfd.c, epollfd_nested_*_is_an_edge).
  * (g) Memory unmapped after ringpoll used it (README, difference 12): the
  *     kernel copies events with copy_to_user, so an events array unmapped
  *     since the last wait is EFAULT. ringpoll asks the kernel about a

@@ -6,14 +6,18 @@
  * registered file becomes ready while that thread does something else,
  * the something else goes on as if epoll did not exist. An io_uring poll
  * completes as task work of the thread that submitted it; on a
- * COOP_TASKRUN ring that work is signalled with TIF_NOTIFY_SIGNAL, which
- * cuts any interruptible sleep of the thread short. Sleeps that restart
+ * COOP_TASKRUN ring (ringpoll's before) that is signalled with
+ * TIF_NOTIFY_SIGNAL, which cuts any interruptible sleep of the thread
+ * short. Sleeps that restart
  * (poll, nanosleep) hide it; those that do not fail with EINTR though no
  * signal came: recv and accept with SO_RCVTIMEO, sigtimedwait, the
  * kernel's own epoll_wait. The first cases pin the kernel's behaviour
  * for each: the thread waited on an instance once, then sleeps in such a
  * call while another thread makes a registered fd ready, and the call
- * ends at its timeout, not before and not with EINTR.
+ * ends at its timeout, not before and not with EINTR. (ringpoll's ring
+ * is DEFER_TASKRUN now, owned by the thread that waits: completions run
+ * in its io_uring_enter only. The kernel still notifies the thread once
+ * when it frees the ring: dev_after_close_of_instance_one_eintr.)
  *
  * The last cases pin what an instance shared by threads must keep doing
  * whichever thread owns its ring: waited only in a thread that did not
