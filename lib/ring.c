@@ -36,6 +36,9 @@ static const struct {
 	{ RP_SETUP_PLAIN, 0 },
 };
 
+/* Deferred completions a GETEVENTS for none runs (IO_LOCAL_TW_DEFAULT_MAX). */
+#define RP__LOCAL_TW_MAX 20
+
 /* Default SQ size: enough for a burst of re-arms between two waits. */
 #define RP__SQ_DEFAULT 256
 /*
@@ -248,34 +251,41 @@ static int rp__ring_sys_enter(struct rp__ring *r, unsigned submit,
 			      unsigned want, unsigned flags, const void *arg,
 			      size_t argsz)
 {
-	static const struct __kernel_timespec zero;
-	struct io_uring_getevents_arg all;
+	unsigned tail = rp__ring_cq_posted(r);
 	long ret;
 
 	if (rp__unlikely(rp__fault_enter))
 		return -rp__fault_take(&rp__fault_enter);
-	/*
-	 * DEFER_TASKRUN: a GETEVENTS that waits for nothing runs only 20
-	 * deferred completions (IO_LOCAL_TW_DEFAULT_MAX), the rest at later
-	 * enters. Asking for a CQ's worth with a zero timeout runs them all
-	 * now, in this one syscall.
-	 */
-	if (r->setup == RP_SETUP_DEFER_TASKRUN && r->ext_arg &&
-	    (flags & IORING_ENTER_GETEVENTS) && !want && !arg) {
-		memset(&all, 0, sizeof(all));
-		all.ts = (uint64_t)(uintptr_t)&zero;
-		want = r->uring.cq.ring_entries;
-		flags |= IORING_ENTER_EXT_ARG;
-		arg = &all;
-		argsz = sizeof(all);
-	}
 	r->enters++;
 	ret = syscall(__NR_io_uring_enter, r->enter_fd, submit, want,
 		      flags | r->enter_flags, arg, argsz);
-	if (ret < 0 && errno == ETIME && want && arg == &all)
-		ret = 0;
 	if (ret < 0)
 		return -errno;
+	/*
+	 * DEFER_TASKRUN: a GETEVENTS that waits for nothing runs at most 20
+	 * deferred completions (IO_LOCAL_TW_DEFAULT_MAX) and leaves the
+	 * rest for later enters, flagged. If it ran that many and more are
+	 * flagged, ask for a CQ's worth with a zero timeout, which runs them
+	 * all (its timer costs more than the plain call: only then).
+	 */
+	if (r->setup == RP_SETUP_DEFER_TASKRUN && r->ext_arg &&
+	    (flags & IORING_ENTER_GETEVENTS) && !want &&
+	    rp__ring_cq_posted(r) - tail >= RP__LOCAL_TW_MAX &&
+	    (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_TASKRUN)) {
+		static const struct __kernel_timespec zero;
+		struct io_uring_getevents_arg all = {
+			.ts = (uint64_t)(uintptr_t)&zero,
+		};
+
+		r->enters++;
+		if (syscall(__NR_io_uring_enter, r->enter_fd, 0,
+			    r->uring.cq.ring_entries,
+			    IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG |
+				    r->enter_flags,
+			    &all, sizeof(all)) < 0 &&
+		    errno != ETIME)
+			return -errno;
+	}
 	r->sqes += (uint64_t)ret;
 	return 0;
 }
