@@ -49,3 +49,9 @@ bench-ctl: $(BENCH_BIN)
 $(B)/ringsetup: tools/bench/ringsetup.c
 	@mkdir -p $(dir $@)
 	$(CC) $(RP_CFLAGS) -o $@ $< -luring -lpthread
+
+# The same, its "epoll" setup on rp_epoll_* (the header maps the names).
+$(B)/ringsetup-rp: tools/bench/ringsetup.c $(B)/libringpoll.a
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) -include ringpoll_compat.h -o $@ $< \
+		$(B)/libringpoll.a -luring -lpthread
