@@ -615,6 +615,18 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 
 	uint32_t nested_head = 0, nested_tail = 0;
 
+	/*
+	 * DEFER_TASKRUN keeps the wakeups that came since the last wait as
+	 * task work, which only an enter that asks for events runs: the
+	 * wait's enter would post their CQEs as if they were current, and
+	 * the program may have read the data since. Run them now, so that
+	 * their CQEs are candidates like those other setups post before
+	 * the wait.
+	 */
+	if (ep->ring.setup == RP_SETUP_DEFER_TASKRUN &&
+	    (IO_URING_READ_ONCE(*ep->ring.uring.sq.kflags) &
+	     IORING_SQ_TASKRUN))
+		rp__ring_settle(&ep->ring);
 	rp__ep_harvest(ep);
 	ep->npfd = 0;
 	while ((it = rp__ep_unlist(ep, &fd))) {
