@@ -9,8 +9,8 @@
  * a POLLIN poll, then read and write; a short write keeps the rest and arms
  * a one-shot POLLOUT until it is written (backpressure: no reading
  * meanwhile), as srv_epoll.c does. read and write, not recv and send, as
- * srv_epoll.c too: on a socket they cost more (the vfs layer: 3-6% of the
- * server's CPU per request at three calls a request, docs/BENCHMARKS.md),
+ * srv_epoll.c too: on a socket they cost more (the vfs layer: about 5% of
+ * the server's CPU per request at three calls a request, BENCHMARKS.md),
  * and a floor must make the calls of the servers it is the floor of.
  * - uring-poll-lt: one-shot polls re-armed after each event, one read per
  *   event, as rp-epoll's level-triggered entries are;
