@@ -988,8 +988,8 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 	struct rp__ep_item *it;
 	uintptr_t ok = 0; /* the end of the events known writable */
 	int n = 0, fd;
+	bool asked = false;
 
-	rp__ep_ask(ep, maxevents);
 	while (n < maxevents && (it = rp__ep_unlist(ep, &fd))) {
 		uintptr_t slot;
 
@@ -997,6 +997,17 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 		if (!(it->flags & RP__EPI_USED) ||
 		    !(it->ready || (it->flags & RP__EPI_FRESH))) {
 			rp__ep_unready(ep, fd, it);
+			continue;
+		}
+		/*
+		 * The first item whose file must be asked: ask it and the
+		 * rest of this report's at once. Reports that need no asking
+		 * (an interest without keyed bits) never walk the list twice.
+		 */
+		if (!asked && rp__ep_asks(ep, it)) {
+			asked = true;
+			rp__ep_list_head(ep, fd, it);
+			rp__ep_ask(ep, maxevents - n);
 			continue;
 		}
 		it->ready = rp__ep_true_bits(ep, fd, it);
