@@ -641,6 +641,18 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 
 	uint32_t nested_head = 0, nested_tail = 0;
 
+	/*
+	 * DEFER_TASKRUN keeps the wakeups that came since the last wait as
+	 * task work, which only an enter that asks for events runs: the
+	 * wait's enter would post their CQEs as if they were current, and
+	 * the program may have read the data since. Run them now, so that
+	 * their CQEs are candidates like those other setups post before
+	 * the wait.
+	 */
+	if (ep->ring.setup == RP_SETUP_DEFER_TASKRUN &&
+	    (IO_URING_READ_ONCE(*ep->ring.uring.sq.kflags) &
+	     IORING_SQ_TASKRUN))
+		rp__ring_settle(&ep->ring);
 	rp__ep_harvest(ep);
 	ep->npfd = 0;
 	while ((it = rp__ep_unlist(ep, &fd))) {
@@ -729,6 +741,14 @@ static int rp__ep_enter(struct rp__ep *ep, bool wait, int64_t timeout_ns,
 	(EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | \
 	 EPOLLMSG)
 
+/* Must the item's file be asked before its bits are reported? */
+static bool rp__ep_asks(const struct rp__ep *ep, const struct rp__ep_item *it)
+{
+	return !(it->flags & (RP__EPI_EPOLL | RP__EPI_FRESH)) &&
+	       ((it->events & RP__EP_KEYED_BITS) || ep->watched ||
+		(it->flags & RP__EPI_HOOKED));
+}
+
 /*
  * The bits to report. A CQE carries the wakeup's key when there was one:
  * a socket's data wakeup says IN|PRI|RDNORM|RDBAND for plain data. Where
@@ -747,14 +767,49 @@ static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
 		it->flags &= ~RP__EPI_FRESH;
 		return it->ready;
 	}
-	if (!(it->events & RP__EP_KEYED_BITS) && !ep->watched &&
-	    !(it->flags & RP__EPI_HOOKED))
+	if (!rp__ep_asks(ep, it))
 		return it->ready;
 	ep->st.confirms++;
 	ep->st.polls++;
 	if (rp__poll0(&p, 1) < 0)
 		return it->ready;
 	return (uint32_t)p.revents & want;
+}
+
+/*
+ * Asks, in one poll(2), the files of those of the next maxevents items to
+ * report that rp__ep_true_bits would ask one by one (bits a CQE may
+ * overstate, a watched instance, a hooked level entry): one syscall per
+ * report instead of one per item, as rp__ep_confirm does for candidates.
+ * What it read is marked RP__EPI_FRESH and reported as read; an item it
+ * could not ask (no room, no answer) is asked alone, as before.
+ */
+static void rp__ep_ask(struct rp__ep *ep, int maxevents)
+{
+	struct rp__ep_item *it;
+	int seen = 0, n;
+
+	ep->npfd = 0;
+	for (uint32_t l = ep->ready_head; l && seen < maxevents; l = it->next) {
+		it = rp__ep_item(ep, (int)l - 1);
+		if (!(it->flags & RP__EPI_USED) || !it->ready)
+			continue;
+		seen++;
+		if (rp__ep_asks(ep, it) && !rp__ep_pfd_add(ep, (int)l - 1, it))
+			break;
+	}
+	if (!ep->npfd)
+		return;
+	ep->st.confirms += ep->npfd;
+	ep->st.polls++;
+	n = rp__poll0(ep->pfd, ep->npfd);
+	for (uint32_t i = 0; n >= 0 && i < ep->npfd; i++) {
+		it = rp__ep_item(ep, ep->pfd[i].fd);
+		it->ready = (uint32_t)ep->pfd[i].revents &
+			    rp__ep_reportable(it->events);
+		it->flags |= RP__EPI_FRESH;
+	}
+	ep->npfd = 0;
 }
 
 static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
@@ -959,12 +1014,26 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 	struct rp__ep_item *it;
 	uintptr_t ok = 0; /* the end of the events known writable */
 	int n = 0, fd;
+	bool asked = false;
 
 	while (n < maxevents && (it = rp__ep_unlist(ep, &fd))) {
 		uintptr_t slot;
 
-		if (!(it->flags & RP__EPI_USED) || !it->ready) {
+		/* Asked and found not ready: dropped below, as a candidate. */
+		if (!(it->flags & RP__EPI_USED) ||
+		    !(it->ready || (it->flags & RP__EPI_FRESH))) {
 			rp__ep_unready(ep, fd, it);
+			continue;
+		}
+		/*
+		 * The first item whose file must be asked: ask it and the
+		 * rest of this report's at once. Reports that need no asking
+		 * (an interest without keyed bits) never walk the list twice.
+		 */
+		if (!asked && rp__ep_asks(ep, it)) {
+			asked = true;
+			rp__ep_list_head(ep, fd, it);
+			rp__ep_ask(ep, maxevents - n);
 			continue;
 		}
 		it->ready = rp__ep_true_bits(ep, fd, it);

@@ -6,18 +6,21 @@
  * it. It is to rp-epoll what srv_uring.c is to rp-completion.
  *
  * Nonblocking sockets; a poll on the listener, then accept4; per connection
- * a POLLIN poll, then recv and send; a short send keeps the rest and arms a
- * one-shot POLLOUT until it is written (backpressure: no reading meanwhile),
- * as srv_epoll.c does:
- * - uring-poll-lt: one-shot polls re-armed after each event, one recv per
+ * a POLLIN poll, then read and write; a short write keeps the rest and arms
+ * a one-shot POLLOUT until it is written (backpressure: no reading
+ * meanwhile), as srv_epoll.c does. read and write, not recv and send, as
+ * srv_epoll.c too: on a socket they cost more (the vfs layer: about 5% of
+ * the server's CPU per request at three calls a request, BENCHMARKS.md),
+ * and a floor must make the calls of the servers it is the floor of.
+ * - uring-poll-lt: one-shot polls re-armed after each event, one read per
  *   event, as rp-epoll's level-triggered entries are;
  * - uring-poll-et: one multishot poll per socket (IORING_POLL_ADD_MULTI),
  *   read until EAGAIN on each CQE, re-armed only when a CQE lacks
  *   IORING_CQE_F_MORE, as rp-epoll-et's entries are.
  * One io_uring_enter per loop that submits and waits, the best task-run
  * setup the kernel has and a registered ring fd, as srv_uring.c. Its
- * syscalls are those enters, accept4, recv, send, setsockopt (TCP only)
- * and close.
+ * syscalls are those enters, accept4, read, write, setsockopt (TCP only)
+ * and close. SIGPIPE is ignored (server.c), as for srv_epoll.c's writes.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -34,7 +37,7 @@
 /* Two polls per connection at most: 512 connections fit in one go. */
 #define RPB_P_SQ 2048
 #define RPB_P_CQ 8192
-/* One recv takes all a connection has at any depth the demo uses. */
+/* One read takes all a connection has at any depth the demo uses. */
 #define RPB_P_BUF (64 * 1024)
 
 /* user_data: a connection's address with the op in its low bits. */
@@ -51,7 +54,7 @@ struct rpb_pconn {
 	int fd;
 	bool in_armed; /* ET: the multishot POLLIN is live */
 	bool closing;  /* ET: fd closed, waiting for the poll's last CQE */
-	char *pend;    /* what a short send left to send, or NULL */
+	char *pend;    /* what a short write left to send, or NULL */
 	uint32_t off, len;
 } __attribute__((aligned(8)));
 
@@ -165,7 +168,7 @@ static void rpb_p_accept(struct rpb_upoll *u, const struct io_uring_cqe *cqe)
 /* Sends n bytes of buf back; keeps what the socket did not take. */
 static int rpb_p_echo(struct rpb_upoll *u, struct rpb_pconn *c, size_t n)
 {
-	ssize_t wr = send(c->fd, u->buf, n, MSG_NOSIGNAL);
+	ssize_t wr = write(c->fd, u->buf, n);
 
 	RPB_INC(&u->w->c, writes);
 	if (wr < 0) {
@@ -185,13 +188,13 @@ static int rpb_p_echo(struct rpb_upoll *u, struct rpb_pconn *c, size_t n)
 	return 0;
 }
 
-/* recv and echo: once (LT) or until EAGAIN (ET); false if it closed c. */
+/* read and echo: once (LT) or until EAGAIN (ET); false if it closed c. */
 static bool rpb_p_read(struct rpb_upoll *u, struct rpb_pconn *c)
 {
 	ssize_t n;
 
 	for (;;) {
-		n = recv(c->fd, u->buf, sizeof(u->buf), 0);
+		n = read(c->fd, u->buf, sizeof(u->buf));
 		RPB_INC(&u->w->c, reads);
 		if (n < 0 && errno == EAGAIN)
 			return true;
@@ -222,7 +225,7 @@ static void rpb_p_in(struct rpb_upoll *u, struct rpb_pconn *c,
 		rpb_p_close(u, c);
 		return;
 	}
-	/* ET, a send pending: the POLLOUT's completion reads what came. */
+	/* ET, a write pending: the POLLOUT's completion reads what came. */
 	if (!c->pend && !rpb_p_read(u, c))
 		return;
 	/* LT waits for input again unless it waits for output. */
@@ -230,7 +233,7 @@ static void rpb_p_in(struct rpb_upoll *u, struct rpb_pconn *c,
 		rpb_p_arm_in(u, c);
 }
 
-/* The rest of a short send; then back to reading. */
+/* The rest of a short write; then back to reading. */
 static void rpb_p_out(struct rpb_upoll *u, struct rpb_pconn *c,
 		      const struct io_uring_cqe *cqe)
 {
@@ -240,7 +243,7 @@ static void rpb_p_out(struct rpb_upoll *u, struct rpb_pconn *c,
 		rpb_p_close(u, c);
 		return;
 	}
-	wr = send(c->fd, c->pend + c->off, c->len - c->off, MSG_NOSIGNAL);
+	wr = write(c->fd, c->pend + c->off, c->len - c->off);
 	RPB_INC(&u->w->c, writes);
 	if (wr < 0 && errno != EAGAIN) {
 		rpb_p_close(u, c);
