@@ -649,9 +649,7 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 	 * their CQEs are candidates like those other setups post before
 	 * the wait.
 	 */
-	if (ep->ring.setup == RP_SETUP_DEFER_TASKRUN &&
-	    (IO_URING_READ_ONCE(*ep->ring.uring.sq.kflags) &
-	     IORING_SQ_TASKRUN))
+	if (rp__ring_tw_pending(&ep->ring))
 		rp__ring_settle(&ep->ring);
 	rp__ep_harvest(ep);
 	ep->npfd = 0;
@@ -1182,16 +1180,6 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 	ring0 = ep->ring.enters;
 	st0 = ep->st.enters;
 	ep->st.waits++;
-	/*
-	 * DEFER_TASKRUN: wakeups since the last enter are completions not
-	 * yet posted, and a CQE carries its wakeup's key, not the file's
-	 * state now: the program may have read the data since. Post them
-	 * now, so that they are candidates, confirmed below like CQEs
-	 * found in the ring (a COOP_TASKRUN ring posts them at the
-	 * thread's syscalls meanwhile).
-	 */
-	if (!ep->dead && rp__ring_tw_pending(&ep->ring))
-		rp__ep_enter(ep, false, 0, NULL);
 	/*
 	 * With a sleeper on the ring or a poller of its fd, readiness must
 	 * show as CQEs: confirm by re-arming.
