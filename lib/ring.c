@@ -38,6 +38,8 @@ static const struct {
 
 /* Deferred completions a GETEVENTS for none runs (IO_LOCAL_TW_DEFAULT_MAX). */
 #define RP__LOCAL_TW_MAX 20
+/* Plain enters for them before one that runs them all (rp__ring_sys_enter). */
+#define RP__LOCAL_TW_ROUNDS 4
 
 /* Default SQ size: enough for a burst of re-arms between two waits. */
 #define RP__SQ_DEFAULT 256
@@ -264,27 +266,34 @@ static int rp__ring_sys_enter(struct rp__ring *r, unsigned submit,
 	/*
 	 * DEFER_TASKRUN: a GETEVENTS that waits for nothing runs at most 20
 	 * deferred completions (IO_LOCAL_TW_DEFAULT_MAX) and leaves the
-	 * rest for later enters, flagged. If it ran that many and more are
-	 * flagged, ask for a CQ's worth with a zero timeout, which runs them
-	 * all (its timer costs more than the plain call: only then).
+	 * rest for later enters, flagged. While one ran that many and more
+	 * are flagged, enter again: a plain enter costs less than the timer
+	 * of one that asks for a CQ's worth with a zero timeout, which runs
+	 * them all and is left for thousands.
 	 */
-	if (r->setup == RP_SETUP_DEFER_TASKRUN && r->ext_arg &&
-	    (flags & IORING_ENTER_GETEVENTS) && !want &&
-	    rp__ring_cq_posted(r) - tail >= RP__LOCAL_TW_MAX &&
-	    (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_TASKRUN)) {
+	for (unsigned round = 0;
+	     r->setup == RP_SETUP_DEFER_TASKRUN &&
+	     (flags & IORING_ENTER_GETEVENTS) && !want &&
+	     rp__ring_cq_posted(r) - tail >= RP__LOCAL_TW_MAX &&
+	     (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_TASKRUN);
+	     round++) {
 		static const struct __kernel_timespec zero;
 		struct io_uring_getevents_arg all = {
 			.ts = (uint64_t)(uintptr_t)&zero,
 		};
+		bool timer = round >= RP__LOCAL_TW_ROUNDS && r->ext_arg;
 
+		tail = rp__ring_cq_posted(r);
 		r->enters++;
 		if (syscall(__NR_io_uring_enter, r->enter_fd, 0,
-			    r->uring.cq.ring_entries,
-			    IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG |
-				    r->enter_flags,
-			    &all, sizeof(all)) < 0 &&
+			    timer ? r->uring.cq.ring_entries : 0,
+			    IORING_ENTER_GETEVENTS | r->enter_flags |
+				    (timer ? IORING_ENTER_EXT_ARG : 0),
+			    timer ? &all : NULL, timer ? sizeof(all) : 0) < 0 &&
 		    errno != ETIME)
 			return -errno;
+		if (timer)
+			break;
 	}
 	r->sqes += (uint64_t)ret;
 	return 0;
