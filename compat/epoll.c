@@ -179,6 +179,17 @@ static struct rp__fdent *rp__fdent(int fd, bool make)
 
 static bool rp__ep_check_fork(struct rp__ep *ep, struct rp__fdent *e);
 
+/* A reference to an instance that is alive, taken without a lock. */
+static bool rp__ep_tryget(struct rp__ep *ep)
+{
+	unsigned refs = atomic_load(&ep->refs);
+
+	while (refs)
+		if (atomic_compare_exchange_weak(&ep->refs, &refs, refs + 1))
+			return true;
+	return false;
+}
+
 struct rp__ep *rp__ep_get(int fd)
 {
 	struct rp__fdent *e = rp__fdent(fd, false);
@@ -190,7 +201,15 @@ struct rp__ep *rp__ep_get(int fd)
 		ep = atomic_load_explicit(&e->ep, memory_order_acquire);
 		if (!ep)
 			return NULL;
-		atomic_fetch_add(&ep->refs, 1);
+		/*
+		 * Its last reference may have gone since the load (a close,
+		 * or rp__ep_go_kernel in another thread): a reference taken
+		 * from 0 would release it a second time, and one taken while
+		 * the struct is remade (rp_epoll_create1) would be lost.
+		 * The struct itself is never freed (rp__ep_recycle).
+		 */
+		if (!rp__ep_tryget(ep))
+			continue;
 		if (atomic_load(&e->ep) == ep)
 			break;
 		rp__ep_put(ep);
@@ -1086,17 +1105,6 @@ static bool rp__ep_check_fork(struct rp__ep *ep, struct rp__fdent *e)
 	if (gone)
 		rp__ep_put(ep); /* the table's reference */
 	return ours;
-}
-
-/* A reference to an instance that is alive, taken without a lock. */
-static bool rp__ep_tryget(struct rp__ep *ep)
-{
-	unsigned refs = atomic_load(&ep->refs);
-
-	while (refs)
-		if (atomic_compare_exchange_weak(&ep->refs, &refs, refs + 1))
-			return true;
-	return false;
 }
 
 /* Forgets fd in ep, whose lock is held, before fd's real close. */
