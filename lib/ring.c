@@ -131,11 +131,27 @@ int rp__ring_init(struct rp__ring *r, const struct rp__ring_opts *o)
 
 void rp__ring_exit(struct rp__ring *r)
 {
-	free(r->backlog);
-	if (r->uring.ring_fd > 0 || r->uring.sq.ring_ptr)
-		io_uring_queue_exit(&r->uring);
-	memset(r, 0, sizeof(*r));
-	r->uring.ring_fd = -1;
+	int fd = r->uring.ring_fd;
+
+	/*
+	 * Not io_uring_queue_exit: liburing unmaps with raw syscalls, which
+	 * ThreadSanitizer does not see, and a ring mapped later at the same
+	 * address then looks like a race with this one's SQE writes (an
+	 * instance made the kernel's epoll keeps its mappings until its
+	 * last reference, in whichever thread). rp__ring_forget unmaps
+	 * through the C library.
+	 */
+	if (r->uring.sq.ring_ptr) {
+		if (r->enter_flags & IORING_ENTER_REGISTERED_RING)
+			io_uring_unregister_ring_fd(&r->uring);
+		rp__ring_forget(r);
+	} else {
+		free(r->backlog);
+		memset(r, 0, sizeof(*r));
+		r->uring.ring_fd = -1;
+	}
+	if (fd > 0)
+		syscall(SYS_close, fd);
 }
 
 void rp__ring_info(const struct rp__ring *r, struct rp_ring_info *info)
