@@ -1121,8 +1121,14 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 	 * found in the ring (a COOP_TASKRUN ring posts them at the
 	 * thread's syscalls meanwhile).
 	 */
-	if (!ep->dead && rp__ring_tw_pending(&ep->ring))
-		rp__ep_enter(ep, false, 0, NULL);
+	if (!ep->dead && rp__ring_tw_pending(&ep->ring)) {
+		/*
+		 * Before submitting: a DEL's remove queued since would fail
+		 * on a poll its pending work owns (rp__ring_run_deferred).
+		 */
+		ep->st.enters++;
+		rp__ring_run_deferred(&ep->ring);
+	}
 	/*
 	 * With a sleeper on the ring or a poller of its fd, readiness must
 	 * show as CQEs: confirm by re-arming.
@@ -1620,8 +1626,12 @@ void rp__ep_drop_removed(struct rp__ep *ep)
 	 * A multishot that was completing survives its remove (-EALREADY);
 	 * its CQE, stale now, asks for another (rp__ep_stale). Twice is
 	 * enough: the second remove finds it armed. The last settle is no
-	 * syscall when nothing is left to submit.
+	 * syscall when nothing is left to submit. A poll whose deferred
+	 * work is pending would survive too, with no CQE to say so, and
+	 * keep a closed socket from sending its FIN: run that work first.
 	 */
+	if (rp__ring_tw_pending(&ep->ring) && rp__ring_unsubmitted(&ep->ring))
+		rp__ring_run_deferred(&ep->ring);
 	for (int round = 0; round < 2; round++) {
 		rp__ring_settle(&ep->ring);
 		rp__ep_harvest(ep);

@@ -412,6 +412,16 @@ int rp__ring_submit(struct rp__ring *r)
 	return rp__ring_enter(r, false, 0, NULL);
 }
 
+int rp__ring_run_deferred(struct rp__ring *r)
+{
+	int err;
+
+	if (rp__unlikely(r->owned) && (err = rp__ring_own(r, false)) < 0)
+		return err;
+	err = rp__ring_sys_enter(r, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+	return err < 0 ? err : 0;
+}
+
 int rp__ring_settle(struct rp__ring *r)
 {
 	unsigned submit, sqflags;
