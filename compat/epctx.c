@@ -1791,13 +1791,29 @@ int rp__ep_rebuild(struct rp__ep *ep)
 	return rp__ep_move(ep, &o);
 }
 
-int rp__ep_to_kernel(struct rp__ep *ep)
+/*
+ * A reported EPOLLONESHOT entry waits for MOD, and the kernel's is
+ * disabled only by a report: it goes in with no events, but the kernel
+ * adds EPOLLERR|EPOLLHUP to any interest, so a file in error or hung up
+ * (a reported connection the program is about to close) would be
+ * reported again, maybe to another thread. These go in first, and a
+ * wait takes those reports: the entries are disabled, as they were. One
+ * whose file errs only later is still reported then, once.
+ */
+static void rp__ep_kernel_disable(int kfd)
 {
-	int kfd, fdflags = fcntl(ep->fd, F_GETFD);
+	struct epoll_event evs[64];
+	int n;
 
-	kfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
-	if (kfd < 0)
-		return -errno;
+	do
+		n = (int)syscall(SYS_epoll_pwait, kfd, evs, 64, 0, NULL,
+				 _NSIG / 8);
+	while (n == 64);
+}
+
+/* Registers ep's entries, the disabled one-shot ones or the others, in kfd. */
+static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool disabled)
+{
 	for (uint32_t c = 0; c < ep->nchunks; c++) {
 		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
 			struct rp__ep_item *it = &ep->chunks[c][i];
@@ -1806,14 +1822,10 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 						  .data = it->data };
 			struct rp__ep *child;
 
-			if (!(it->flags & RP__EPI_USED))
+			if (!(it->flags & RP__EPI_USED) ||
+			    !!(it->flags & RP__EPI_DISABLED) != disabled)
 				continue;
-			/*
-			 * A reported EPOLLONESHOT entry waits for MOD. The
-			 * kernel adds EPOLLERR|EPOLLHUP to any interest: only
-			 * a file in error or hung up reports it, once.
-			 */
-			if (it->flags & RP__EPI_DISABLED)
+			if (disabled)
 				ev.events = EPOLLONESHOT;
 			/* A nested instance: this child's own, not the ring. */
 			if ((it->flags & RP__EPI_EPOLL) &&
@@ -1826,13 +1838,28 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 			 */
 			if (syscall(SYS_epoll_ctl, kfd, EPOLL_CTL_ADD, fd,
 				    &ev) < 0 &&
-			    (errno == ENOMEM || errno == ENOSPC)) {
-				int err = -errno;
-
-				rp__sys_close(kfd);
-				return err;
-			}
+			    (errno == ENOMEM || errno == ENOSPC))
+				return -errno;
 		}
+	}
+	return 0;
+}
+
+int rp__ep_to_kernel(struct rp__ep *ep)
+{
+	int err, kfd, fdflags = fcntl(ep->fd, F_GETFD);
+
+	kfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+	if (kfd < 0)
+		return -errno;
+	err = rp__ep_kernel_add(ep, kfd, true);
+	if (err == 0) {
+		rp__ep_kernel_disable(kfd);
+		err = rp__ep_kernel_add(ep, kfd, false);
+	}
+	if (err < 0) {
+		rp__sys_close(kfd);
+		return err;
 	}
 	if (kfd != ep->fd) {
 		if (syscall(SYS_dup3, kfd, ep->fd,
