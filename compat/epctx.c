@@ -647,10 +647,11 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 	 * wait's enter would post their CQEs as if they were current, and
 	 * the program may have read the data since. Run them now, so that
 	 * their CQEs are candidates like those other setups post before
-	 * the wait.
+	 * the wait. Without submitting: a DEL's remove queued since would
+	 * fail on a poll its pending work owns (rp__ring_run_deferred).
 	 */
 	if (rp__ring_tw_pending(&ep->ring))
-		rp__ring_settle(&ep->ring);
+		rp__ring_run_deferred(&ep->ring);
 	rp__ep_harvest(ep);
 	ep->npfd = 0;
 	while ((it = rp__ep_unlist(ep, &fd))) {
@@ -1677,8 +1678,12 @@ void rp__ep_drop_removed(struct rp__ep *ep)
 	 * A multishot that was completing survives its remove (-EALREADY);
 	 * its CQE, stale now, asks for another (rp__ep_stale). Twice is
 	 * enough: the second remove finds it armed. The last settle is no
-	 * syscall when nothing is left to submit.
+	 * syscall when nothing is left to submit. A poll whose deferred
+	 * work is pending would survive too, with no CQE to say so, and
+	 * keep a closed socket from sending its FIN: run that work first.
 	 */
+	if (rp__ring_tw_pending(&ep->ring) && rp__ring_unsubmitted(&ep->ring))
+		rp__ring_run_deferred(&ep->ring);
 	for (int round = 0; round < 2; round++) {
 		rp__ring_settle(&ep->ring);
 		rp__ep_harvest(ep);
@@ -1838,13 +1843,29 @@ int rp__ep_rebuild(struct rp__ep *ep)
 	return rp__ep_move(ep, &o);
 }
 
-int rp__ep_to_kernel(struct rp__ep *ep)
+/*
+ * A reported EPOLLONESHOT entry waits for MOD, and the kernel's is
+ * disabled only by a report: it goes in with no events, but the kernel
+ * adds EPOLLERR|EPOLLHUP to any interest, so a file in error or hung up
+ * (a reported connection the program is about to close) would be
+ * reported again, maybe to another thread. These go in first, and a
+ * wait takes those reports: the entries are disabled, as they were. One
+ * whose file errs only later is still reported then, once.
+ */
+static void rp__ep_kernel_disable(int kfd)
 {
-	int kfd, fdflags = fcntl(ep->fd, F_GETFD);
+	struct epoll_event evs[64];
+	int n;
 
-	kfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
-	if (kfd < 0)
-		return -errno;
+	do
+		n = (int)syscall(SYS_epoll_pwait, kfd, evs, 64, 0, NULL,
+				 _NSIG / 8);
+	while (n == 64);
+}
+
+/* Registers ep's entries, the disabled one-shot ones or the others, in kfd. */
+static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool disabled)
+{
 	for (uint32_t c = 0; c < ep->nchunks; c++) {
 		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
 			struct rp__ep_item *it = &ep->chunks[c][i];
@@ -1853,14 +1874,10 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 						  .data = it->data };
 			struct rp__ep *child;
 
-			if (!(it->flags & RP__EPI_USED))
+			if (!(it->flags & RP__EPI_USED) ||
+			    !!(it->flags & RP__EPI_DISABLED) != disabled)
 				continue;
-			/*
-			 * A reported EPOLLONESHOT entry waits for MOD. The
-			 * kernel adds EPOLLERR|EPOLLHUP to any interest: only
-			 * a file in error or hung up reports it, once.
-			 */
-			if (it->flags & RP__EPI_DISABLED)
+			if (disabled)
 				ev.events = EPOLLONESHOT;
 			/* A nested instance: this child's own, not the ring. */
 			if ((it->flags & RP__EPI_EPOLL) &&
@@ -1873,13 +1890,28 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 			 */
 			if (syscall(SYS_epoll_ctl, kfd, EPOLL_CTL_ADD, fd,
 				    &ev) < 0 &&
-			    (errno == ENOMEM || errno == ENOSPC)) {
-				int err = -errno;
-
-				rp__sys_close(kfd);
-				return err;
-			}
+			    (errno == ENOMEM || errno == ENOSPC))
+				return -errno;
 		}
+	}
+	return 0;
+}
+
+int rp__ep_to_kernel(struct rp__ep *ep)
+{
+	int err, kfd, fdflags = fcntl(ep->fd, F_GETFD);
+
+	kfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+	if (kfd < 0)
+		return -errno;
+	err = rp__ep_kernel_add(ep, kfd, true);
+	if (err == 0) {
+		rp__ep_kernel_disable(kfd);
+		err = rp__ep_kernel_add(ep, kfd, false);
+	}
+	if (err < 0) {
+		rp__sys_close(kfd);
+		return err;
 	}
 	if (kfd != ep->fd) {
 		if (syscall(SYS_dup3, kfd, ep->fd,

@@ -276,6 +276,15 @@ static struct rp__ep *rp__ep_alloc(void)
 		atomic_store(&rp__ep_free_list, ep->next_free);
 		rp__st_add(&rp__st_closed, &ep->st);
 		memset(&ep->st, 0, sizeof(ep->st));
+		/*
+		 * A new lock for a new instance: nobody takes this one with
+		 * refs at 0 (rp__ep_tryget). An inner instance of before may
+		 * be an outer one now, and ThreadSanitizer would take the
+		 * old lock order for the new one's (a lock-order inversion
+		 * that cannot deadlock).
+		 */
+		pthread_mutex_destroy(&ep->lock);
+		pthread_mutex_init(&ep->lock, NULL);
 	} else {
 		uint32_t n = rp__ep_count(), c = n >> RP__ALL_SHIFT;
 		struct rp__ep **chunk = NULL;
@@ -1106,7 +1115,6 @@ static bool rp__ep_check_fork(struct rp__ep *ep, struct rp__fdent *e)
 		rp__ep_put(ep); /* the table's reference */
 	return ours;
 }
-
 
 /* Forgets fd in ep, whose lock is held, before fd's real close. */
 static void rp__ep_forget_fd(struct rp__ep *ep, int fd)

@@ -136,11 +136,27 @@ int rp__ring_init(struct rp__ring *r, const struct rp__ring_opts *o)
 
 void rp__ring_exit(struct rp__ring *r)
 {
-	free(r->backlog);
-	if (r->uring.ring_fd > 0 || r->uring.sq.ring_ptr)
-		io_uring_queue_exit(&r->uring);
-	memset(r, 0, sizeof(*r));
-	r->uring.ring_fd = -1;
+	int fd = r->uring.ring_fd;
+
+	/*
+	 * Not io_uring_queue_exit: liburing unmaps with raw syscalls, which
+	 * ThreadSanitizer does not see, and a ring mapped later at the same
+	 * address then looks like a race with this one's SQE writes (an
+	 * instance made the kernel's epoll keeps its mappings until its
+	 * last reference, in whichever thread). rp__ring_forget unmaps
+	 * through the C library.
+	 */
+	if (r->uring.sq.ring_ptr) {
+		if (r->enter_flags & IORING_ENTER_REGISTERED_RING)
+			io_uring_unregister_ring_fd(&r->uring);
+		rp__ring_forget(r);
+	} else {
+		free(r->backlog);
+		memset(r, 0, sizeof(*r));
+		r->uring.ring_fd = -1;
+	}
+	if (fd > 0)
+		syscall(SYS_close, fd);
 }
 
 void rp__ring_info(const struct rp__ring *r, struct rp_ring_info *info)
@@ -413,6 +429,16 @@ void rp__ring_forget(struct rp__ring *r)
 int rp__ring_submit(struct rp__ring *r)
 {
 	return rp__ring_enter(r, false, 0, NULL);
+}
+
+int rp__ring_run_deferred(struct rp__ring *r)
+{
+	int err;
+
+	if (rp__unlikely(r->owned) && (err = rp__ring_own(r, false)) < 0)
+		return err;
+	err = rp__ring_sys_enter(r, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+	return err < 0 ? err : 0;
 }
 
 int rp__ring_settle(struct rp__ring *r)

@@ -187,6 +187,14 @@ static inline bool rp__ring_tw_pending(const struct rp__ring *r)
 	       (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_TASKRUN);
 }
 
+/*
+ * The owner runs the deferred completions, submitting nothing: a poll
+ * whose wakeup's task work is pending belongs to that work, and a remove
+ * submitted before it runs fails (-EALREADY) and leaves the poll armed,
+ * holding its file. 0, or -errno (-EXDEV: not the owner).
+ */
+int rp__ring_run_deferred(struct rp__ring *r);
+
 /* True if a CQE can be harvested now without entering the kernel. */
 static inline bool rp__ring_cq_ready(const struct rp__ring *r)
 {

@@ -189,6 +189,49 @@ START_TEST(close_registered_socket_peer_sees_fin)
 }
 END_TEST
 
+/*
+ * A unix socket's data wakeup says EPOLLPRI: a poll for PRI alone is
+ * woken by every write, finds nothing and waits on. The close (or a DEL
+ * and a wait) must still take it off, or it holds the socket, and the
+ * peer never sees the hangup.
+ */
+static void t_pri_close(bool del)
+{
+	int epfd = t_epoll();
+	struct pollfd pfd;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+				    sv),
+			 0);
+	t_ctl(epfd, EPOLL_CTL_ADD, sv[1], EPOLLPRI, 1);
+	t_expect_none(epfd, 0);
+	ck_assert_int_eq((int)write(sv[0], "x", 1), 1);
+	if (del) {
+		t_ctl(epfd, EPOLL_CTL_DEL, sv[1], 0, 0);
+		t_expect_none(epfd, 0);
+	}
+	t_close(sv[1]);
+	pfd.fd = sv[0];
+	pfd.events = POLLIN | POLLOUT;
+	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
+	ck_assert_int_ne(pfd.revents & POLLHUP, 0);
+	t_close(sv[0]);
+	t_close(epfd);
+}
+
+START_TEST(close_pri_registered_socket_after_data_hangs_up)
+{
+	t_pri_close(false);
+}
+END_TEST
+
+START_TEST(del_pri_registered_socket_after_data_then_close_hangs_up)
+{
+	t_pri_close(true);
+}
+END_TEST
+
 START_TEST(close_all_registered_then_wait_times_out)
 {
 	/* Closing the only registered fd leaves a wait with nothing. */
@@ -218,6 +261,8 @@ Suite *t_suite_close(void)
 	tcase_add_test(tc, close_reused_number_add_ok_mod_enoent);
 	tcase_add_test(tc, close_removes_from_every_instance);
 	tcase_add_test(tc, close_registered_fd_releases_file);
+	tcase_add_test(tc, close_pri_registered_socket_after_data_hangs_up);
+	tcase_add_test(tc, del_pri_registered_socket_after_data_then_close_hangs_up);
 	tcase_add_test(tc, close_registered_socket_peer_sees_fin);
 	tcase_add_test(tc, close_all_registered_then_wait_times_out);
 	suite_add_tcase(s, tc);

@@ -1393,12 +1393,15 @@ static int x_fork(void)
 		/*
 		 * The child's rings are torn down asynchronously after its
 		 * exit, and their polls hold the parent's files meanwhile:
-		 * take them off first.
+		 * take them off first. An instance that is the kernel's
+		 * epoll now (nested) is the parent's too, as on the kernel's
+		 * side: its entries stay.
 		 */
 		for (int ep = 0; ep < NEP; ep++) {
 			struct epoll_event ev[64];
 
-			if (M.fd[1][EPT(ep)] < 0)
+			if (M.fd[1][EPT(ep)] < 0 ||
+			    !rp_epoll_is_ring(M.fd[1][EPT(ep)]))
 				continue;
 			for (int t = 0; t < NTGT; t++)
 				if (M.reg[ep][t])
