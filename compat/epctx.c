@@ -1844,14 +1844,31 @@ int rp__ep_rebuild(struct rp__ep *ep)
 }
 
 /*
- * A reported EPOLLONESHOT entry waits for MOD, and the kernel's is
- * disabled only by a report: it goes in with no events, but the kernel
- * adds EPOLLERR|EPOLLHUP to any interest, so a file in error or hung up
- * (a reported connection the program is about to close) would be
- * reported again, maybe to another thread. These go in first, and a
- * wait takes those reports: the entries are disabled, as they were. One
- * whose file errs only later is still reported then, once.
+ * Entries whose report the kernel's epoll must not make again, though
+ * its EPOLL_CTL_ADD polls their files. A reported EPOLLONESHOT entry
+ * waits for MOD, and the kernel's is disabled only by a report: it goes
+ * in with no events, but the kernel adds EPOLLERR|EPOLLHUP to any
+ * interest, so a file in error or hung up (a reported connection the
+ * program is about to close) would be reported again, maybe to another
+ * thread. An edge-triggered entry with no edge pending (reported, or
+ * never ready) would be reported again if its file is still ready. These
+ * go in first, and a wait takes those reports: the entries are as they
+ * were. One whose file changes only later is reported then, once.
+ *
+ * Whether an edge is pending is known only to a thread that can run the
+ * ring's deferred completions (exact): another thread's ring may hold a
+ * wakeup not run yet, so there an edge-triggered entry goes in with the
+ * rest: reported again at worst, never lost.
  */
+static bool rp__ep_kernel_quiet(const struct rp__ep_item *it, bool exact)
+{
+	if (it->flags & RP__EPI_DISABLED)
+		return true;
+	return exact && (it->events & EPOLLET) &&
+	       !(it->events & EPOLLONESHOT) &&
+	       !(it->flags & RP__EPI_LISTED) && !it->ready;
+}
+
 static void rp__ep_kernel_disable(int kfd)
 {
 	struct epoll_event evs[64];
@@ -1863,8 +1880,9 @@ static void rp__ep_kernel_disable(int kfd)
 	while (n == 64);
 }
 
-/* Registers ep's entries, the disabled one-shot ones or the others, in kfd. */
-static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool disabled)
+/* Registers ep's entries, the quiet ones or the others, in kfd. */
+static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool quiet,
+			     bool exact)
 {
 	for (uint32_t c = 0; c < ep->nchunks; c++) {
 		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
@@ -1875,9 +1893,9 @@ static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool disabled)
 			struct rp__ep *child;
 
 			if (!(it->flags & RP__EPI_USED) ||
-			    !!(it->flags & RP__EPI_DISABLED) != disabled)
+			    rp__ep_kernel_quiet(it, exact) != quiet)
 				continue;
-			if (disabled)
+			if (it->flags & RP__EPI_DISABLED)
 				ev.events = EPOLLONESHOT;
 			/* A nested instance: this child's own, not the ring. */
 			if ((it->flags & RP__EPI_EPOLL) &&
@@ -1900,14 +1918,22 @@ static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool disabled)
 int rp__ep_to_kernel(struct rp__ep *ep)
 {
 	int err, kfd, fdflags = fcntl(ep->fd, F_GETFD);
+	bool exact;
 
 	kfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
 	if (kfd < 0)
 		return -errno;
-	err = rp__ep_kernel_add(ep, kfd, true);
+	/* Our own ring, its deferred completions run: the state is exact. */
+	exact = ep->ring.owned && !rp__ep_inherited(ep) &&
+		(!ep->ring.owner || ep->ring.owner == rp__tid());
+	if (exact && ep->ring.owner) {
+		rp__ring_run_deferred(&ep->ring);
+		rp__ep_harvest(ep);
+	}
+	err = rp__ep_kernel_add(ep, kfd, true, exact);
 	if (err == 0) {
 		rp__ep_kernel_disable(kfd);
-		err = rp__ep_kernel_add(ep, kfd, false);
+		err = rp__ep_kernel_add(ep, kfd, false, exact);
 	}
 	if (err < 0) {
 		rp__sys_close(kfd);
