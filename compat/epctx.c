@@ -32,6 +32,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../lib/fault.h"
 #include "epctx.h"
 
 atomic_ulong rp__ep_fork_gen;

@@ -21,6 +21,12 @@
 #include "../lib/ring.h"
 #include "ringpoll_epoll.h"
 
+/* compat's CQE kinds, after lib's (lib/internal.h). */
+enum {
+	RP__UD_EPOLL = RP__UD_COMPAT, /* an epoll registration's poll */
+	RP__UD_EPOLL_WAKE,	      /* an epoll instance's wakeup */
+};
+
 #if defined(__SANITIZE_THREAD__)
 #define RP__TSAN 1
 #elif defined(__has_feature)
