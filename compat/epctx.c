@@ -34,6 +34,7 @@
 
 #include "../lib/fault.h"
 #include "epctx.h"
+#include "ephooks.h" /* its only calls into the registry */
 
 atomic_ulong rp__ep_fork_gen;
 
