@@ -24,6 +24,8 @@ CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 LIB_SRCS := lib/ring.c lib/poll.c lib/loop.c lib/async.c compat/epctx.c \
 	compat/epnest.c \
 	compat/epoll.c
+# compat/'s registry and its poll(2)/select(2) boundary (docs/DESIGN.md).
+LIB_SRCS += compat/epreg.c compat/eppollset.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 HDRS := $(wildcard include/*.h lib/*.h compat/*.h)
 

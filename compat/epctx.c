@@ -32,7 +32,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../lib/fault.h"
 #include "epctx.h"
+#include "ephooks.h" /* its only calls into the registry */
 
 atomic_ulong rp__ep_fork_gen;
 

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * One epoll instance on one io_uring: the interest table, the ready list
- * and the wait. compat/epoll.c checks arguments, finds the instance and
- * converts -errno to -1/errno; everything here returns -errno.
+ * and the wait (compat/epctx.c; nesting in compat/epnest.c), the state
+ * machine. Its callers are the registry (compat/epreg.c), which finds the
+ * instance, and the boundaries (compat/epoll.c, compat/eppollset.c),
+ * which check arguments and convert -errno to -1/errno; everything here
+ * returns -errno. It calls the ring (lib/), and the registry only through
+ * the hooks of compat/ephooks.h, never a boundary.
  */
 #ifndef RP_EPCTX_H
 #define RP_EPCTX_H
@@ -20,6 +24,13 @@
 #include "../lib/poll.h"
 #include "../lib/ring.h"
 #include "ringpoll_epoll.h"
+#include "ephooks.h"
+
+/* compat's CQE kinds, after lib's (lib/internal.h). */
+enum {
+	RP__UD_EPOLL = RP__UD_COMPAT, /* an epoll registration's poll */
+	RP__UD_EPOLL_WAKE,	      /* an epoll instance's wakeup */
+};
 
 #if defined(__SANITIZE_THREAD__)
 #define RP__TSAN 1
@@ -140,7 +151,7 @@ static inline int rp__poll0(struct pollfd *fds, nfds_t n)
  *   nested, nnested       ep->lock     graph walks (rp__ep_reaches) take
  *                                      each instance's lock; nested ADDs
  *                                      are one at a time (rp__nest_lock in
- *                                      epoll.c), so the ELOOP check holds
+ *                                      epreg.c), so the ELOOP check holds
  *   watched               ep->lock     of this instance, changed by the
  *                                      outer one's ctl holding both locks
  *   st                    ep->lock     every counter, ctls included;
@@ -149,11 +160,11 @@ static inline int rp__poll0(struct pollfd *fds, nfds_t n)
  *   next_free             atomic CAS   pushed lock-free (a close in a
  *                                      signal handler may drop the last
  *                                      reference), popped under
- *                                      rp__tab_lock (epoll.c)
+ *                                      rp__tab_lock (epreg.c)
  *   pend, npend,          atomic       filled by signal handlers with no
  *     pend_scan,                       lock; emptied by the lock's holder
  *     close_pending                    (rp__ep_pending)
- *   (epoll.c) fd -> ep,   atomic       looked up without a lock by every
+ *   (epreg.c) fd -> ep,   atomic       looked up without a lock by every
  *     nreg, the list of                call; see rp__ep_get; a close walks
  *     all instances                    all instances without a lock
  *
@@ -248,22 +259,10 @@ struct rp__ep {
 extern atomic_ulong rp__ep_fork_gen;
 
 /*
- * close() is async-signal-safe, and ours takes instance locks: a handler
- * that interrupted its own thread inside an instance would wait for
- * itself. So each thread counts the instance locks it holds or is taking
- * (counted before the lock call, so a handler that lands inside it knows
- * too). While it holds any, a close in a handler takes no lock: it leaves
- * the fd on each instance's pending list (rp__defer_close in epoll.c),
- * and the next holder of each lock forgets it before doing anything
- * else; the interrupted thread does so as it lets go of its locks.
+ * A close in a signal handler that interrupted a holder of an instance
+ * lock is deferred: rp__held, rp__pending_any and rp__ep_pending* are the
+ * registry's hooks (compat/ephooks.h), which the locks below run.
  */
-extern __thread unsigned rp__held __attribute__((tls_model("initial-exec")));
-/* Set when a handler deferred a close anywhere; see rp__ep_unlock. */
-extern atomic_bool rp__pending_any;
-
-void rp__ep_pending(struct rp__ep *ep);
-void rp__ep_pending_late(struct rp__ep *ep);
-
 static inline bool rp__ep_has_pending(struct rp__ep *ep)
 {
 	return atomic_load_explicit(&ep->npend, memory_order_relaxed) ||
@@ -334,21 +333,6 @@ void rp__ep_nest_sync(int fd, struct rp__ep_item *it);
  */
 int rp__ep_readable(struct rp__ep *ep);
 
-/*
- * compat/epoll.c: poll(2) and select(2) on sets that hold an instance.
- * rp__poll_rings and rp__select_rings say whether the set holds one (one
- * table lookup per fd, no syscall); the _slow calls answer for such a set
- * and return -1/errno as the calls they stand for.
- */
-bool rp__poll_rings(const struct pollfd *fds, nfds_t n);
-int rp__poll_slow(struct pollfd *fds, nfds_t n, int64_t timeout_ns,
-		  const sigset_t *sigmask);
-bool rp__select_rings(int nfds, const fd_set *r, const fd_set *w,
-		      const fd_set *e);
-int rp__select_slow(int nfds, fd_set *r, fd_set *w, fd_set *e,
-		    int64_t timeout_ns, const sigset_t *sigmask,
-		    int64_t *left_ns);
-
 int rp__ep_init(struct rp__ep *ep, int flags);
 /* Releases the ring and the table; the struct itself is recycled. */
 void rp__ep_release(struct rp__ep *ep);
@@ -374,19 +358,6 @@ int rp__ep_rebuild(struct rp__ep *ep);
  * the instance. On failure nothing changed.
  */
 int rp__ep_to_kernel(struct rp__ep *ep);
-
-/*
- * An instance that a thread other than its ring's owner must enter (a
- * second waiting thread, a close or poll from another thread while the
- * owner is away, a kernel epoll or another instance that registers it)
- * becomes the kernel's epoll under the same number, with the same
- * registrations: several threads may then wait, and nobody's syscalls
- * are interrupted. With ep->lock held and a reference of the caller's;
- * sleepers are woken. Returns RP__EP_MOVED, or -errno if it stays (no
- * fd or memory for the kernel's epoll).
- */
-#define RP__EP_MOVED (-EXDEV)
-int rp__ep_go_kernel(struct rp__ep *ep);
 
 static inline struct rp__ep_item *rp__ep_item(struct rp__ep *ep, int fd)
 {
@@ -441,24 +412,5 @@ uintptr_t rp__ep_user(struct rp__ep *ep, const void *p, size_t len,
  * EINTR under a mask that blocks every signal was no signal.
  */
 bool rp__ep_signal_possible(const sigset_t *sigmask);
-
-/* Lookup of instances by fd, in compat/epoll.c. */
-struct rp__ep *rp__ep_get(int fd);
-void rp__ep_put(struct rp__ep *ep);
-
-/*
- * Before fd stops naming its file (close, dup2 onto it): forget its
- * registrations, or close the instance it is. Returns -1/errno only if
- * closing an instance failed.
- */
-int rp__forget(int fd);
-/* The same for every fd in [first, last], before close_range. */
-void rp__forget_range(unsigned first, unsigned last);
-
-/*
- * RINGPOLL_STATS=1: the process's stats line on stderr, once. any_context:
- * called from _exit, perhaps in a signal handler or a forked child.
- */
-void rp__st_report(bool any_context);
 
 #endif /* RP_EPCTX_H */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "epctx.h"
+#include "ephooks.h" /* its only calls into the registry */
 
 static bool rp__ep_probe(struct rp__ep *ep);
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * LD_PRELOAD interposition, and nothing else: each function hands over to
- * compat/epoll.c, keeps errno as it was on success, and lets fds it does
- * not own pass straight through. The library exports only these symbols
- * (compat/preload.map).
+ * a boundary (compat/epoll.c, compat/eppollset.c; close, dup2 and
+ * close_range to the registry's rp__forget, compat/epreg.c), keeps errno
+ * as it was on success, and lets fds it does not own pass straight
+ * through. The library exports only these symbols (compat/preload.map).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -13,7 +14,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "epctx.h"
+#include "eppollset.h"
+#include "epreg.h"
 
 #define RP_KEEP_ERRNO(call)                                                \
 	do {                                                               \
@@ -150,7 +152,7 @@ RP_EXPORT int dup3(int oldfd, int newfd, int flags)
 
 /*
  * poll(2) and select(2): a set that holds an instance is answered by
- * compat/epoll.c, as the kernel's epoll fd answers (readable when a wait
+ * compat/eppollset.c, as the kernel's epoll fd answers (readable when a wait
  * would return events, never writable). Any other set goes to the C
  * library's call after a table lookup per fd. Found on first use: a
  * constructor of another library may poll before ours ran.

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal helpers shared by lib/ and compat/. Nothing here is exported:
- * the build uses -fvisibility=hidden and a version script.
+ * The engine's internal helpers, which compat/ uses too: branch hints, the
+ * user_data layout and lib's CQE kinds, the clock. What only compat/ needs
+ * lives in compat/ (its CQE kinds: compat/epctx.h); the tests' fault hooks
+ * are in lib/fault.h. Nothing here is exported: the build uses
+ * -fvisibility=hidden and a version script.
  */
 #ifndef RP_INTERNAL_H
 #define RP_INTERNAL_H
@@ -30,8 +33,7 @@ enum rp__ud_kind {
 	RP__UD_POLL_WRITE,  /* a source waits for POLLOUT */
 	RP__UD_OP_READ,	    /* completion model: recv, read, accept */
 	RP__UD_OP_WRITE,    /* completion model: send, write, connect */
-	RP__UD_EPOLL,	    /* an epoll registration's poll */
-	RP__UD_EPOLL_WAKE,  /* an epoll instance's wakeup NOP */
+	RP__UD_COMPAT,	    /* the first of compat's kinds (compat/epctx.h) */
 };
 
 static inline uint64_t rp__ud(unsigned kind, uint32_t slot, uint32_t gen)
@@ -55,23 +57,5 @@ static inline uint32_t rp__ud_gen(uint64_t ud)
 }
 
 uint64_t rp__now_ns(void);
-
-/*
- * Fault injection for the tests (tests/unit/test_faults.c): when set, the
- * next io_uring_enter, the next blocking wait, or the next allocation of
- * an epoll table chunk fails with that errno instead of running. Zero,
- * and one predictable branch, otherwise.
- */
-extern int rp__fault_enter;
-extern int rp__fault_wait;
-extern int rp__fault_alloc;
-
-static inline int rp__fault_take(int *f)
-{
-	int e = *f;
-
-	*f = 0;
-	return e;
-}
 
 #endif /* RP_INTERNAL_H */

@@ -3,7 +3,7 @@
  * The io_uring underneath: setup with feature probing, SQE allocation that
  * never fails for a full SQ, submit-and-wait, and CQE harvest that never
  * loses a CQE to an overflow. Used by the loop (lib/loop.c) and by the
- * epoll layer (compat/epoll.c).
+ * epoll layer (compat/epctx.c).
  */
 #ifndef RP_RING_H
 #define RP_RING_H

@@ -11,7 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "../../lib/internal.h"
+#include "../../lib/fault.h"
 #include "ringpoll_epoll.h"
 #include "t_util.h"
 

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registry of instances (compat/epreg.c): which fd number is which
+ * instance, and what happens to instances as a whole: their structs,
+ * made and recycled; whether a number is still ours (identity); fork;
+ * exit; the stats; the close path; the move to the kernel's epoll.
+ *
+ * Its callers are the boundaries (compat/epoll.c, compat/eppollset.c) and
+ * the interposer (compat/preload.c). It calls the state machine of an
+ * instance (compat/epctx.h), never a boundary. The state machine's few
+ * calls back into it are the hooks of compat/ephooks.h, and nothing else.
+ */
+#ifndef RP_EPREG_H
+#define RP_EPREG_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "epctx.h"
+
+/* The instance behind each fd, in chunks so lookups take no lock. */
+#define RP__TAB_SHIFT 10
+#define RP__TAB_CHUNK (1u << RP__TAB_SHIFT)
+#define RP__TAB_CHUNKS 4096 /* fds below 4M: beyond any nr_open default */
+
+struct rp__fdent {
+	_Atomic(struct rp__ep *) ep;
+	/* instances that have (or had, since its last close) fd registered */
+	atomic_uint nreg;
+	/*
+	 * While nreg is 1, the instance that registered fd: its close then
+	 * visits that one alone, not every instance (an fd is nearly always
+	 * in one). A struct recycled since is harmless: the fd is not
+	 * registered there, or its ADD made nreg 2.
+	 */
+	_Atomic(struct rp__ep *) one;
+	/* An instance made the kernel's epoll (rp__ep_go_kernel), until closed. */
+	atomic_bool kernel_ep;
+};
+
+/* The table's chunks: made by rp__fdent, never freed; no lock to read. */
+extern _Atomic(struct rp__fdent *) rp__tab[RP__TAB_CHUNKS];
+
+/*
+ * fd's entry, NULL beyond the table; make: the chunk is allocated if it is
+ * not yet (NULL if it cannot be). Inline: every poll(2) of the preload asks
+ * it per fd (rp_epoll_is_ring).
+ */
+static inline struct rp__fdent *rp__fdent(int fd, bool make)
+{
+	uint32_t c = (uint32_t)fd >> RP__TAB_SHIFT;
+	struct rp__fdent *chunk;
+
+	if (fd < 0 || c >= RP__TAB_CHUNKS)
+		return NULL;
+	chunk = atomic_load_explicit(&rp__tab[c], memory_order_acquire);
+	if (!chunk && make) {
+		struct rp__fdent *fresh = calloc(RP__TAB_CHUNK, sizeof(*fresh));
+
+		if (!fresh)
+			return NULL;
+		if (atomic_compare_exchange_strong(&rp__tab[c], &chunk, fresh))
+			chunk = fresh;
+		else
+			free(fresh);
+	}
+	return chunk ? &chunk[(uint32_t)fd & (RP__TAB_CHUNK - 1)] : NULL;
+}
+
+/* Is fd open? Without a table: any call that can say EBADF. */
+static inline bool rp__fd_valid(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
+/*
+ * ADDs of an instance, one at a time, as the kernel's epnested_mutex: the
+ * ELOOP check and the ADD it lets through see the same nesting, so that
+ * two threads cannot put A in B and B in A. Taken before any ep->lock.
+ */
+extern pthread_mutex_t rp__nest_lock;
+
+/* Instances made on io_uring in this process (the stats' backend). */
+extern atomic_uint rp__rings_made;
+
+/*
+ * A new instance on a ring of its own, in the table; or the kernel's epoll
+ * where there can be none (RINGPOLL_DISABLE=1, no io_uring, no locked
+ * memory). The fd, or -errno.
+ */
+int rp__ep_create(int flags);
+/* The kernel's epoll_create1, its number checked (rp__fresh_fd); -errno. */
+int rp__kernel_create(int flags);
+
+/*
+ * Is fd (whose stat is st) this instance's ring under another number, a
+ * dup of the epoll fd? calls counts the syscalls it made.
+ */
+bool rp__same_ring(struct rp__ep *ep, int fd, const struct stat *st,
+		   uint64_t *calls);
+/* fd, which the table says is an instance, names another file now. */
+void rp__drop_stale(int fd);
+/* Is ep still in the table, but its fd no ring of ours (rp__wait)? */
+bool rp__ep_stale(struct rp__ep *ep);
+
+/* The counters of every instance, closed ones too (rp_epoll_stats(-1)). */
+void rp__st_total(struct rp_epoll_stats *st);
+/*
+ * RINGPOLL_STATS=1: the process's stats line on stderr, once. any_context:
+ * called from _exit, perhaps in a signal handler or a forked child.
+ */
+void rp__st_report(bool any_context);
+
+/*
+ * Before fd stops naming its file (close, dup2 onto it): forget its
+ * registrations, or close the instance it is. Returns -1/errno only if
+ * closing an instance failed.
+ */
+int rp__forget(int fd);
+/* The same for every fd in [first, last], before close_range. */
+void rp__forget_range(unsigned first, unsigned last);
+
+#endif /* RP_EPREG_H */
