@@ -1871,6 +1871,22 @@ static bool rp__ep_kernel_quiet(const struct rp__ep_item *it, bool exact)
 	       !(it->flags & RP__EPI_LISTED) && !it->ready;
 }
 
+/*
+ * The interest a disabled one-shot entry goes in with. The kernel adds
+ * EPOLLERR|EPOLLHUP to any, so with none a file that errs later would be
+ * reported. With every bit, on a file ready for one now, the wait that
+ * follows takes its report and the kernel disables it for good; a file
+ * ready for nothing gets none (reported only if it errs or hangs up).
+ */
+static uint32_t rp__ep_kernel_disabled(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = (short)RP__EP_POLL_BITS };
+
+	if (rp__poll0(&p, 1) > 0 && !(p.revents & POLLNVAL))
+		return EPOLLONESHOT | RP__EP_POLL_BITS;
+	return EPOLLONESHOT;
+}
+
 static void rp__ep_kernel_disable(int kfd)
 {
 	struct epoll_event evs[64];
@@ -1898,7 +1914,7 @@ static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool quiet,
 			    rp__ep_kernel_quiet(it, exact) != quiet)
 				continue;
 			if (it->flags & RP__EPI_DISABLED)
-				ev.events = EPOLLONESHOT;
+				ev.events = rp__ep_kernel_disabled(fd);
 			/* A nested instance: this child's own, not the ring. */
 			if ((it->flags & RP__EPI_EPOLL) &&
 			    (child = rp__ep_get(fd)))
@@ -1925,11 +1941,17 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 	kfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
 	if (kfd < 0)
 		return -errno;
-	/* Our own ring, its deferred completions run: the state is exact. */
+	/* Our own ring, its work all run: the state is exact. */
 	exact = ep->ring.owned && !rp__ep_inherited(ep) &&
-		(!ep->ring.owner || ep->ring.owner == rp__tid());
-	if (exact && ep->ring.owner) {
+		ep->ring.owner == rp__tid();
+	/*
+	 * Deferred completions first (a remove queued since would fail on
+	 * a poll they own), then what ctl queued: a MOD's arm on a ready
+	 * file is an edge pending too.
+	 */
+	if (exact) {
 		rp__ring_run_deferred(&ep->ring);
+		rp__ring_settle(&ep->ring);
 		rp__ep_harvest(ep);
 	}
 	err = rp__ep_kernel_add(ep, kfd, true, exact);
