@@ -22,7 +22,7 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 LIB_SRCS := lib/ring.c lib/poll.c lib/loop.c lib/async.c compat/epctx.c \
-	compat/epnest.c \
+	compat/eppoll.c \
 	compat/epoll.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 HDRS := $(wildcard include/*.h lib/*.h compat/*.h)

@@ -41,18 +41,11 @@ static bool rp__ep_multishot(uint32_t events)
 	return (events & EPOLLET) && !(events & EPOLLONESHOT);
 }
 
-/* The poll mask of a registration with these events and flags. */
-static uint32_t rp__ep_mask(uint32_t events, uint8_t flags)
+/* The poll mask of a registration with these events. */
+static uint32_t rp__ep_mask(uint32_t events)
 {
 	uint32_t mask = rp__ep_reportable(events) | (events & EPOLLEXCLUSIVE);
 
-	/*
-	 * An inner instance wakes us with the key EPOLLIN only, which an
-	 * interest without EPOLLIN filters out (epnest.c). Its ring's other
-	 * bits (writable while the CQ has room) mean nothing.
-	 */
-	if (flags & RP__EPI_EPOLL)
-		mask &= EPOLLIN;
 	/*
 	 * A poll for EPOLLPRI alone misses TCP urgent data: the wakeup
 	 * carries EPOLLRDBAND. Listen for that too; the bits reported are
@@ -65,23 +58,8 @@ static uint32_t rp__ep_mask(uint32_t events, uint8_t flags)
 
 int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 {
-	uint32_t mask = rp__ep_mask(it->events, it->flags);
-
-	it->flags &= ~RP__EPI_QUIET;
-	if (rp__unlikely(ep->watched) && !(it->flags & RP__EPI_EPOLL) &&
-	    rp__ep_quiet_arm(fd, mask))
-		it->flags |= RP__EPI_QUIET;
-
-	/*
-	 * In a watched instance every registration stays hooked on its
-	 * file (multishot), as the kernel's epitem does: a wakeup must
-	 * reach whoever polls our fd even between two waits. Level is then
-	 * re-checked with poll(2) (rp__ep_true_bits), not by re-arming. An
-	 * EPOLLONESHOT entry too: until it is reported, each wakeup of its
-	 * file wakes the outer instance; the report disarms it.
-	 */
-	return rp__poll_arm(&ep->ring, &it->poll, fd, mask,
-			    rp__ep_multishot(it->events) || ep->watched ||
+	return rp__poll_arm(&ep->ring, &it->poll, fd, rp__ep_mask(it->events),
+			    rp__ep_multishot(it->events) ||
 				    (it->flags & RP__EPI_HOOKED),
 			    RP__UD_EPOLL, (uint32_t)fd);
 }
@@ -97,11 +75,6 @@ static void rp__ep_list(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 	else
 		ep->ready_head = (uint32_t)fd + 1;
 	ep->ready_tail = (uint32_t)fd + 1;
-}
-
-void rp__ep_queue(struct rp__ep *ep, int fd, struct rp__ep_item *it)
-{
-	rp__ep_list(ep, fd, it);
 }
 
 /* Puts an item just popped back at the head of the ready list. */
@@ -346,8 +319,7 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	ep->chunks = NULL;
 	ep->nchunks = ep->nitems = 0;
 	ep->ready_head = ep->ready_tail = 0;
-	ep->nested = NULL;
-	ep->nnested = ep->watched = ep->waiters = ep->wakes = 0;
+	ep->waiters = 0;
 	ep->rearm = NULL;
 	ep->nrearm = ep->rearm_cap = 0;
 	ep->pfd = NULL;
@@ -355,7 +327,6 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	ep->dead = false;
 	ep->lost_races = 0;
 	ep->grow_at = RP__EP_CQ_MIN / 2;
-	ep->pinned = false;
 	/* A recycled struct forgets its memory: it may be unmapped since. */
 	for (unsigned i = 0; i < RP__EP_MEMS; i++) {
 		atomic_store(&ep->mem.r[i], 0);
@@ -395,7 +366,6 @@ void rp__ep_release(struct rp__ep *ep)
 	for (uint32_t i = 0; i < ep->nchunks; i++)
 		free(ep->chunks[i]);
 	free(ep->chunks);
-	free(ep->nested);
 	free(ep->rearm);
 	ep->rearm = NULL;
 	ep->nrearm = ep->rearm_cap = 0;
@@ -403,8 +373,7 @@ void rp__ep_release(struct rp__ep *ep)
 	ep->pfd = NULL;
 	ep->npfd = ep->pfd_cap = 0;
 	ep->chunks = NULL;
-	ep->nested = NULL;
-	ep->nchunks = ep->nnested = ep->nitems = 0;
+	ep->nchunks = ep->nitems = 0;
 	rp__ring_exit(&ep->ring);
 }
 
@@ -429,20 +398,9 @@ static void rp__ep_stale(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
 }
 
-/*
- * Arms a registration again from a CQE. In a watched instance an arm on a
- * ready file is quiet: its completion is no wakeup (epnest.c), so what
- * made the file ready since the last arm would go unseen. As rp__ep_mod
- * does, the entry is then a candidate, and a wakeup of whoever watches us.
- */
 static void rp__ep_rearm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 {
 	rp__ep_arm(ep, fd, it);
-	if (it->flags & RP__EPI_QUIET) {
-		ep->wakes++;
-		it->ready |= rp__ep_reportable(it->events);
-		rp__ep_list(ep, fd, it);
-	}
 }
 
 static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
@@ -491,18 +449,6 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	}
 	/* A wakeup's key may overstate: no longer as read by poll(2). */
 	it->flags &= ~RP__EPI_FRESH;
-	/* Not wakeups by themselves: see epnest.c. */
-	if (it->flags & (RP__EPI_EPOLL | RP__EPI_QUIET)) {
-		if ((it->flags & RP__EPI_EPOLL) &&
-		    rp__ep_nest_woken(ep, fd, it)) {
-			it->ready |= EPOLLIN;
-			rp__ep_list(ep, fd, it);
-		}
-		it->flags &= ~RP__EPI_QUIET;
-		if (!it->poll.armed)
-			rp__ep_arm(ep, fd, it);
-		return;
-	}
 	bits = (uint32_t)cqe->res & rp__ep_reportable(it->events);
 	/*
 	 * A wakeup only if this CQE has a wanted bit: the item may be a
@@ -512,7 +458,6 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	 */
 	if (bits) {
 		it->ready |= bits;
-		ep->wakes++;
 		rp__ep_list(ep, fd, it);
 	}
 	/*
@@ -639,8 +584,6 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 	int fd;
 	uint32_t ncand;
 
-	uint32_t nested_head = 0, nested_tail = 0;
-
 	/*
 	 * DEFER_TASKRUN keeps the wakeups that came since the last wait as
 	 * task work, which only an enter that asks for events runs: the
@@ -659,18 +602,6 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 			rp__ep_unready(ep, fd, it);
 			continue;
 		}
-		if ((it->flags & RP__EPI_EPOLL) || ep->watched) {
-			/* Asked directly when reported: set aside. */
-			it->next = 0;
-			if (nested_tail)
-				rp__ep_item(ep, (int)nested_tail - 1)->next =
-					(uint32_t)fd + 1;
-			else
-				nested_head = (uint32_t)fd + 1;
-			nested_tail = (uint32_t)fd + 1;
-			it->flags |= RP__EPI_LISTED;
-			continue;
-		}
 		ep->st.confirms++;
 		if (batch && rp__ep_pfd_add(ep, fd, it))
 			continue;
@@ -681,11 +612,6 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 		rp__ep_arm(ep, fd, it);
 	}
 	ncand = ep->npfd;
-	/* The nested ones set aside wait on the list for their report. */
-	ep->ready_head = nested_head;
-	ep->ready_tail = nested_tail;
-	/* Nested instances that woke, whoever harvested their CQEs. */
-	rp__ep_nest_look(ep);
 	for (uint32_t i = 0; i < ep->nrearm; i++) {
 		fd = ep->rearm[i];
 		it = rp__ep_item(ep, fd);
@@ -696,33 +622,18 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 		    (it->flags & RP__EPI_DISABLED))
 			continue;
 		/*
-		 * A multishot left from when the instance was watched sees
-		 * edges, not the level: back to a one-shot. A hooked one
-		 * stays, and its level is asked at report.
+		 * A hooked one stays hooked (a one-shot would spin), and its
+		 * level is asked at report.
 		 */
 		if ((it->flags & RP__EPI_HOOKED) && it->poll.armed) {
 			it->ready |= rp__ep_reportable(it->events);
 			rp__ep_list(ep, fd, it);
 			continue;
 		}
-		if (it->poll.armed && it->poll.multishot && !ep->watched &&
-		    !rp__ep_multishot(it->events))
-			rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
-					(uint32_t)fd);
 		/* A MOD since the report has armed it already. */
 		if (!it->poll.armed) {
 			ep->st.rearms++;
 			rp__ep_arm(ep, fd, it);
-		}
-		/*
-		 * The kernel puts a level entry back on its ready list. When
-		 * watched (the arm's completion is no wakeup) and for an
-		 * instance (asked directly), it is a candidate, polled at
-		 * report.
-		 */
-		if (ep->watched || (it->flags & RP__EPI_EPOLL)) {
-			it->ready |= rp__ep_reportable(it->events);
-			rp__ep_list(ep, fd, it);
 		}
 	}
 	ep->nrearm = 0;
@@ -740,10 +651,10 @@ static int rp__ep_enter(struct rp__ep *ep, bool wait, int64_t timeout_ns,
 	 EPOLLMSG)
 
 /* Must the item's file be asked before its bits are reported? */
-static bool rp__ep_asks(const struct rp__ep *ep, const struct rp__ep_item *it)
+static bool rp__ep_asks(const struct rp__ep_item *it)
 {
-	return !(it->flags & (RP__EPI_EPOLL | RP__EPI_FRESH)) &&
-	       ((it->events & RP__EP_KEYED_BITS) || ep->watched ||
+	return !(it->flags & RP__EPI_FRESH) &&
+	       ((it->events & RP__EP_KEYED_BITS) ||
 		(it->flags & RP__EPI_HOOKED));
 }
 
@@ -759,13 +670,11 @@ static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
 	uint32_t want = rp__ep_reportable(it->events);
 	struct pollfd p = { .fd = fd, .events = (short)want };
 
-	if (it->flags & RP__EPI_EPOLL)
-		return rp__ep_child_bits(fd, want);
 	if (it->flags & RP__EPI_FRESH) {
 		it->flags &= ~RP__EPI_FRESH;
 		return it->ready;
 	}
-	if (!rp__ep_asks(ep, it))
+	if (!rp__ep_asks(it))
 		return it->ready;
 	ep->st.confirms++;
 	ep->st.polls++;
@@ -777,7 +686,7 @@ static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
 /*
  * Asks, in one poll(2), the files of those of the next maxevents items to
  * report that rp__ep_true_bits would ask one by one (bits a CQE may
- * overstate, a watched instance, a hooked level entry): one syscall per
+ * overstate, a hooked level entry): one syscall per
  * report instead of one per item, as rp__ep_confirm does for candidates.
  * What it read is marked RP__EPI_FRESH and reported as read; an item it
  * could not ask (no room, no answer) is asked alone, as before.
@@ -793,7 +702,7 @@ static void rp__ep_ask(struct rp__ep *ep, int maxevents)
 		if (!(it->flags & RP__EPI_USED) || !it->ready)
 			continue;
 		seen++;
-		if (rp__ep_asks(ep, it) && !rp__ep_pfd_add(ep, (int)l - 1, it))
+		if (rp__ep_asks(it) && !rp__ep_pfd_add(ep, (int)l - 1, it))
 			break;
 	}
 	if (!ep->npfd)
@@ -1028,7 +937,7 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 		 * rest of this report's at once. Reports that need no asking
 		 * (an interest without keyed bits) never walk the list twice.
 		 */
-		if (!asked && rp__ep_asks(ep, it)) {
+		if (!asked && rp__ep_asks(it)) {
 			asked = true;
 			rp__ep_list_head(ep, fd, it);
 			rp__ep_ask(ep, maxevents - n);
@@ -1063,9 +972,10 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 		if (it->events & EPOLLONESHOT) {
 			it->flags |= RP__EPI_DISABLED;
 			/*
-			 * A nested instance is reported as a candidate, its
-			 * poll still armed: disarm it, or its next completion
-			 * would list the disabled entry again.
+			 * A hooked entry, or a candidate listed by a MOD, is
+			 * reported with its poll still armed: disarm it, or
+			 * its next completion would list the disabled entry
+			 * again.
 			 */
 			if (it->poll.armed)
 				rp__poll_cancel(&ep->ring, &it->poll,
@@ -1149,7 +1059,7 @@ static int rp__ep_unowned(struct rp__ep *ep)
 		.cq_entries = ep->ring.uring.cq.ring_entries,
 	};
 
-	if (owner && !ep->waiters && !ep->watched && !ep->pinned &&
+	if (owner && !ep->waiters &&
 	    syscall(SYS_tgkill, getpid(), owner, 0) < 0 && errno == ESRCH &&
 	    rp__ep_move(ep, &o) == 0 && rp__ring_own(&ep->ring, true) == 0)
 		return 0;
@@ -1181,10 +1091,10 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 	st0 = ep->st.enters;
 	ep->st.waits++;
 	/*
-	 * With a sleeper on the ring or a poller of its fd, readiness must
-	 * show as CQEs: confirm by re-arming.
+	 * With a sleeper on the ring, readiness must show as CQEs: confirm
+	 * by re-arming.
 	 */
-	confirmed = rp__ep_requeue(ep, !ep->watched && !ep->waiters);
+	confirmed = rp__ep_requeue(ep, !ep->waiters);
 	for (;;) {
 		int64_t left = timeout_ns < 0 ? -1 : 0;
 		unsigned submit, got, posted;
@@ -1199,8 +1109,8 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 			left = now < deadline ? (int64_t)(deadline - now) : 0;
 		}
 		/*
-		 * Entries on the ready list are asked when reported (nested
-		 * instances, hooked level entries): look before sleeping.
+		 * Entries on the ready list are asked when reported (hooked
+		 * level entries): look before sleeping.
 		 */
 		if (left == 0 || confirmed || ep->ready_head ||
 		    rp__ring_cq_ready(&ep->ring)) {
@@ -1310,13 +1220,12 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		}
 	}
 	/*
-	 * Other threads asleep on the ring, or something polling its fd:
-	 * level-triggered items just reported and leftovers must reach the
-	 * kernel now, where a still-ready fd completes at once and wakes
-	 * the next sleeper, as the kernel's epoll passes a wakeup on.
+	 * Other threads asleep on the ring: level-triggered items just
+	 * reported and leftovers must reach the kernel now, where a
+	 * still-ready fd completes at once and wakes the next sleeper, as
+	 * the kernel's epoll passes a wakeup on.
 	 */
-	if (ep->watched || (n > 0 && ep->waiters && (ep->nrearm ||
-						     ep->ready_head)))
+	if (n > 0 && ep->waiters && (ep->nrearm || ep->ready_head))
 		rp__ep_settle(ep);
 	/*
 	 * Enters not counted on the way: a full SQ handed to the kernel
@@ -1346,7 +1255,7 @@ void rp__ep_settle(struct rp__ep *ep)
  * arm on a ready file completes inside the submit; a multishot's first
  * completion is queued as task work and, now and then (about 1 in 10,000
  * on 6.18), posted only a timer tick later, so a wait(0) right after the
- * ctl would miss it. Unwatched, such an entry is a candidate: the next
+ * ctl would miss it. Such an entry is a candidate: the next
  * wait asks its file with the other candidates' poll(2). (Should the
  * late CQE come after that report, it is reported again: spurious, never
  * late.)
@@ -1354,8 +1263,7 @@ void rp__ep_settle(struct rp__ep *ep)
 static void rp__ep_arm_candidate(struct rp__ep *ep, int fd,
 				 struct rp__ep_item *it)
 {
-	if (ep->watched || !it->poll.armed || !it->poll.multishot ||
-	    (it->flags & RP__EPI_EPOLL))
+	if (!it->poll.armed || !it->poll.multishot)
 		return;
 	it->ready |= rp__ep_reportable(it->events);
 	rp__ep_list(ep, fd, it);
@@ -1391,10 +1299,10 @@ static struct rp__ep_item *rp__ep_item_make(struct rp__ep *ep, int fd)
  * full CQ overflows into the kernel (NODROP: nothing lost), which costs an
  * io_uring_enter to flush. Move to a ring with a CQ of four times as many
  * (twice, next time). Not while a thread sleeps in the ring (it would
- * sleep on in the old one): the next ADD tries again. Never while our fd
- * is registered in another instance, rp or kernel: its poll or epitem is
- * on the old file, and a kernel epoll would forget us when it closes. Without the memory for it, stay,
- * and try again at twice as many registrations.
+ * sleep on in the old one): the next ADD tries again. (An instance
+ * registered in another epoll is the kernel's epoll: it has no ring to
+ * move.) Without the memory for it, stay, and try again at twice as many
+ * registrations.
  */
 static void rp__ep_grow(struct rp__ep *ep)
 {
@@ -1402,7 +1310,7 @@ static void rp__ep_grow(struct rp__ep *ep)
 				   .flags = rp__ep_ring_flags() };
 	unsigned cq = RP__EP_CQ_MIN;
 
-	if (ep->dead || ep->waiters || ep->watched || ep->pinned)
+	if (ep->dead || ep->waiters)
 		return;
 	while (cq < RP__EP_CQ_MAX && cq < 4 * ep->nitems)
 		cq *= 2;
@@ -1416,30 +1324,20 @@ static void rp__ep_grow(struct rp__ep *ep)
 	ep->grow_at = cq >= RP__EP_CQ_MAX ? UINT32_MAX : cq / 2;
 }
 
-int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
-	       struct rp__ep *child)
+int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 {
 	struct rp__ep_item *it = rp__ep_item(ep, fd);
 	int ret;
 
 	if (it && (it->flags & RP__EPI_USED))
 		return -EEXIST;
-	if (child) {
-		int *n = realloc(ep->nested,
-				 (ep->nnested + 1) * sizeof(*ep->nested));
-
-		if (!n)
-			return -ENOMEM;
-		ep->nested = n;
-	}
 	it = rp__ep_item_make(ep, fd);
 	if (!it)
 		return -ENOMEM;
 	it->events = ev->events | EPOLLERR | EPOLLHUP;
 	it->data = ev->data;
 	it->ready = 0;
-	it->flags = (uint8_t)((it->flags & RP__EPI_LISTED) | RP__EPI_USED |
-			      (child ? RP__EPI_EPOLL : 0));
+	it->flags = (uint8_t)((it->flags & RP__EPI_LISTED) | RP__EPI_USED);
 	/* it->poll keeps its generation: an old registration's CQE is stale. */
 	it->poll.armed = false;
 	ret = rp__ep_arm(ep, fd, it);
@@ -1447,28 +1345,8 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 		it->flags &= ~RP__EPI_USED;
 		return ret;
 	}
-	if (child) {
-		ep->nested[ep->nnested++] = fd;
-		/* child's lock comes after ours, as in rp__ep_reaches. */
-		rp__ep_lock(child);
-		if (child->watched++ == 0)
-			rp__ep_watch(child);
-		rp__ep_unlock(child);
-		rp__ep_nest_sync(fd, it);
-	}
-	/*
-	 * As ep_insert does, look at it once now; ready, it wakes whoever
-	 * watches us. (Unwatched, the arm's completion lists it.)
-	 */
-	if (child ? rp__ep_child_bits(fd, it->events) != 0 :
-		    (it->flags & RP__EPI_QUIET) != 0) {
-		if (ep->watched)
-			ep->wakes++;
-		it->ready |= rp__ep_reportable(it->events);
-		rp__ep_list(ep, fd, it);
-	} else {
-		rp__ep_arm_candidate(ep, fd, it);
-	}
+	/* As ep_insert does, look at it once now: the arm's completion. */
+	rp__ep_arm_candidate(ep, fd, it);
 	ep->nitems++;
 	if (rp__unlikely(ep->nitems > ep->grow_at))
 		rp__ep_grow(ep);
@@ -1477,7 +1355,7 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 
 /*
  * MOD of a registration whose poll is armed and stays of its kind (one-shot
- * or multishot), in an instance nobody watches. The kernel's ep_modify
+ * or multishot). The kernel's ep_modify
  * stores the interest and polls the file once.
  *
  * Level-triggered, the poll is a one-shot that has not fired: the file has
@@ -1529,7 +1407,6 @@ static int rp__ep_mod_armed(struct rp__ep *ep, int fd, struct rp__ep_item *it,
 int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 {
 	struct rp__ep_item *it = rp__ep_item(ep, fd);
-	bool linked = false, now;
 	int ret;
 
 	if (!it || !(it->flags & RP__EPI_USED))
@@ -1537,24 +1414,10 @@ int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	/* The kernel refuses to modify an exclusive registration. */
 	if (it->events & EPOLLEXCLUSIVE)
 		return -EINVAL;
-	if (it->poll.armed && !ep->watched &&
-	    !(it->flags & (RP__EPI_EPOLL | RP__EPI_QUIET)) &&
+	if (it->poll.armed &&
 	    it->poll.multishot == rp__ep_multishot(ev->events))
 		return rp__ep_mod_armed(ep, fd, it, ev,
-					rp__ep_mask(ev->events, it->flags));
-	/*
-	 * Watched, or an instance: on the kernel's ready list before, the
-	 * entry stays there; ready now and not there, it is put there and
-	 * wakes whoever watches us (ep_modify). The arm's completion is
-	 * not that wakeup (epnest.c).
-	 */
-	if (ep->watched || (it->flags & RP__EPI_EPOLL)) {
-		rp__ep_harvest(ep);
-		linked = ((it->flags & RP__EPI_EPOLL) &&
-			  rp__ep_nest_woken(ep, fd, it)) ||
-			 ((it->flags & RP__EPI_LISTED) && it->ready) ||
-			 (it->flags & RP__EPI_REARM);
-	}
+					rp__ep_mask(ev->events));
 	ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
 			      (uint32_t)fd);
 	if (ret < 0)
@@ -1567,19 +1430,7 @@ int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	ret = rp__ep_arm(ep, fd, it);
 	if (ret < 0)
 		return ret;
-	if (!(ep->watched || (it->flags & RP__EPI_EPOLL))) {
-		rp__ep_arm_candidate(ep, fd, it);
-		return 0;
-	}
-	now = (it->flags & RP__EPI_EPOLL) ?
-		      rp__ep_child_bits(fd, it->events) != 0 :
-		      (it->flags & RP__EPI_QUIET) != 0;
-	if (now && !linked && ep->watched)
-		ep->wakes++;
-	if (now || linked) {
-		it->ready |= rp__ep_reportable(it->events);
-		rp__ep_list(ep, fd, it);
-	}
+	rp__ep_arm_candidate(ep, fd, it);
 	return 0;
 }
 
@@ -1593,38 +1444,10 @@ int rp__ep_del(struct rp__ep *ep, int fd, bool inherited)
 	if (inherited) {
 		it->poll.armed = false;
 	} else {
-		/* Watched: a wakeup before the DEL was a wakeup (epnest.c). */
-		if (ep->watched)
-			rp__ep_harvest(ep);
 		ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
 				      (uint32_t)fd);
 		if (ret < 0)
 			return ret;
-	}
-	if ((it->flags & RP__EPI_EPOLL) && !inherited) {
-		struct rp__ep *child;
-
-		/*
-		 * The kernel passes a nested wakeup on at once; ours is
-		 * counted when looked at. A wakeup of the child before the
-		 * DEL was a wakeup of ours: count it while it is still ours.
-		 */
-		if (ep->watched)
-			rp__ep_nest_woken(ep, fd, it);
-		child = rp__ep_get(fd);
-		for (uint32_t i = 0; i < ep->nnested; i++) {
-			if (ep->nested[i] == fd) {
-				ep->nested[i] = ep->nested[--ep->nnested];
-				break;
-			}
-		}
-		if (child) {
-			rp__ep_lock(child);
-			if (child->watched)
-				child->watched--;
-			rp__ep_unlock(child);
-			rp__ep_put(child);
-		}
 	}
 	it->ready = 0;
 	it->flags &= RP__EPI_LISTED | RP__EPI_REARM;
@@ -1636,14 +1459,11 @@ void rp__ep_ctl_done(struct rp__ep *ep)
 {
 	/*
 	 * The work is in the SQ. Someone asleep in the ring will not see it
-	 * until woken; something polling our fd needs it submitted now.
-	 * Otherwise it waits for the next wait: no syscall per ctl.
+	 * until woken. Otherwise it waits for the next wait: no syscall per
+	 * ctl.
 	 */
 	if (ep->waiters)
 		rp__ep_wake(ep);
-	else if (ep->watched) {
-		rp__ep_settle(ep);
-	}
 }
 
 /* ---- exit ---- */
@@ -1704,11 +1524,6 @@ static void rp__ep_rehook(struct rp__ep *ep)
 			if ((it->flags & RP__EPI_USED) &&
 			    !(it->flags & RP__EPI_DISABLED))
 				rp__ep_arm(ep, (int)(c * RP__EP_CHUNK + i), it);
-			/*
-			 * The new ring starts empty: what is ready is news,
-			 * also where a watched arm found its file ready.
-			 */
-			it->flags &= ~RP__EPI_QUIET;
 		}
 	}
 }
@@ -1851,7 +1666,6 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 			int fd = (int)(c * RP__EP_CHUNK + i);
 			struct epoll_event ev = { .events = it->events,
 						  .data = it->data };
-			struct rp__ep *child;
 
 			if (!(it->flags & RP__EPI_USED))
 				continue;
@@ -1862,10 +1676,6 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 			 */
 			if (it->flags & RP__EPI_DISABLED)
 				ev.events = EPOLLONESHOT;
-			/* A nested instance: this child's own, not the ring. */
-			if ((it->flags & RP__EPI_EPOLL) &&
-			    (child = rp__ep_get(fd)))
-				rp__ep_put(child);
 			/*
 			 * An fd closed behind our back is gone (as the kernel
 			 * forgets a file at its last close); other errors

@@ -51,9 +51,7 @@ enum {
 	RP__EPI_USED = 1u << 0,	    /* fd is registered */
 	RP__EPI_LISTED = 1u << 1,   /* on the ready list */
 	RP__EPI_DISABLED = 1u << 2, /* EPOLLONESHOT reported; wait for MOD */
-	RP__EPI_EPOLL = 1u << 3,    /* fd is an rp epoll instance */
 	RP__EPI_REARM = 1u << 4,    /* reported, level: re-arm at next wait */
-	RP__EPI_QUIET = 1u << 5,    /* armed on a ready file: see epnest.c */
 	RP__EPI_FRESH = 1u << 6,    /* ready bits just read by poll(2) */
 	RP__EPI_HOOKED = 1u << 7,   /* multishot: a one-shot would spin */
 };
@@ -69,7 +67,6 @@ struct rp__ep_item {
 	uint32_t ready;	   /* revents folded from CQEs since the last report */
 	uint32_t next;	   /* ready list: fd + 1 of the next item, 0 ends */
 	uint8_t flags;
-	uint32_t wakes;	   /* an rp instance: its wakes when last looked at */
 };
 
 #define RP__EP_CHUNK_SHIFT 10
@@ -77,8 +74,6 @@ struct rp__ep_item {
 #define RP__EP_CQE_BATCH 64
 /* Closes from signal handlers a holder of the lock forgets one by one. */
 #define RP__EP_PEND 16
-/* Nesting depth the kernel allows (EP_MAX_NESTS). */
-#define RP__EP_MAX_NESTS 4
 /* Ranges of the caller's memory remembered as good: see rp__mem_user. */
 #define RP__EP_MEMS 8
 
@@ -136,13 +131,7 @@ static inline int rp__poll0(struct pollfd *fds, nfds_t n)
  *   chunks, nchunks and   ep->lock     realloc'd by ADD: a lookup outside
  *     the items in them,               the lock reads freed memory
  *     nitems, ready list,
- *     rearm, pfd, wakes
- *   nested, nnested       ep->lock     graph walks (rp__ep_reaches) take
- *                                      each instance's lock; nested ADDs
- *                                      are one at a time (rp__nest_lock in
- *                                      epoll.c), so the ELOOP check holds
- *   watched               ep->lock     of this instance, changed by the
- *                                      outer one's ctl holding both locks
+ *     rearm, pfd
  *   st                    ep->lock     every counter, ctls included;
  *                                      rp_epoll_stats copies it under it
  *   cqes                  ep->lock     the harvest's scratch
@@ -157,10 +146,11 @@ static inline int rp__poll0(struct pollfd *fds, nfds_t n)
  *     nreg, the list of                call; see rp__ep_get; a close walks
  *     all instances                    all instances without a lock
  *
- * Lock order: rp__nest_lock, then an outer instance's lock, then its
- * inner instances' (nesting is acyclic). rp__tab_lock only makes
- * instances and sums counters; it is never taken on a close's way, which
- * may be a signal handler's. Instance locks go through rp__ep_lock and
+ * Lock order: rp__nest_lock, then the instance a ctl is on, then the
+ * instance it ADDs (both become the kernel's epoll: rp__ctl in epoll.c;
+ * no instance is ever nested). rp__tab_lock only makes instances and
+ * sums counters; it is never taken on a close's way, which may be a
+ * signal handler's. Instance locks go through rp__ep_lock and
  * rp__ep_unlock (below), never pthread_mutex_lock directly.
  */
 struct rp__ep {
@@ -188,14 +178,6 @@ struct rp__ep {
 	struct pollfd *pfd;
 	uint32_t npfd, pfd_cap;
 
-	/* rp instances registered in this one, for the ELOOP check */
-	int *nested;
-	uint32_t nnested;
-	/* instances this one is registered in: submit eagerly, see epctx.c */
-	uint32_t watched;
-	/* wakeups the kernel's epoll would pass to them (epnest.c) */
-	uint32_t wakes;
-
 	/* The ring's file when made: is a number still ours? (rp__ctl) */
 	dev_t dev;
 	ino_t ino;
@@ -214,8 +196,6 @@ struct rp__ep {
 	uint32_t lost_races;
 	/* More registrations than this: a bigger ring (rp__ep_grow). */
 	uint32_t grow_at;
-	/* Registered in a kernel epoll, which holds our file: never move. */
-	bool pinned;
 
 	/*
 	 * The caller's memory a probe found readable (rmem) or writable
@@ -318,19 +298,10 @@ int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it);
 /* Moves the CQEs in the ring onto the ready list. */
 void rp__ep_harvest(struct rp__ep *ep);
 
-/* Lists an item on the ready list (for compat/epnest.c). */
-void rp__ep_queue(struct rp__ep *ep, int fd, struct rp__ep_item *it);
-
-/* compat/epnest.c: instances nested in instances. */
-uint32_t rp__ep_child_bits(int fd, uint32_t events);
-void rp__ep_watch(struct rp__ep *ep);
-bool rp__ep_quiet_arm(int fd, uint32_t mask);
-bool rp__ep_nest_woken(struct rp__ep *ep, int fd, struct rp__ep_item *it);
-void rp__ep_nest_look(struct rp__ep *ep);
-void rp__ep_nest_sync(int fd, struct rp__ep_item *it);
 /*
- * Would a wait return events now? Settles the instance if not. 1 or 0;
- * RP__EP_MOVED if the number is the kernel's epoll now, which answers.
+ * compat/eppoll.c: would a wait return events now? Settles the instance
+ * if not. 1 or 0; RP__EP_MOVED if the number is the kernel's epoll now,
+ * which answers.
  */
 int rp__ep_readable(struct rp__ep *ep);
 
@@ -398,8 +369,7 @@ static inline struct rp__ep_item *rp__ep_item(struct rp__ep *ep, int fd)
 }
 
 /* All called with ep->lock held. */
-int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
-	       struct rp__ep *child);
+int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev);
 int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev);
 /* inherited: the ring is a forked parent's; touch only the table. */
 int rp__ep_del(struct rp__ep *ep, int fd, bool inherited);
@@ -413,13 +383,6 @@ bool rp__ep_futex_wake(void);
  * work, so that the ring's readiness is ours.
  */
 void rp__ep_settle(struct rp__ep *ep);
-
-/*
- * Is target in from, or nested below it? Takes from's lock and its inner
- * instances' itself; the caller holds rp__nest_lock (and may hold the lock
- * of the instance target names, which is never taken here).
- */
-bool rp__ep_reaches(struct rp__ep *from, int target, int depth);
 
 /*
  * Waits as epoll_pwait does; timeout_ns -1 is no limit. Takes and drops

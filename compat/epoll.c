@@ -47,9 +47,10 @@ static _Atomic(struct rp__fdent *) rp__tab[RP__TAB_CHUNKS];
 /* Taken to make an instance, never on the way of a close. */
 static pthread_mutex_t rp__tab_lock = PTHREAD_MUTEX_INITIALIZER;
 /*
- * ADDs of an instance, one at a time, as the kernel's epnested_mutex: the
- * ELOOP check and the ADD it lets through see the same nesting, so that
- * two threads cannot put A in B and B in A. Taken before any ep->lock.
+ * ADDs of an instance, one at a time: such an ADD takes two instance
+ * locks (rp__ctl makes both the kernel's epoll), and two threads putting
+ * A in B and B in A would take them in opposite orders. The kernel's
+ * ADD that follows checks ELOOP itself. Taken before any ep->lock.
  */
 static pthread_mutex_t rp__nest_lock = PTHREAD_MUTEX_INITIALIZER;
 /*
@@ -739,8 +740,6 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 		ret = -EINVAL;
 	ep->st.ctls++;
 	ep->st.ctl_syscalls += calls;
-	if (ret == 0 && child && rp__ep_reaches(child, ep->fd, 1))
-		ret = -ELOOP;
 	if (ret < 0)
 		goto out;
 	/*
@@ -770,7 +769,7 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	st0 = ep->st.enters;
 	switch (op) {
 	case EPOLL_CTL_ADD:
-		ret = rp__ep_add(ep, fd, ev, NULL);
+		ret = rp__ep_add(ep, fd, ev);
 		if (ret == 0 && (e = rp__fdent(fd, true)))
 			atomic_store(&e->one, atomic_fetch_add(&e->nreg, 1) ?
 						      NULL :
@@ -805,11 +804,10 @@ out:
 }
 
 /*
- * An instance registered in a kernel epoll (one that fell back): that
- * epitem is on the ring's file, so the instance keeps its ring for good.
- * The kernel's epoll polls the ring, which is readable while a CQE sits
- * there: the instance is watched for good too, as if nested in an rp
- * instance (epnest.c), so that its readiness shows as CQEs.
+ * An instance about to be registered in a kernel epoll (one that fell
+ * back): that epoll would poll the ring, which is readable only while a
+ * CQE sits there, and its epitem would hold the ring's file. The instance
+ * becomes the kernel's epoll first, whose readiness is exact.
  */
 static void rp__ep_pin(int fd)
 {
