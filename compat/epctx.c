@@ -87,6 +87,8 @@ static void rp__ep_list_head(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 		ep->ready_tail = ep->ready_head;
 }
 
+static void rp__ep_rearm(struct rp__ep *ep, int fd, struct rp__ep_item *it);
+
 /*
  * An entry taken off the ready list with nothing to report must still
  * watch its file: nothing else arms it. (A MOD while it was listed left
@@ -99,7 +101,7 @@ static void rp__ep_unready(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 	if ((it->flags & RP__EPI_USED) &&
 	    !(it->flags & (RP__EPI_DISABLED | RP__EPI_REARM)) &&
 	    !it->poll.armed)
-		rp__ep_arm(ep, fd, it);
+		rp__ep_rearm(ep, fd, it);
 }
 
 /* Pops the ready list's head; NULL when empty. */
@@ -185,6 +187,7 @@ static void rp__ep_wake_arm(struct rp__ep *ep)
 
 	if (!ep->wake_futex || ep->wake_armed)
 		return;
+	/* No SQE: the next waiter arms it before it sleeps (rp__ep_wait). */
 	sqe = rp__ring_sqe(&ep->ring, NULL);
 	if (!sqe)
 		return;
@@ -207,6 +210,11 @@ static void rp__ep_wake_cancel(struct rp__ep *ep)
 
 	if (!ep->wake_armed)
 		return;
+	/*
+	 * No SQE: the request stays until the ring is freed (the instance
+	 * closes or moves, which is why it is cancelled); the new generation
+	 * makes its CQE stale meanwhile.
+	 */
 	sqe = rp__ring_sqe(&ep->ring, NULL);
 	if (sqe) {
 		io_uring_prep_cancel64(sqe,
@@ -267,12 +275,20 @@ void rp__ep_wake(struct rp__ep *ep)
 		ep->st.ctl_syscalls++;
 		return;
 	}
+	/*
+	 * A waker has no one to tell of a failure: the ctl's work is in the
+	 * table and queued. No SQE for the NOP (the SQ full, and the enter
+	 * that would empty it refused): the submit below hands over what is
+	 * queued, whose completions wake the sleeper, or else the sleeper
+	 * takes it at its next wakeup. (A sleeper arms its FUTEX_WAIT
+	 * before it sleeps: rp__ep_wait.)
+	 */
 	sqe = rp__ring_sqe(&ep->ring, NULL);
 	if (sqe) {
 		io_uring_prep_nop(sqe);
 		sqe->user_data = rp__ud(RP__UD_EPOLL_WAKE, RP__EP_WAKE_NOP, 0);
 	}
-	rp__ring_submit(&ep->ring);
+	(void)rp__ring_submit(&ep->ring);
 }
 
 /*
@@ -391,6 +407,10 @@ static void rp__ep_stale(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	ep->st.stale_cqes++;
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		return;
+	/*
+	 * No SQE for the remove: the poll's next CQE is stale too and asks
+	 * again; until then it only holds its file.
+	 */
 	sqe = rp__ring_sqe(&ep->ring, NULL);
 	if (!sqe)
 		return;
@@ -398,9 +418,22 @@ static void rp__ep_stale(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
 }
 
+static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
+			       struct rp__ep_item *it);
+
+/*
+ * Arms a registration from a wait (a CQE, a candidate found not ready, an
+ * entry taken off the ready list, a move to a new ring). An arm fails only
+ * when no SQE can be had (the SQ is full and the enter that would empty
+ * it fails), and a wait has no caller to tell: the registration goes on
+ * the re-arm list (RP__EPI_REARM), armed again by rp__ep_rearm_due before
+ * the wait sleeps, or by the next wait. Retried, never lost: an arm on a
+ * file that became ready meanwhile completes at once.
+ */
 static void rp__ep_rearm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 {
-	rp__ep_arm(ep, fd, it);
+	if (rp__unlikely(rp__ep_arm(ep, fd, it) < 0))
+		rp__ep_defer_rearm(ep, fd, it);
 }
 
 static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
@@ -445,6 +478,18 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		 */
 		if (cqe->res == -ECANCELED)
 			rp__ep_rearm(ep, fd, it);
+		return;
+	}
+	/*
+	 * A reported EPOLLONESHOT entry reports nothing until MOD. Its poll
+	 * was cancelled at report; a CQE of the current generation means
+	 * that cancel found no SQE (rp__ep_report): cancel again here, and
+	 * should that fail too, at the next CQE, or at MOD or DEL.
+	 */
+	if (rp__unlikely(it->flags & RP__EPI_DISABLED)) {
+		if (it->poll.armed)
+			(void)rp__poll_cancel(&ep->ring, &it->poll,
+					      RP__UD_EPOLL, (uint32_t)fd);
 		return;
 	}
 	/* A wakeup's key may overstate: no longer as read by poll(2). */
@@ -523,6 +568,26 @@ static bool rp__ep_pfd_add(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 }
 
 /*
+ * Confirms a candidate the slow way: its poll armed anew, so that the
+ * answer comes as a CQE (an edge-triggered item's multishot removed
+ * first). If the remove finds no SQE, the item stays a candidate, listed
+ * with the bits its CQE said: reported as they are (or asked, for keyed
+ * bits), spurious at worst, never lost. A failed arm is retried
+ * (rp__ep_rearm).
+ */
+static void rp__ep_rearm_anew(struct rp__ep *ep, int fd,
+			      struct rp__ep_item *it)
+{
+	if (rp__unlikely(rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
+					 (uint32_t)fd) < 0)) {
+		rp__ep_list(ep, fd, it);
+		return;
+	}
+	it->ready = 0;
+	rp__ep_rearm(ep, fd, it);
+}
+
+/*
  * Asks the candidates' files for their readiness in one poll(2), which
  * costs a few tens of ns per fd where a confirming IORING_OP_POLL_ADD
  * costs a few hundred (and, for an edge-triggered item, a remove and a
@@ -545,10 +610,7 @@ static unsigned rp__ep_confirm(struct rp__ep *ep)
 
 		if (n < 0) {
 			/* No answer: confirm the slow way, by re-arming. */
-			it->ready = 0;
-			rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
-					(uint32_t)fd);
-			rp__ep_arm(ep, fd, it);
+			rp__ep_rearm_anew(ep, fd, it);
 			continue;
 		}
 		bits = (uint32_t)ep->pfd[i].revents &
@@ -563,7 +625,7 @@ static unsigned rp__ep_confirm(struct rp__ep *ep)
 		ep->st.stale_dropped++;
 		it->ready = 0;
 		if (!it->poll.armed)
-			rp__ep_arm(ep, fd, it);
+			rp__ep_rearm(ep, fd, it);
 	}
 	ep->npfd = 0;
 	return listed;
@@ -578,43 +640,19 @@ static unsigned rp__ep_confirm(struct rp__ep *ep)
  * it returns 0. Level-triggered items reported last time are armed again
  * either way: the wait's io_uring_enter looks at them.
  */
-static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
+/*
+ * Arms the registrations on the re-arm list: level entries the last wait
+ * reported, and any whose arm failed (rp__ep_rearm). One that fails again
+ * stays on the list, for the next look.
+ */
+static void rp__ep_rearm_due(struct rp__ep *ep)
 {
-	struct rp__ep_item *it;
-	int fd;
-	uint32_t ncand;
+	uint32_t n = ep->nrearm, kept = 0;
 
-	/*
-	 * DEFER_TASKRUN keeps the wakeups that came since the last wait as
-	 * task work, which only an enter that asks for events runs: the
-	 * wait's enter would post their CQEs as if they were current, and
-	 * the program may have read the data since. Run them now, so that
-	 * their CQEs are candidates like those other setups post before
-	 * the wait.
-	 */
-	if (rp__ring_tw_pending(&ep->ring))
-		rp__ring_settle(&ep->ring);
-	rp__ep_harvest(ep);
-	ep->npfd = 0;
-	while ((it = rp__ep_unlist(ep, &fd))) {
-		it->flags &= ~RP__EPI_FRESH;
-		if (!(it->flags & RP__EPI_USED) || !it->ready) {
-			rp__ep_unready(ep, fd, it);
-			continue;
-		}
-		ep->st.confirms++;
-		if (batch && rp__ep_pfd_add(ep, fd, it))
-			continue;
-		it->ready = 0;
-		/* An edge-triggered item's multishot may still be armed. */
-		rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
-				(uint32_t)fd);
-		rp__ep_arm(ep, fd, it);
-	}
-	ncand = ep->npfd;
-	for (uint32_t i = 0; i < ep->nrearm; i++) {
-		fd = ep->rearm[i];
-		it = rp__ep_item(ep, fd);
+	for (uint32_t i = 0; i < n; i++) {
+		int fd = ep->rearm[i];
+		struct rp__ep_item *it = rp__ep_item(ep, fd);
+
 		if (!(it->flags & RP__EPI_REARM))
 			continue;
 		it->flags &= ~RP__EPI_REARM;
@@ -631,12 +669,61 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 			continue;
 		}
 		/* A MOD since the report has armed it already. */
-		if (!it->poll.armed) {
-			ep->st.rearms++;
-			rp__ep_arm(ep, fd, it);
+		if (it->poll.armed)
+			continue;
+		ep->st.rearms++;
+		if (rp__unlikely(rp__ep_arm(ep, fd, it) < 0)) {
+			/* kept <= i: the entries not yet looked at stay. */
+			it->flags |= RP__EPI_REARM;
+			ep->rearm[kept++] = fd;
 		}
 	}
-	ep->nrearm = 0;
+	ep->nrearm = kept;
+}
+
+static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
+{
+	struct rp__ep_item *it;
+	uint32_t ncand, l;
+	int fd;
+
+	/*
+	 * DEFER_TASKRUN keeps the wakeups that came since the last wait as
+	 * task work, which only an enter that asks for events runs: the
+	 * wait's enter would post their CQEs as if they were current, and
+	 * the program may have read the data since. Run them now, so that
+	 * their CQEs are candidates like those other setups post before
+	 * the wait. If that enter fails, they run in the wait's own enter:
+	 * reported as current, spurious at worst.
+	 */
+	if (rp__ring_tw_pending(&ep->ring))
+		(void)rp__ring_settle(&ep->ring);
+	rp__ep_harvest(ep);
+	ep->npfd = 0;
+	/*
+	 * The list is taken whole: a candidate that cannot be confirmed
+	 * (rp__ep_rearm_anew) goes back on it, for this wait's report, and
+	 * must not come round again here.
+	 */
+	l = ep->ready_head;
+	ep->ready_head = ep->ready_tail = 0;
+	while (l) {
+		fd = (int)l - 1;
+		it = rp__ep_item(ep, fd);
+		l = it->next;
+		it->flags &= ~(RP__EPI_LISTED | RP__EPI_FRESH);
+		if (!(it->flags & RP__EPI_USED) || !it->ready) {
+			rp__ep_unready(ep, fd, it);
+			continue;
+		}
+		ep->st.confirms++;
+		if (batch && rp__ep_pfd_add(ep, fd, it))
+			continue;
+		/* An edge-triggered item's multishot may still be armed. */
+		rp__ep_rearm_anew(ep, fd, it);
+	}
+	ncand = ep->npfd;
+	rp__ep_rearm_due(ep);
 	return ncand ? rp__ep_confirm(ep) : 0;
 }
 
@@ -719,24 +806,41 @@ static void rp__ep_ask(struct rp__ep *ep, int maxevents)
 	ep->npfd = 0;
 }
 
+/*
+ * Puts a registration on the re-arm list, once. No allocation: ADD keeps
+ * room for every registration there (rp__ep_rearm_room), so that a wait
+ * never has to drop one for want of memory.
+ */
 static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
 			       struct rp__ep_item *it)
 {
-	if (ep->nrearm == ep->rearm_cap) {
-		uint32_t cap = ep->rearm_cap ? ep->rearm_cap * 2 : 64;
-		int *r = realloc(ep->rearm, cap * sizeof(*r));
-
-		if (!r) {
-			/* No room to defer: arm now, rotation aside. */
-			ep->st.rearms++;
-			rp__ep_arm(ep, fd, it);
-			return;
-		}
-		ep->rearm = r;
-		ep->rearm_cap = cap;
-	}
+	if (it->flags & RP__EPI_REARM)
+		return;
 	it->flags |= RP__EPI_REARM;
 	ep->rearm[ep->nrearm++] = fd;
+}
+
+/*
+ * Room on the re-arm list for one more registration. An fd is on it at
+ * most once (RP__EPI_REARM), and a deleted one keeps its place (and the
+ * flag, also when added again) until the next wait: so the list never
+ * holds more than the entries there now and one per registration.
+ */
+static int rp__ep_rearm_room(struct rp__ep *ep)
+{
+	uint32_t need = ep->nrearm + ep->nitems + 1, cap = ep->rearm_cap;
+	int *r;
+
+	if (rp__likely(need <= cap))
+		return 0;
+	while (cap < need)
+		cap = cap ? cap * 2 : 64;
+	r = realloc(ep->rearm, cap * sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	ep->rearm = r;
+	ep->rearm_cap = cap;
+	return 0;
 }
 
 /* ---- the caller's memory ---- */
@@ -947,7 +1051,7 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 		if (!it->ready) {
 			ep->st.stale_dropped++;
 			if (!it->poll.armed)
-				rp__ep_arm(ep, fd, it);
+				rp__ep_rearm(ep, fd, it);
 			continue;
 		}
 		/*
@@ -973,13 +1077,14 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 			it->flags |= RP__EPI_DISABLED;
 			/*
 			 * A hooked entry, or a candidate listed by a MOD, is
-			 * reported with its poll still armed: disarm it, or
-			 * its next completion would list the disabled entry
-			 * again.
+			 * reported with its poll still armed: disarm it. If
+			 * the remove finds no SQE, the poll's next CQE finds
+			 * the entry disabled and tries again (rp__ep_cqe).
 			 */
 			if (it->poll.armed)
-				rp__poll_cancel(&ep->ring, &it->poll,
-						RP__UD_EPOLL, (uint32_t)fd);
+				(void)rp__poll_cancel(&ep->ring, &it->poll,
+						      RP__UD_EPOLL,
+						      (uint32_t)fd);
 		} else if (!(it->events & EPOLLET)) {
 			/* Level: ask again in the next wait's enter. */
 			rp__ep_defer_rearm(ep, fd, it);
@@ -1010,7 +1115,11 @@ static void rp__ep_races(struct rp__ep *ep, uint32_t races)
 {
 	if (rp__likely(races == ep->lost_races))
 		return;
-	rp__ep_enter(ep, false, 0, NULL);
+	/*
+	 * An enter that fails leaves the arm in the SQ: its answer comes
+	 * with the wait's next enter instead, later but not lost.
+	 */
+	(void)rp__ep_enter(ep, false, 0, NULL);
 	rp__ep_harvest(ep);
 }
 
@@ -1104,6 +1213,13 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 			n = ep->moved ? RP__EP_MOVED : -EBADF;
 			break;
 		}
+		/*
+		 * Arms that found no SQE on the way (rp__ep_rearm) are tried
+		 * again before each look: this wait's enter submits them. (A
+		 * report adds to the list only when it ends the wait.)
+		 */
+		if (rp__unlikely(ep->nrearm))
+			rp__ep_rearm_due(ep);
 		if (deadline) {
 			now = rp__now_ns();
 			left = now < deadline ? (int64_t)(deadline - now) : 0;
@@ -1147,8 +1263,11 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		 * and sleeps: a re-arm on a ready fd completes at once and
 		 * ends the sleep. The SQ tail is published under the lock;
 		 * other threads may queue SQEs meanwhile and wake us through
-		 * the FUTEX_WAIT (rp__ep_wake).
+		 * the FUTEX_WAIT (rp__ep_wake). A FUTEX_WAIT that found no
+		 * SQE is tried again first: nobody else would before we wake.
 		 */
+		if (rp__unlikely(ep->wake_futex && !ep->wake_armed))
+			rp__ep_wake_arm(ep);
 		submit = rp__ring_flush(&ep->ring);
 		posted = rp__ring_cq_posted(&ep->ring);
 		races = ep->lost_races;
@@ -1244,7 +1363,12 @@ void rp__ep_settle(struct rp__ep *ep)
 	 * would find something. What they find stays in the CQ.
 	 */
 	rp__ep_requeue(ep, false);
-	rp__ep_enter(ep, false, 0, NULL);
+	/*
+	 * What a failed enter could not submit stays in the SQ for the next
+	 * one (a wait's): the ring's fd then says readable later, no event
+	 * is lost. Nobody to tell: a poll(2) of our fd asked.
+	 */
+	(void)rp__ep_enter(ep, false, 0, NULL);
 }
 
 /* ---- ctl ---- */
@@ -1334,12 +1458,18 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	it = rp__ep_item_make(ep, fd);
 	if (!it)
 		return -ENOMEM;
+	ret = rp__ep_rearm_room(ep);
+	if (ret < 0)
+		return ret;
 	it->events = ev->events | EPOLLERR | EPOLLHUP;
 	it->data = ev->data;
 	it->ready = 0;
-	it->flags = (uint8_t)((it->flags & RP__EPI_LISTED) | RP__EPI_USED);
+	/* Still listed, or on the re-arm list, from an old registration. */
+	it->flags = (uint8_t)((it->flags & (RP__EPI_LISTED | RP__EPI_REARM)) |
+			      RP__EPI_USED);
 	/* it->poll keeps its generation: an old registration's CQE is stale. */
 	it->poll.armed = false;
+	/* No SQE: not registered, and the caller hears why. */
 	ret = rp__ep_arm(ep, fd, it);
 	if (ret < 0) {
 		it->flags &= ~RP__EPI_USED;
@@ -1406,7 +1536,7 @@ static int rp__ep_mod_armed(struct rp__ep *ep, int fd, struct rp__ep_item *it,
 
 int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 {
-	struct rp__ep_item *it = rp__ep_item(ep, fd);
+	struct rp__ep_item *it = rp__ep_item(ep, fd), old;
 	int ret;
 
 	if (!it || !(it->flags & RP__EPI_USED))
@@ -1418,18 +1548,33 @@ int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	    it->poll.multishot == rp__ep_multishot(ev->events))
 		return rp__ep_mod_armed(ep, fd, it, ev,
 					rp__ep_mask(ev->events));
+	/* No SQE for the remove: nothing changed, the caller hears why. */
 	ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
 			      (uint32_t)fd);
 	if (ret < 0)
 		return ret;
+	old = *it;
 	it->events = ev->events | EPOLLERR | EPOLLHUP;
 	it->data = ev->data;
 	it->ready = 0;
 	it->flags &= ~(RP__EPI_DISABLED | RP__EPI_FRESH);
 	/* As the kernel's ep_modify, readiness is looked at anew. */
 	ret = rp__ep_arm(ep, fd, it);
-	if (ret < 0)
+	if (rp__unlikely(ret < 0)) {
+		/*
+		 * The remove went in but no SQE is left for the new poll:
+		 * the MOD fails as a whole (the caller hears why) and the
+		 * registration is as it was, its old poll armed again by
+		 * the next wait (the re-arm list), where an arm on a ready
+		 * file completes at once: spurious at worst, never lost.
+		 */
+		it->events = old.events;
+		it->data = old.data;
+		it->ready = old.ready;
+		it->flags = old.flags;
+		rp__ep_defer_rearm(ep, fd, it);
 		return ret;
+	}
 	rp__ep_arm_candidate(ep, fd, it);
 	return 0;
 }
@@ -1481,10 +1626,15 @@ void rp__ep_cancel_all(struct rp__ep *ep)
 		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
 			struct rp__ep_item *it = &ep->chunks[c][i];
 
+			/*
+			 * A remove that finds no SQE leaves its poll to the
+			 * ring's teardown, as if the process were killed
+			 * (deviation 13): late, not lost.
+			 */
 			if (it->poll.armed)
-				rp__poll_cancel(&ep->ring, &it->poll,
-						RP__UD_EPOLL,
-						c * RP__EP_CHUNK + i);
+				(void)rp__poll_cancel(&ep->ring, &it->poll,
+						      RP__UD_EPOLL,
+						      c * RP__EP_CHUNK + i);
 		}
 	}
 	rp__ep_wake_cancel(ep);
@@ -1497,15 +1647,18 @@ void rp__ep_drop_removed(struct rp__ep *ep)
 	 * A multishot that was completing survives its remove (-EALREADY);
 	 * its CQE, stale now, asks for another (rp__ep_stale). Twice is
 	 * enough: the second remove finds it armed. The last settle is no
-	 * syscall when nothing is left to submit.
+	 * syscall when nothing is left to submit. A settle that fails (at
+	 * close, exit, a move) leaves the removes to the ring's teardown,
+	 * which cancels every request: the files are let go later, as when
+	 * a process is killed (deviation 13), never kept.
 	 */
 	for (int round = 0; round < 2; round++) {
-		rp__ring_settle(&ep->ring);
+		(void)rp__ring_settle(&ep->ring);
 		rp__ep_harvest(ep);
 		if (!rp__ring_unsubmitted(&ep->ring))
 			break;
 	}
-	rp__ring_settle(&ep->ring);
+	(void)rp__ring_settle(&ep->ring);
 }
 
 /* ---- moving to another ring ---- */
@@ -1523,7 +1676,8 @@ static void rp__ep_rehook(struct rp__ep *ep)
 
 			if ((it->flags & RP__EPI_USED) &&
 			    !(it->flags & RP__EPI_DISABLED))
-				rp__ep_arm(ep, (int)(c * RP__EP_CHUNK + i), it);
+				rp__ep_rearm(ep, (int)(c * RP__EP_CHUNK + i),
+					     it);
 		}
 	}
 }
