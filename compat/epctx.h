@@ -46,14 +46,102 @@ static inline int rp__sys_close(int fd)
 	return (int)syscall(SYS_close, fd);
 }
 
-/* rp__ep_item.flags */
+/*
+ * The states of a registration (struct rp__ep_item: flags, ready, and
+ * its poll's armed and multishot). A one-shot poll serves level-triggered
+ * and EPOLLONESHOT interests, a multishot edge-triggered ones and HOOKED
+ * ones. Each flag and why it exists:
+ *
+ *   USED      the fd is registered. The table is indexed by fd (no
+ *             lookup structure), so a slot exists for every fd below the
+ *             highest one registered, and this says it holds one.
+ *   LISTED    threaded on the ready list through it->next. The list is
+ *             intrusive (no allocation per event); the flag lists an item
+ *             once, and keeps a deleted item's link, still threaded, from
+ *             being reused until the list is next walked.
+ *   DISABLED  an EPOLLONESHOT entry was reported: no poll, nothing
+ *             reported until MOD re-enables it (the kernel's
+ *             EP_PRIVATE_BITS).
+ *   REARM     on the re-arm list (ep->rearm, once per fd). A level entry
+ *             reported is armed again by the next wait, not at once, so
+ *             that a full events array rotates through every ready fd as
+ *             the kernel's does; and an arm that found no SQE in a wait
+ *             is retried from there (rp__ep_rearm).
+ *   FRESH     ready holds what poll(2) read just now (rp__ep_confirm,
+ *             rp__ep_ask): reported as read, without a second look. One
+ *             poll(2) per wait, not per item.
+ *   HOOKED    a one-shot interest hooked as a multishot for good:
+ *             io_uring's poll always wakes for EPOLLRDHUP, so a one-shot
+ *             for an interest without it, on a socket whose peer shut
+ *             down, would complete at every arm and a wait would spin. A
+ *             multishot posts only on wakeups; the level is asked with
+ *             poll(2) at report (rp__ep_asks).
+ *
+ * The states that occur (USED set unless said; "armed" is it->poll.armed):
+ *
+ *   state       flags, poll            means; event -> next state
+ *   watching    armed                  waits on its file.
+ *                                      CQE with a wanted bit -> candidate
+ *                                      (a one-shot's poll is spent);
+ *                                      CQE for bits not wanted: one-shot
+ *                                      armed again, stays; CQE ending a
+ *                                      multishot: armed again, stays.
+ *                                      MOD -> watching (poll updated in
+ *                                      place, or removed and armed anew)
+ *                                      or candidate (an ET MOD, a new
+ *                                      multishot: the kernel looks at once)
+ *                                      DEL -> free
+ *   candidate   LISTED, ready != 0     a CQE or a ctl says it may be
+ *                                      ready; the CQE may be stale. The
+ *                                      next wait asks it (one poll(2) for
+ *                                      all: rp__ep_requeue):
+ *                                      ready -> confirmed;
+ *                                      not -> watching (armed if spent).
+ *                                      Reported unasked when its bits need
+ *                                      no asking and the wait's own enter
+ *                                      brought them (they are current).
+ *   confirmed   LISTED|FRESH           read by poll(2) this wait. Report:
+ *                                      level -> due; edge -> watching
+ *                                      (multishot still armed);
+ *                                      EPOLLONESHOT -> disabled. A full
+ *                                      events array leaves it listed: a
+ *                                      candidate again at the next wait.
+ *   due         REARM, not armed       a level entry reported, or any
+ *                                      entry whose arm found no SQE. The
+ *                                      next look of a wait arms it ->
+ *                                      watching (an arm on a ready file
+ *                                      completes at once: level). Its arm
+ *                                      failing again -> due.
+ *   hooked-due  REARM|HOOKED, armed    a hooked level entry reported: the
+ *                                      next wait lists it -> candidate.
+ *   emptied     LISTED, ready == 0     listed, its bits dropped since (a
+ *                                      MOD, a poll of the instance's fd).
+ *                                      Popped -> watching (armed if not).
+ *   disabled    DISABLED, not armed    EPOLLONESHOT reported. MOD ->
+ *                                      watching or candidate; DEL -> free.
+ *                                      (A CQE of a poll whose remove
+ *                                      found no SQE is dropped here, and
+ *                                      the remove tried again.)
+ *   free        not USED               no registration. LISTED or REARM
+ *                                      may stay set while the lists still
+ *                                      hold the fd (a DEL, or an ADD whose
+ *                                      arm failed); their walks skip it,
+ *                                      and an ADD keeps both flags.
+ *                                      ADD -> watching, or candidate (a
+ *                                      multishot: its first CQE may come
+ *                                      a tick late, rp__ep_arm_candidate)
+ *
+ * HOOKED stays with the registration until DEL; a hooked entry goes
+ * through the same states with its multishot armed. A failed ctl leaves
+ * the state it found (rp__ep_add, rp__ep_mod, rp__ep_del).
+ */
 enum {
-	RP__EPI_USED = 1u << 0,	    /* fd is registered */
-	RP__EPI_LISTED = 1u << 1,   /* on the ready list */
-	RP__EPI_DISABLED = 1u << 2, /* EPOLLONESHOT reported; wait for MOD */
-	RP__EPI_REARM = 1u << 4,    /* reported, level: re-arm at next wait */
-	RP__EPI_FRESH = 1u << 6,    /* ready bits just read by poll(2) */
-	RP__EPI_HOOKED = 1u << 7,   /* multishot: a one-shot would spin */
+	RP__EPI_USED = 1u << 0,
+	RP__EPI_LISTED = 1u << 1,
+	RP__EPI_DISABLED = 1u << 2,
+	RP__EPI_REARM = 1u << 3,
+	RP__EPI_FRESH = 1u << 4,
+	RP__EPI_HOOKED = 1u << 5,
 };
 
 /*
