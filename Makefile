@@ -22,7 +22,7 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 LIB_SRCS := lib/ring.c lib/poll.c lib/loop.c lib/async.c compat/epctx.c \
-	compat/epnest.c \
+	compat/eppoll.c \
 	compat/epoll.c
 # compat/'s registry and its poll(2)/select(2) boundary (docs/DESIGN.md).
 LIB_SRCS += compat/epreg.c compat/eppollset.c

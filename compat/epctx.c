@@ -43,18 +43,11 @@ static bool rp__ep_multishot(uint32_t events)
 	return (events & EPOLLET) && !(events & EPOLLONESHOT);
 }
 
-/* The poll mask of a registration with these events and flags. */
-static uint32_t rp__ep_mask(uint32_t events, uint8_t flags)
+/* The poll mask of a registration with these events. */
+static uint32_t rp__ep_mask(uint32_t events)
 {
 	uint32_t mask = rp__ep_reportable(events) | (events & EPOLLEXCLUSIVE);
 
-	/*
-	 * An inner instance wakes us with the key EPOLLIN only, which an
-	 * interest without EPOLLIN filters out (epnest.c). Its ring's other
-	 * bits (writable while the CQ has room) mean nothing.
-	 */
-	if (flags & RP__EPI_EPOLL)
-		mask &= EPOLLIN;
 	/*
 	 * A poll for EPOLLPRI alone misses TCP urgent data: the wakeup
 	 * carries EPOLLRDBAND. Listen for that too; the bits reported are
@@ -67,23 +60,8 @@ static uint32_t rp__ep_mask(uint32_t events, uint8_t flags)
 
 int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 {
-	uint32_t mask = rp__ep_mask(it->events, it->flags);
-
-	it->flags &= ~RP__EPI_QUIET;
-	if (rp__unlikely(ep->watched) && !(it->flags & RP__EPI_EPOLL) &&
-	    rp__ep_quiet_arm(fd, mask))
-		it->flags |= RP__EPI_QUIET;
-
-	/*
-	 * In a watched instance every registration stays hooked on its
-	 * file (multishot), as the kernel's epitem does: a wakeup must
-	 * reach whoever polls our fd even between two waits. Level is then
-	 * re-checked with poll(2) (rp__ep_true_bits), not by re-arming. An
-	 * EPOLLONESHOT entry too: until it is reported, each wakeup of its
-	 * file wakes the outer instance; the report disarms it.
-	 */
-	return rp__poll_arm(&ep->ring, &it->poll, fd, mask,
-			    rp__ep_multishot(it->events) || ep->watched ||
+	return rp__poll_arm(&ep->ring, &it->poll, fd, rp__ep_mask(it->events),
+			    rp__ep_multishot(it->events) ||
 				    (it->flags & RP__EPI_HOOKED),
 			    RP__UD_EPOLL, (uint32_t)fd);
 }
@@ -101,11 +79,6 @@ static void rp__ep_list(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 	ep->ready_tail = (uint32_t)fd + 1;
 }
 
-void rp__ep_queue(struct rp__ep *ep, int fd, struct rp__ep_item *it)
-{
-	rp__ep_list(ep, fd, it);
-}
-
 /* Puts an item just popped back at the head of the ready list. */
 static void rp__ep_list_head(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 {
@@ -115,6 +88,8 @@ static void rp__ep_list_head(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 	if (!ep->ready_tail)
 		ep->ready_tail = ep->ready_head;
 }
+
+static void rp__ep_rearm(struct rp__ep *ep, int fd, struct rp__ep_item *it);
 
 /*
  * An entry taken off the ready list with nothing to report must still
@@ -128,7 +103,7 @@ static void rp__ep_unready(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 	if ((it->flags & RP__EPI_USED) &&
 	    !(it->flags & (RP__EPI_DISABLED | RP__EPI_REARM)) &&
 	    !it->poll.armed)
-		rp__ep_arm(ep, fd, it);
+		rp__ep_rearm(ep, fd, it);
 }
 
 /* Pops the ready list's head; NULL when empty. */
@@ -214,6 +189,7 @@ static void rp__ep_wake_arm(struct rp__ep *ep)
 
 	if (!ep->wake_futex || ep->wake_armed)
 		return;
+	/* No SQE: the next waiter arms it before it sleeps (rp__ep_wait). */
 	sqe = rp__ring_sqe(&ep->ring, NULL);
 	if (!sqe)
 		return;
@@ -236,6 +212,11 @@ static void rp__ep_wake_cancel(struct rp__ep *ep)
 
 	if (!ep->wake_armed)
 		return;
+	/*
+	 * No SQE: the request stays until the ring is freed (the instance
+	 * closes or moves, which is why it is cancelled); the new generation
+	 * makes its CQE stale meanwhile.
+	 */
 	sqe = rp__ring_sqe(&ep->ring, NULL);
 	if (sqe) {
 		io_uring_prep_cancel64(sqe,
@@ -296,12 +277,20 @@ void rp__ep_wake(struct rp__ep *ep)
 		ep->st.ctl_syscalls++;
 		return;
 	}
+	/*
+	 * A waker has no one to tell of a failure: the ctl's work is in the
+	 * table and queued. No SQE for the NOP (the SQ full, and the enter
+	 * that would empty it refused): the submit below hands over what is
+	 * queued, whose completions wake the sleeper, or else the sleeper
+	 * takes it at its next wakeup. (A sleeper arms its FUTEX_WAIT
+	 * before it sleeps: rp__ep_wait.)
+	 */
 	sqe = rp__ring_sqe(&ep->ring, NULL);
 	if (sqe) {
 		io_uring_prep_nop(sqe);
 		sqe->user_data = rp__ud(RP__UD_EPOLL_WAKE, RP__EP_WAKE_NOP, 0);
 	}
-	rp__ring_submit(&ep->ring);
+	(void)rp__ring_submit(&ep->ring);
 }
 
 /*
@@ -348,8 +337,7 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	ep->chunks = NULL;
 	ep->nchunks = ep->nitems = 0;
 	ep->ready_head = ep->ready_tail = 0;
-	ep->nested = NULL;
-	ep->nnested = ep->watched = ep->waiters = ep->wakes = 0;
+	ep->waiters = 0;
 	ep->rearm = NULL;
 	ep->nrearm = ep->rearm_cap = 0;
 	ep->pfd = NULL;
@@ -357,7 +345,6 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	ep->dead = false;
 	ep->lost_races = 0;
 	ep->grow_at = RP__EP_CQ_MIN / 2;
-	ep->pinned = false;
 	/* A recycled struct forgets its memory: it may be unmapped since. */
 	for (unsigned i = 0; i < RP__EP_MEMS; i++) {
 		atomic_store(&ep->mem.r[i], 0);
@@ -397,7 +384,6 @@ void rp__ep_release(struct rp__ep *ep)
 	for (uint32_t i = 0; i < ep->nchunks; i++)
 		free(ep->chunks[i]);
 	free(ep->chunks);
-	free(ep->nested);
 	free(ep->rearm);
 	ep->rearm = NULL;
 	ep->nrearm = ep->rearm_cap = 0;
@@ -405,8 +391,7 @@ void rp__ep_release(struct rp__ep *ep)
 	ep->pfd = NULL;
 	ep->npfd = ep->pfd_cap = 0;
 	ep->chunks = NULL;
-	ep->nested = NULL;
-	ep->nchunks = ep->nnested = ep->nitems = 0;
+	ep->nchunks = ep->nitems = 0;
 	rp__ring_exit(&ep->ring);
 }
 
@@ -424,6 +409,10 @@ static void rp__ep_stale(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	ep->st.stale_cqes++;
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		return;
+	/*
+	 * No SQE for the remove: the poll's next CQE is stale too and asks
+	 * again; until then it only holds its file.
+	 */
 	sqe = rp__ring_sqe(&ep->ring, NULL);
 	if (!sqe)
 		return;
@@ -431,20 +420,22 @@ static void rp__ep_stale(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
 }
 
+static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
+			       struct rp__ep_item *it);
+
 /*
- * Arms a registration again from a CQE. In a watched instance an arm on a
- * ready file is quiet: its completion is no wakeup (epnest.c), so what
- * made the file ready since the last arm would go unseen. As rp__ep_mod
- * does, the entry is then a candidate, and a wakeup of whoever watches us.
+ * Arms a registration from a wait (a CQE, a candidate found not ready, an
+ * entry taken off the ready list, a move to a new ring). An arm fails only
+ * when no SQE can be had (the SQ is full and the enter that would empty
+ * it fails), and a wait has no caller to tell: the registration goes on
+ * the re-arm list (RP__EPI_REARM), armed again by rp__ep_rearm_due before
+ * the wait sleeps, or by the next wait. Retried, never lost: an arm on a
+ * file that became ready meanwhile completes at once.
  */
 static void rp__ep_rearm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 {
-	rp__ep_arm(ep, fd, it);
-	if (it->flags & RP__EPI_QUIET) {
-		ep->wakes++;
-		it->ready |= rp__ep_reportable(it->events);
-		rp__ep_list(ep, fd, it);
-	}
+	if (rp__unlikely(rp__ep_arm(ep, fd, it) < 0))
+		rp__ep_defer_rearm(ep, fd, it);
 }
 
 static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
@@ -491,20 +482,20 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 			rp__ep_rearm(ep, fd, it);
 		return;
 	}
-	/* A wakeup's key may overstate: no longer as read by poll(2). */
-	it->flags &= ~RP__EPI_FRESH;
-	/* Not wakeups by themselves: see epnest.c. */
-	if (it->flags & (RP__EPI_EPOLL | RP__EPI_QUIET)) {
-		if ((it->flags & RP__EPI_EPOLL) &&
-		    rp__ep_nest_woken(ep, fd, it)) {
-			it->ready |= EPOLLIN;
-			rp__ep_list(ep, fd, it);
-		}
-		it->flags &= ~RP__EPI_QUIET;
-		if (!it->poll.armed)
-			rp__ep_arm(ep, fd, it);
+	/*
+	 * A reported EPOLLONESHOT entry reports nothing until MOD. Its poll
+	 * was cancelled at report; a CQE of the current generation means
+	 * that cancel found no SQE (rp__ep_report): cancel again here, and
+	 * should that fail too, at the next CQE, or at MOD or DEL.
+	 */
+	if (rp__unlikely(it->flags & RP__EPI_DISABLED)) {
+		if (it->poll.armed)
+			(void)rp__poll_cancel(&ep->ring, &it->poll,
+					      RP__UD_EPOLL, (uint32_t)fd);
 		return;
 	}
+	/* A wakeup's key may overstate: no longer as read by poll(2). */
+	it->flags &= ~RP__EPI_FRESH;
 	bits = (uint32_t)cqe->res & rp__ep_reportable(it->events);
 	/*
 	 * A wakeup only if this CQE has a wanted bit: the item may be a
@@ -514,7 +505,6 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	 */
 	if (bits) {
 		it->ready |= bits;
-		ep->wakes++;
 		rp__ep_list(ep, fd, it);
 	}
 	/*
@@ -580,6 +570,26 @@ static bool rp__ep_pfd_add(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 }
 
 /*
+ * Confirms a candidate the slow way: its poll armed anew, so that the
+ * answer comes as a CQE (an edge-triggered item's multishot removed
+ * first). If the remove finds no SQE, the item stays a candidate, listed
+ * with the bits its CQE said: reported as they are (or asked, for keyed
+ * bits), spurious at worst, never lost. A failed arm is retried
+ * (rp__ep_rearm).
+ */
+static void rp__ep_rearm_anew(struct rp__ep *ep, int fd,
+			      struct rp__ep_item *it)
+{
+	if (rp__unlikely(rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
+					 (uint32_t)fd) < 0)) {
+		rp__ep_list(ep, fd, it);
+		return;
+	}
+	it->ready = 0;
+	rp__ep_rearm(ep, fd, it);
+}
+
+/*
  * Asks the candidates' files for their readiness in one poll(2), which
  * costs a few tens of ns per fd where a confirming IORING_OP_POLL_ADD
  * costs a few hundred (and, for an edge-triggered item, a remove and a
@@ -602,10 +612,7 @@ static unsigned rp__ep_confirm(struct rp__ep *ep)
 
 		if (n < 0) {
 			/* No answer: confirm the slow way, by re-arming. */
-			it->ready = 0;
-			rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
-					(uint32_t)fd);
-			rp__ep_arm(ep, fd, it);
+			rp__ep_rearm_anew(ep, fd, it);
 			continue;
 		}
 		bits = (uint32_t)ep->pfd[i].revents &
@@ -620,7 +627,7 @@ static unsigned rp__ep_confirm(struct rp__ep *ep)
 		ep->st.stale_dropped++;
 		it->ready = 0;
 		if (!it->poll.armed)
-			rp__ep_arm(ep, fd, it);
+			rp__ep_rearm(ep, fd, it);
 	}
 	ep->npfd = 0;
 	return listed;
@@ -635,13 +642,52 @@ static unsigned rp__ep_confirm(struct rp__ep *ep)
  * it returns 0. Level-triggered items reported last time are armed again
  * either way: the wait's io_uring_enter looks at them.
  */
+/*
+ * Arms the registrations on the re-arm list: level entries the last wait
+ * reported, and any whose arm failed (rp__ep_rearm). One that fails again
+ * stays on the list, for the next look.
+ */
+static void rp__ep_rearm_due(struct rp__ep *ep)
+{
+	uint32_t n = ep->nrearm, kept = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		int fd = ep->rearm[i];
+		struct rp__ep_item *it = rp__ep_item(ep, fd);
+
+		if (!(it->flags & RP__EPI_REARM))
+			continue;
+		it->flags &= ~RP__EPI_REARM;
+		if (!(it->flags & RP__EPI_USED) ||
+		    (it->flags & RP__EPI_DISABLED))
+			continue;
+		/*
+		 * A hooked one stays hooked (a one-shot would spin), and its
+		 * level is asked at report.
+		 */
+		if ((it->flags & RP__EPI_HOOKED) && it->poll.armed) {
+			it->ready |= rp__ep_reportable(it->events);
+			rp__ep_list(ep, fd, it);
+			continue;
+		}
+		/* A MOD since the report has armed it already. */
+		if (it->poll.armed)
+			continue;
+		ep->st.rearms++;
+		if (rp__unlikely(rp__ep_arm(ep, fd, it) < 0)) {
+			/* kept <= i: the entries not yet looked at stay. */
+			it->flags |= RP__EPI_REARM;
+			ep->rearm[kept++] = fd;
+		}
+	}
+	ep->nrearm = kept;
+}
+
 static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 {
 	struct rp__ep_item *it;
+	uint32_t ncand, l;
 	int fd;
-	uint32_t ncand;
-
-	uint32_t nested_head = 0, nested_tail = 0;
 
 	/*
 	 * DEFER_TASKRUN keeps the wakeups that came since the last wait as
@@ -650,85 +696,38 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 	 * the program may have read the data since. Run them now, so that
 	 * their CQEs are candidates like those other setups post before
 	 * the wait. Without submitting: a DEL's remove queued since would
-	 * fail on a poll its pending work owns (rp__ring_run_deferred).
+	 * fail on a poll its pending work owns (rp__ring_run_deferred). If
+	 * that enter fails, they run in the wait's own enter: reported as
+	 * current, spurious at worst.
 	 */
 	if (rp__ring_tw_pending(&ep->ring))
-		rp__ring_run_deferred(&ep->ring);
+		(void)rp__ring_run_deferred(&ep->ring);
 	rp__ep_harvest(ep);
 	ep->npfd = 0;
-	while ((it = rp__ep_unlist(ep, &fd))) {
-		it->flags &= ~RP__EPI_FRESH;
+	/*
+	 * The list is taken whole: a candidate that cannot be confirmed
+	 * (rp__ep_rearm_anew) goes back on it, for this wait's report, and
+	 * must not come round again here.
+	 */
+	l = ep->ready_head;
+	ep->ready_head = ep->ready_tail = 0;
+	while (l) {
+		fd = (int)l - 1;
+		it = rp__ep_item(ep, fd);
+		l = it->next;
+		it->flags &= ~(RP__EPI_LISTED | RP__EPI_FRESH);
 		if (!(it->flags & RP__EPI_USED) || !it->ready) {
 			rp__ep_unready(ep, fd, it);
-			continue;
-		}
-		if ((it->flags & RP__EPI_EPOLL) || ep->watched) {
-			/* Asked directly when reported: set aside. */
-			it->next = 0;
-			if (nested_tail)
-				rp__ep_item(ep, (int)nested_tail - 1)->next =
-					(uint32_t)fd + 1;
-			else
-				nested_head = (uint32_t)fd + 1;
-			nested_tail = (uint32_t)fd + 1;
-			it->flags |= RP__EPI_LISTED;
 			continue;
 		}
 		ep->st.confirms++;
 		if (batch && rp__ep_pfd_add(ep, fd, it))
 			continue;
-		it->ready = 0;
 		/* An edge-triggered item's multishot may still be armed. */
-		rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
-				(uint32_t)fd);
-		rp__ep_arm(ep, fd, it);
+		rp__ep_rearm_anew(ep, fd, it);
 	}
 	ncand = ep->npfd;
-	/* The nested ones set aside wait on the list for their report. */
-	ep->ready_head = nested_head;
-	ep->ready_tail = nested_tail;
-	/* Nested instances that woke, whoever harvested their CQEs. */
-	rp__ep_nest_look(ep);
-	for (uint32_t i = 0; i < ep->nrearm; i++) {
-		fd = ep->rearm[i];
-		it = rp__ep_item(ep, fd);
-		if (!(it->flags & RP__EPI_REARM))
-			continue;
-		it->flags &= ~RP__EPI_REARM;
-		if (!(it->flags & RP__EPI_USED) ||
-		    (it->flags & RP__EPI_DISABLED))
-			continue;
-		/*
-		 * A multishot left from when the instance was watched sees
-		 * edges, not the level: back to a one-shot. A hooked one
-		 * stays, and its level is asked at report.
-		 */
-		if ((it->flags & RP__EPI_HOOKED) && it->poll.armed) {
-			it->ready |= rp__ep_reportable(it->events);
-			rp__ep_list(ep, fd, it);
-			continue;
-		}
-		if (it->poll.armed && it->poll.multishot && !ep->watched &&
-		    !rp__ep_multishot(it->events))
-			rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
-					(uint32_t)fd);
-		/* A MOD since the report has armed it already. */
-		if (!it->poll.armed) {
-			ep->st.rearms++;
-			rp__ep_arm(ep, fd, it);
-		}
-		/*
-		 * The kernel puts a level entry back on its ready list. When
-		 * watched (the arm's completion is no wakeup) and for an
-		 * instance (asked directly), it is a candidate, polled at
-		 * report.
-		 */
-		if (ep->watched || (it->flags & RP__EPI_EPOLL)) {
-			it->ready |= rp__ep_reportable(it->events);
-			rp__ep_list(ep, fd, it);
-		}
-	}
-	ep->nrearm = 0;
+	rp__ep_rearm_due(ep);
 	return ncand ? rp__ep_confirm(ep) : 0;
 }
 
@@ -743,10 +742,10 @@ static int rp__ep_enter(struct rp__ep *ep, bool wait, int64_t timeout_ns,
 	 EPOLLMSG)
 
 /* Must the item's file be asked before its bits are reported? */
-static bool rp__ep_asks(const struct rp__ep *ep, const struct rp__ep_item *it)
+static bool rp__ep_asks(const struct rp__ep_item *it)
 {
-	return !(it->flags & (RP__EPI_EPOLL | RP__EPI_FRESH)) &&
-	       ((it->events & RP__EP_KEYED_BITS) || ep->watched ||
+	return !(it->flags & RP__EPI_FRESH) &&
+	       ((it->events & RP__EP_KEYED_BITS) ||
 		(it->flags & RP__EPI_HOOKED));
 }
 
@@ -762,13 +761,11 @@ static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
 	uint32_t want = rp__ep_reportable(it->events);
 	struct pollfd p = { .fd = fd, .events = (short)want };
 
-	if (it->flags & RP__EPI_EPOLL)
-		return rp__ep_child_bits(fd, want);
 	if (it->flags & RP__EPI_FRESH) {
 		it->flags &= ~RP__EPI_FRESH;
 		return it->ready;
 	}
-	if (!rp__ep_asks(ep, it))
+	if (!rp__ep_asks(it))
 		return it->ready;
 	ep->st.confirms++;
 	ep->st.polls++;
@@ -780,7 +777,7 @@ static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
 /*
  * Asks, in one poll(2), the files of those of the next maxevents items to
  * report that rp__ep_true_bits would ask one by one (bits a CQE may
- * overstate, a watched instance, a hooked level entry): one syscall per
+ * overstate, a hooked level entry): one syscall per
  * report instead of one per item, as rp__ep_confirm does for candidates.
  * What it read is marked RP__EPI_FRESH and reported as read; an item it
  * could not ask (no room, no answer) is asked alone, as before.
@@ -796,7 +793,7 @@ static void rp__ep_ask(struct rp__ep *ep, int maxevents)
 		if (!(it->flags & RP__EPI_USED) || !it->ready)
 			continue;
 		seen++;
-		if (rp__ep_asks(ep, it) && !rp__ep_pfd_add(ep, (int)l - 1, it))
+		if (rp__ep_asks(it) && !rp__ep_pfd_add(ep, (int)l - 1, it))
 			break;
 	}
 	if (!ep->npfd)
@@ -813,24 +810,41 @@ static void rp__ep_ask(struct rp__ep *ep, int maxevents)
 	ep->npfd = 0;
 }
 
+/*
+ * Puts a registration on the re-arm list, once. No allocation: ADD keeps
+ * room for every registration there (rp__ep_rearm_room), so that a wait
+ * never has to drop one for want of memory.
+ */
 static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
 			       struct rp__ep_item *it)
 {
-	if (ep->nrearm == ep->rearm_cap) {
-		uint32_t cap = ep->rearm_cap ? ep->rearm_cap * 2 : 64;
-		int *r = realloc(ep->rearm, cap * sizeof(*r));
-
-		if (!r) {
-			/* No room to defer: arm now, rotation aside. */
-			ep->st.rearms++;
-			rp__ep_arm(ep, fd, it);
-			return;
-		}
-		ep->rearm = r;
-		ep->rearm_cap = cap;
-	}
+	if (it->flags & RP__EPI_REARM)
+		return;
 	it->flags |= RP__EPI_REARM;
 	ep->rearm[ep->nrearm++] = fd;
+}
+
+/*
+ * Room on the re-arm list for one more registration. An fd is on it at
+ * most once (RP__EPI_REARM), and a deleted one keeps its place (and the
+ * flag, also when added again) until the next wait: so the list never
+ * holds more than the entries there now and one per registration.
+ */
+static int rp__ep_rearm_room(struct rp__ep *ep)
+{
+	uint32_t need = ep->nrearm + ep->nitems + 1, cap = ep->rearm_cap;
+	int *r;
+
+	if (rp__likely(need <= cap))
+		return 0;
+	while (cap < need)
+		cap = cap ? cap * 2 : 64;
+	r = realloc(ep->rearm, cap * sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	ep->rearm = r;
+	ep->rearm_cap = cap;
+	return 0;
 }
 
 /* ---- the caller's memory ---- */
@@ -1031,7 +1045,7 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 		 * rest of this report's at once. Reports that need no asking
 		 * (an interest without keyed bits) never walk the list twice.
 		 */
-		if (!asked && rp__ep_asks(ep, it)) {
+		if (!asked && rp__ep_asks(it)) {
 			asked = true;
 			rp__ep_list_head(ep, fd, it);
 			rp__ep_ask(ep, maxevents - n);
@@ -1041,7 +1055,7 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 		if (!it->ready) {
 			ep->st.stale_dropped++;
 			if (!it->poll.armed)
-				rp__ep_arm(ep, fd, it);
+				rp__ep_rearm(ep, fd, it);
 			continue;
 		}
 		/*
@@ -1066,13 +1080,15 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 		if (it->events & EPOLLONESHOT) {
 			it->flags |= RP__EPI_DISABLED;
 			/*
-			 * A nested instance is reported as a candidate, its
-			 * poll still armed: disarm it, or its next completion
-			 * would list the disabled entry again.
+			 * A hooked entry, or a candidate listed by a MOD, is
+			 * reported with its poll still armed: disarm it. If
+			 * the remove finds no SQE, the poll's next CQE finds
+			 * the entry disabled and tries again (rp__ep_cqe).
 			 */
 			if (it->poll.armed)
-				rp__poll_cancel(&ep->ring, &it->poll,
-						RP__UD_EPOLL, (uint32_t)fd);
+				(void)rp__poll_cancel(&ep->ring, &it->poll,
+						      RP__UD_EPOLL,
+						      (uint32_t)fd);
 		} else if (!(it->events & EPOLLET)) {
 			/* Level: ask again in the next wait's enter. */
 			rp__ep_defer_rearm(ep, fd, it);
@@ -1103,7 +1119,11 @@ static void rp__ep_races(struct rp__ep *ep, uint32_t races)
 {
 	if (rp__likely(races == ep->lost_races))
 		return;
-	rp__ep_enter(ep, false, 0, NULL);
+	/*
+	 * An enter that fails leaves the arm in the SQ: its answer comes
+	 * with the wait's next enter instead, later but not lost.
+	 */
+	(void)rp__ep_enter(ep, false, 0, NULL);
 	rp__ep_harvest(ep);
 }
 
@@ -1152,7 +1172,7 @@ static int rp__ep_unowned(struct rp__ep *ep)
 		.cq_entries = ep->ring.uring.cq.ring_entries,
 	};
 
-	if (owner && !ep->waiters && !ep->watched && !ep->pinned &&
+	if (owner && !ep->waiters &&
 	    syscall(SYS_tgkill, getpid(), owner, 0) < 0 && errno == ESRCH &&
 	    rp__ep_move(ep, &o) == 0 && rp__ring_own(&ep->ring, true) == 0)
 		return 0;
@@ -1184,10 +1204,10 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 	st0 = ep->st.enters;
 	ep->st.waits++;
 	/*
-	 * With a sleeper on the ring or a poller of its fd, readiness must
-	 * show as CQEs: confirm by re-arming.
+	 * With a sleeper on the ring, readiness must show as CQEs: confirm
+	 * by re-arming.
 	 */
-	confirmed = rp__ep_requeue(ep, !ep->watched && !ep->waiters);
+	confirmed = rp__ep_requeue(ep, !ep->waiters);
 	for (;;) {
 		int64_t left = timeout_ns < 0 ? -1 : 0;
 		unsigned submit, got, posted;
@@ -1197,13 +1217,20 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 			n = ep->moved ? RP__EP_MOVED : -EBADF;
 			break;
 		}
+		/*
+		 * Arms that found no SQE on the way (rp__ep_rearm) are tried
+		 * again before each look: this wait's enter submits them. (A
+		 * report adds to the list only when it ends the wait.)
+		 */
+		if (rp__unlikely(ep->nrearm))
+			rp__ep_rearm_due(ep);
 		if (deadline) {
 			now = rp__now_ns();
 			left = now < deadline ? (int64_t)(deadline - now) : 0;
 		}
 		/*
-		 * Entries on the ready list are asked when reported (nested
-		 * instances, hooked level entries): look before sleeping.
+		 * Entries on the ready list are asked when reported (hooked
+		 * level entries): look before sleeping.
 		 */
 		if (left == 0 || confirmed || ep->ready_head ||
 		    rp__ring_cq_ready(&ep->ring)) {
@@ -1240,8 +1267,11 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		 * and sleeps: a re-arm on a ready fd completes at once and
 		 * ends the sleep. The SQ tail is published under the lock;
 		 * other threads may queue SQEs meanwhile and wake us through
-		 * the FUTEX_WAIT (rp__ep_wake).
+		 * the FUTEX_WAIT (rp__ep_wake). A FUTEX_WAIT that found no
+		 * SQE is tried again first: nobody else would before we wake.
 		 */
+		if (rp__unlikely(ep->wake_futex && !ep->wake_armed))
+			rp__ep_wake_arm(ep);
 		submit = rp__ring_flush(&ep->ring);
 		posted = rp__ring_cq_posted(&ep->ring);
 		races = ep->lost_races;
@@ -1313,13 +1343,12 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		}
 	}
 	/*
-	 * Other threads asleep on the ring, or something polling its fd:
-	 * level-triggered items just reported and leftovers must reach the
-	 * kernel now, where a still-ready fd completes at once and wakes
-	 * the next sleeper, as the kernel's epoll passes a wakeup on.
+	 * Other threads asleep on the ring: level-triggered items just
+	 * reported and leftovers must reach the kernel now, where a
+	 * still-ready fd completes at once and wakes the next sleeper, as
+	 * the kernel's epoll passes a wakeup on.
 	 */
-	if (ep->watched || (n > 0 && ep->waiters && (ep->nrearm ||
-						     ep->ready_head)))
+	if (n > 0 && ep->waiters && (ep->nrearm || ep->ready_head))
 		rp__ep_settle(ep);
 	/*
 	 * Enters not counted on the way: a full SQ handed to the kernel
@@ -1338,7 +1367,12 @@ void rp__ep_settle(struct rp__ep *ep)
 	 * would find something. What they find stays in the CQ.
 	 */
 	rp__ep_requeue(ep, false);
-	rp__ep_enter(ep, false, 0, NULL);
+	/*
+	 * What a failed enter could not submit stays in the SQ for the next
+	 * one (a wait's): the ring's fd then says readable later, no event
+	 * is lost. Nobody to tell: a poll(2) of our fd asked.
+	 */
+	(void)rp__ep_enter(ep, false, 0, NULL);
 }
 
 /* ---- ctl ---- */
@@ -1349,7 +1383,7 @@ void rp__ep_settle(struct rp__ep *ep)
  * arm on a ready file completes inside the submit; a multishot's first
  * completion is queued as task work and, now and then (about 1 in 10,000
  * on 6.18), posted only a timer tick later, so a wait(0) right after the
- * ctl would miss it. Unwatched, such an entry is a candidate: the next
+ * ctl would miss it. Such an entry is a candidate: the next
  * wait asks its file with the other candidates' poll(2). (Should the
  * late CQE come after that report, it is reported again: spurious, never
  * late.)
@@ -1357,8 +1391,7 @@ void rp__ep_settle(struct rp__ep *ep)
 static void rp__ep_arm_candidate(struct rp__ep *ep, int fd,
 				 struct rp__ep_item *it)
 {
-	if (ep->watched || !it->poll.armed || !it->poll.multishot ||
-	    (it->flags & RP__EPI_EPOLL))
+	if (!it->poll.armed || !it->poll.multishot)
 		return;
 	it->ready |= rp__ep_reportable(it->events);
 	rp__ep_list(ep, fd, it);
@@ -1394,10 +1427,10 @@ static struct rp__ep_item *rp__ep_item_make(struct rp__ep *ep, int fd)
  * full CQ overflows into the kernel (NODROP: nothing lost), which costs an
  * io_uring_enter to flush. Move to a ring with a CQ of four times as many
  * (twice, next time). Not while a thread sleeps in the ring (it would
- * sleep on in the old one): the next ADD tries again. Never while our fd
- * is registered in another instance, rp or kernel: its poll or epitem is
- * on the old file, and a kernel epoll would forget us when it closes. Without the memory for it, stay,
- * and try again at twice as many registrations.
+ * sleep on in the old one): the next ADD tries again. (An instance
+ * registered in another epoll is the kernel's epoll: it has no ring to
+ * move.) Without the memory for it, stay, and try again at twice as many
+ * registrations.
  */
 static void rp__ep_grow(struct rp__ep *ep)
 {
@@ -1405,7 +1438,7 @@ static void rp__ep_grow(struct rp__ep *ep)
 				   .flags = rp__ep_ring_flags() };
 	unsigned cq = RP__EP_CQ_MIN;
 
-	if (ep->dead || ep->waiters || ep->watched || ep->pinned)
+	if (ep->dead || ep->waiters)
 		return;
 	while (cq < RP__EP_CQ_MAX && cq < 4 * ep->nitems)
 		cq *= 2;
@@ -1419,59 +1452,35 @@ static void rp__ep_grow(struct rp__ep *ep)
 	ep->grow_at = cq >= RP__EP_CQ_MAX ? UINT32_MAX : cq / 2;
 }
 
-int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
-	       struct rp__ep *child)
+int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 {
 	struct rp__ep_item *it = rp__ep_item(ep, fd);
 	int ret;
 
 	if (it && (it->flags & RP__EPI_USED))
 		return -EEXIST;
-	if (child) {
-		int *n = realloc(ep->nested,
-				 (ep->nnested + 1) * sizeof(*ep->nested));
-
-		if (!n)
-			return -ENOMEM;
-		ep->nested = n;
-	}
 	it = rp__ep_item_make(ep, fd);
 	if (!it)
 		return -ENOMEM;
+	ret = rp__ep_rearm_room(ep);
+	if (ret < 0)
+		return ret;
 	it->events = ev->events | EPOLLERR | EPOLLHUP;
 	it->data = ev->data;
 	it->ready = 0;
-	it->flags = (uint8_t)((it->flags & RP__EPI_LISTED) | RP__EPI_USED |
-			      (child ? RP__EPI_EPOLL : 0));
+	/* Still listed, or on the re-arm list, from an old registration. */
+	it->flags = (uint8_t)((it->flags & (RP__EPI_LISTED | RP__EPI_REARM)) |
+			      RP__EPI_USED);
 	/* it->poll keeps its generation: an old registration's CQE is stale. */
 	it->poll.armed = false;
+	/* No SQE: not registered, and the caller hears why. */
 	ret = rp__ep_arm(ep, fd, it);
 	if (ret < 0) {
 		it->flags &= ~RP__EPI_USED;
 		return ret;
 	}
-	if (child) {
-		ep->nested[ep->nnested++] = fd;
-		/* child's lock comes after ours, as in rp__ep_reaches. */
-		rp__ep_lock(child);
-		if (child->watched++ == 0)
-			rp__ep_watch(child);
-		rp__ep_unlock(child);
-		rp__ep_nest_sync(fd, it);
-	}
-	/*
-	 * As ep_insert does, look at it once now; ready, it wakes whoever
-	 * watches us. (Unwatched, the arm's completion lists it.)
-	 */
-	if (child ? rp__ep_child_bits(fd, it->events) != 0 :
-		    (it->flags & RP__EPI_QUIET) != 0) {
-		if (ep->watched)
-			ep->wakes++;
-		it->ready |= rp__ep_reportable(it->events);
-		rp__ep_list(ep, fd, it);
-	} else {
-		rp__ep_arm_candidate(ep, fd, it);
-	}
+	/* As ep_insert does, look at it once now: the arm's completion. */
+	rp__ep_arm_candidate(ep, fd, it);
 	ep->nitems++;
 	if (rp__unlikely(ep->nitems > ep->grow_at))
 		rp__ep_grow(ep);
@@ -1480,7 +1489,7 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 
 /*
  * MOD of a registration whose poll is armed and stays of its kind (one-shot
- * or multishot), in an instance nobody watches. The kernel's ep_modify
+ * or multishot). The kernel's ep_modify
  * stores the interest and polls the file once.
  *
  * Level-triggered, the poll is a one-shot that has not fired: the file has
@@ -1531,8 +1540,7 @@ static int rp__ep_mod_armed(struct rp__ep *ep, int fd, struct rp__ep_item *it,
 
 int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 {
-	struct rp__ep_item *it = rp__ep_item(ep, fd);
-	bool linked = false, now;
+	struct rp__ep_item *it = rp__ep_item(ep, fd), old;
 	int ret;
 
 	if (!it || !(it->flags & RP__EPI_USED))
@@ -1540,49 +1548,38 @@ int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	/* The kernel refuses to modify an exclusive registration. */
 	if (it->events & EPOLLEXCLUSIVE)
 		return -EINVAL;
-	if (it->poll.armed && !ep->watched &&
-	    !(it->flags & (RP__EPI_EPOLL | RP__EPI_QUIET)) &&
+	if (it->poll.armed &&
 	    it->poll.multishot == rp__ep_multishot(ev->events))
 		return rp__ep_mod_armed(ep, fd, it, ev,
-					rp__ep_mask(ev->events, it->flags));
-	/*
-	 * Watched, or an instance: on the kernel's ready list before, the
-	 * entry stays there; ready now and not there, it is put there and
-	 * wakes whoever watches us (ep_modify). The arm's completion is
-	 * not that wakeup (epnest.c).
-	 */
-	if (ep->watched || (it->flags & RP__EPI_EPOLL)) {
-		rp__ep_harvest(ep);
-		linked = ((it->flags & RP__EPI_EPOLL) &&
-			  rp__ep_nest_woken(ep, fd, it)) ||
-			 ((it->flags & RP__EPI_LISTED) && it->ready) ||
-			 (it->flags & RP__EPI_REARM);
-	}
+					rp__ep_mask(ev->events));
+	/* No SQE for the remove: nothing changed, the caller hears why. */
 	ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
 			      (uint32_t)fd);
 	if (ret < 0)
 		return ret;
+	old = *it;
 	it->events = ev->events | EPOLLERR | EPOLLHUP;
 	it->data = ev->data;
 	it->ready = 0;
 	it->flags &= ~(RP__EPI_DISABLED | RP__EPI_FRESH);
 	/* As the kernel's ep_modify, readiness is looked at anew. */
 	ret = rp__ep_arm(ep, fd, it);
-	if (ret < 0)
+	if (rp__unlikely(ret < 0)) {
+		/*
+		 * The remove went in but no SQE is left for the new poll:
+		 * the MOD fails as a whole (the caller hears why) and the
+		 * registration is as it was, its old poll armed again by
+		 * the next wait (the re-arm list), where an arm on a ready
+		 * file completes at once: spurious at worst, never lost.
+		 */
+		it->events = old.events;
+		it->data = old.data;
+		it->ready = old.ready;
+		it->flags = old.flags;
+		rp__ep_defer_rearm(ep, fd, it);
 		return ret;
-	if (!(ep->watched || (it->flags & RP__EPI_EPOLL))) {
-		rp__ep_arm_candidate(ep, fd, it);
-		return 0;
 	}
-	now = (it->flags & RP__EPI_EPOLL) ?
-		      rp__ep_child_bits(fd, it->events) != 0 :
-		      (it->flags & RP__EPI_QUIET) != 0;
-	if (now && !linked && ep->watched)
-		ep->wakes++;
-	if (now || linked) {
-		it->ready |= rp__ep_reportable(it->events);
-		rp__ep_list(ep, fd, it);
-	}
+	rp__ep_arm_candidate(ep, fd, it);
 	return 0;
 }
 
@@ -1596,38 +1593,10 @@ int rp__ep_del(struct rp__ep *ep, int fd, bool inherited)
 	if (inherited) {
 		it->poll.armed = false;
 	} else {
-		/* Watched: a wakeup before the DEL was a wakeup (epnest.c). */
-		if (ep->watched)
-			rp__ep_harvest(ep);
 		ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
 				      (uint32_t)fd);
 		if (ret < 0)
 			return ret;
-	}
-	if ((it->flags & RP__EPI_EPOLL) && !inherited) {
-		struct rp__ep *child;
-
-		/*
-		 * The kernel passes a nested wakeup on at once; ours is
-		 * counted when looked at. A wakeup of the child before the
-		 * DEL was a wakeup of ours: count it while it is still ours.
-		 */
-		if (ep->watched)
-			rp__ep_nest_woken(ep, fd, it);
-		child = rp__ep_get(fd);
-		for (uint32_t i = 0; i < ep->nnested; i++) {
-			if (ep->nested[i] == fd) {
-				ep->nested[i] = ep->nested[--ep->nnested];
-				break;
-			}
-		}
-		if (child) {
-			rp__ep_lock(child);
-			if (child->watched)
-				child->watched--;
-			rp__ep_unlock(child);
-			rp__ep_put(child);
-		}
 	}
 	it->ready = 0;
 	it->flags &= RP__EPI_LISTED | RP__EPI_REARM;
@@ -1639,14 +1608,11 @@ void rp__ep_ctl_done(struct rp__ep *ep)
 {
 	/*
 	 * The work is in the SQ. Someone asleep in the ring will not see it
-	 * until woken; something polling our fd needs it submitted now.
-	 * Otherwise it waits for the next wait: no syscall per ctl.
+	 * until woken. Otherwise it waits for the next wait: no syscall per
+	 * ctl.
 	 */
 	if (ep->waiters)
 		rp__ep_wake(ep);
-	else if (ep->watched) {
-		rp__ep_settle(ep);
-	}
 }
 
 /* ---- exit ---- */
@@ -1664,10 +1630,15 @@ void rp__ep_cancel_all(struct rp__ep *ep)
 		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
 			struct rp__ep_item *it = &ep->chunks[c][i];
 
+			/*
+			 * A remove that finds no SQE leaves its poll to the
+			 * ring's teardown, as if the process were killed
+			 * (deviation 13): late, not lost.
+			 */
 			if (it->poll.armed)
-				rp__poll_cancel(&ep->ring, &it->poll,
-						RP__UD_EPOLL,
-						c * RP__EP_CHUNK + i);
+				(void)rp__poll_cancel(&ep->ring, &it->poll,
+						      RP__UD_EPOLL,
+						      c * RP__EP_CHUNK + i);
 		}
 	}
 	rp__ep_wake_cancel(ep);
@@ -1680,19 +1651,23 @@ void rp__ep_drop_removed(struct rp__ep *ep)
 	 * A multishot that was completing survives its remove (-EALREADY);
 	 * its CQE, stale now, asks for another (rp__ep_stale). Twice is
 	 * enough: the second remove finds it armed. The last settle is no
-	 * syscall when nothing is left to submit. A poll whose deferred
-	 * work is pending would survive too, with no CQE to say so, and
-	 * keep a closed socket from sending its FIN: run that work first.
+	 * syscall when nothing is left to submit. A settle that fails (at
+	 * close, exit, a move) leaves the removes to the ring's teardown,
+	 * which cancels every request: the files are let go later, as when
+	 * a process is killed (deviation 13), never kept. A poll whose
+	 * deferred work is pending would survive too, with no CQE to say
+	 * so, and keep a closed socket from sending its FIN: run that work
+	 * first.
 	 */
 	if (rp__ring_tw_pending(&ep->ring) && rp__ring_unsubmitted(&ep->ring))
-		rp__ring_run_deferred(&ep->ring);
+		(void)rp__ring_run_deferred(&ep->ring);
 	for (int round = 0; round < 2; round++) {
-		rp__ring_settle(&ep->ring);
+		(void)rp__ring_settle(&ep->ring);
 		rp__ep_harvest(ep);
 		if (!rp__ring_unsubmitted(&ep->ring))
 			break;
 	}
-	rp__ring_settle(&ep->ring);
+	(void)rp__ring_settle(&ep->ring);
 }
 
 /* ---- moving to another ring ---- */
@@ -1710,12 +1685,8 @@ static void rp__ep_rehook(struct rp__ep *ep)
 
 			if ((it->flags & RP__EPI_USED) &&
 			    !(it->flags & RP__EPI_DISABLED))
-				rp__ep_arm(ep, (int)(c * RP__EP_CHUNK + i), it);
-			/*
-			 * The new ring starts empty: what is ready is news,
-			 * also where a watched arm found its file ready.
-			 */
-			it->flags &= ~RP__EPI_QUIET;
+				rp__ep_rearm(ep, (int)(c * RP__EP_CHUNK + i),
+					     it);
 		}
 	}
 }
@@ -1908,17 +1879,12 @@ static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool quiet,
 			int fd = (int)(c * RP__EP_CHUNK + i);
 			struct epoll_event ev = { .events = it->events,
 						  .data = it->data };
-			struct rp__ep *child;
 
 			if (!(it->flags & RP__EPI_USED) ||
 			    rp__ep_kernel_quiet(it, exact) != quiet)
 				continue;
 			if (it->flags & RP__EPI_DISABLED)
 				ev.events = rp__ep_kernel_disabled(fd);
-			/* A nested instance: this child's own, not the ring. */
-			if ((it->flags & RP__EPI_EPOLL) &&
-			    (child = rp__ep_get(fd)))
-				rp__ep_put(child);
 			/*
 			 * An fd closed behind our back is gone (as the kernel
 			 * forgets a file at its last close); other errors

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * One epoll instance on one io_uring: the interest table, the ready list
- * and the wait (compat/epctx.c; nesting in compat/epnest.c), the state
- * machine. Its callers are the registry (compat/epreg.c), which finds the
+ * and the wait (compat/epctx.c; the instance fd's own readiness in
+ * compat/eppoll.c), the state machine. Its callers are the registry (compat/epreg.c), which finds the
  * instance, and the boundaries (compat/epoll.c, compat/eppollset.c),
  * which check arguments and convert -errno to -1/errno; everything here
  * returns -errno. It calls the ring (lib/), and the registry only through
@@ -57,16 +57,102 @@ static inline int rp__sys_close(int fd)
 	return (int)syscall(SYS_close, fd);
 }
 
-/* rp__ep_item.flags */
+/*
+ * The states of a registration (struct rp__ep_item: flags, ready, and
+ * its poll's armed and multishot). A one-shot poll serves level-triggered
+ * and EPOLLONESHOT interests, a multishot edge-triggered ones and HOOKED
+ * ones. Each flag and why it exists:
+ *
+ *   USED      the fd is registered. The table is indexed by fd (no
+ *             lookup structure), so a slot exists for every fd below the
+ *             highest one registered, and this says it holds one.
+ *   LISTED    threaded on the ready list through it->next. The list is
+ *             intrusive (no allocation per event); the flag lists an item
+ *             once, and keeps a deleted item's link, still threaded, from
+ *             being reused until the list is next walked.
+ *   DISABLED  an EPOLLONESHOT entry was reported: no poll, nothing
+ *             reported until MOD re-enables it (the kernel's
+ *             EP_PRIVATE_BITS).
+ *   REARM     on the re-arm list (ep->rearm, once per fd). A level entry
+ *             reported is armed again by the next wait, not at once, so
+ *             that a full events array rotates through every ready fd as
+ *             the kernel's does; and an arm that found no SQE in a wait
+ *             is retried from there (rp__ep_rearm).
+ *   FRESH     ready holds what poll(2) read just now (rp__ep_confirm,
+ *             rp__ep_ask): reported as read, without a second look. One
+ *             poll(2) per wait, not per item.
+ *   HOOKED    a one-shot interest hooked as a multishot for good:
+ *             io_uring's poll always wakes for EPOLLRDHUP, so a one-shot
+ *             for an interest without it, on a socket whose peer shut
+ *             down, would complete at every arm and a wait would spin. A
+ *             multishot posts only on wakeups; the level is asked with
+ *             poll(2) at report (rp__ep_asks).
+ *
+ * The states that occur (USED set unless said; "armed" is it->poll.armed):
+ *
+ *   state       flags, poll            means; event -> next state
+ *   watching    armed                  waits on its file.
+ *                                      CQE with a wanted bit -> candidate
+ *                                      (a one-shot's poll is spent);
+ *                                      CQE for bits not wanted: one-shot
+ *                                      armed again, stays; CQE ending a
+ *                                      multishot: armed again, stays.
+ *                                      MOD -> watching (poll updated in
+ *                                      place, or removed and armed anew)
+ *                                      or candidate (an ET MOD, a new
+ *                                      multishot: the kernel looks at once)
+ *                                      DEL -> free
+ *   candidate   LISTED, ready != 0     a CQE or a ctl says it may be
+ *                                      ready; the CQE may be stale. The
+ *                                      next wait asks it (one poll(2) for
+ *                                      all: rp__ep_requeue):
+ *                                      ready -> confirmed;
+ *                                      not -> watching (armed if spent).
+ *                                      Reported unasked when its bits need
+ *                                      no asking and the wait's own enter
+ *                                      brought them (they are current).
+ *   confirmed   LISTED|FRESH           read by poll(2) this wait. Report:
+ *                                      level -> due; edge -> watching
+ *                                      (multishot still armed);
+ *                                      EPOLLONESHOT -> disabled. A full
+ *                                      events array leaves it listed: a
+ *                                      candidate again at the next wait.
+ *   due         REARM, not armed       a level entry reported, or any
+ *                                      entry whose arm found no SQE. The
+ *                                      next look of a wait arms it ->
+ *                                      watching (an arm on a ready file
+ *                                      completes at once: level). Its arm
+ *                                      failing again -> due.
+ *   hooked-due  REARM|HOOKED, armed    a hooked level entry reported: the
+ *                                      next wait lists it -> candidate.
+ *   emptied     LISTED, ready == 0     listed, its bits dropped since (a
+ *                                      MOD, a poll of the instance's fd).
+ *                                      Popped -> watching (armed if not).
+ *   disabled    DISABLED, not armed    EPOLLONESHOT reported. MOD ->
+ *                                      watching or candidate; DEL -> free.
+ *                                      (A CQE of a poll whose remove
+ *                                      found no SQE is dropped here, and
+ *                                      the remove tried again.)
+ *   free        not USED               no registration. LISTED or REARM
+ *                                      may stay set while the lists still
+ *                                      hold the fd (a DEL, or an ADD whose
+ *                                      arm failed); their walks skip it,
+ *                                      and an ADD keeps both flags.
+ *                                      ADD -> watching, or candidate (a
+ *                                      multishot: its first CQE may come
+ *                                      a tick late, rp__ep_arm_candidate)
+ *
+ * HOOKED stays with the registration until DEL; a hooked entry goes
+ * through the same states with its multishot armed. A failed ctl leaves
+ * the state it found (rp__ep_add, rp__ep_mod, rp__ep_del).
+ */
 enum {
-	RP__EPI_USED = 1u << 0,	    /* fd is registered */
-	RP__EPI_LISTED = 1u << 1,   /* on the ready list */
-	RP__EPI_DISABLED = 1u << 2, /* EPOLLONESHOT reported; wait for MOD */
-	RP__EPI_EPOLL = 1u << 3,    /* fd is an rp epoll instance */
-	RP__EPI_REARM = 1u << 4,    /* reported, level: re-arm at next wait */
-	RP__EPI_QUIET = 1u << 5,    /* armed on a ready file: see epnest.c */
-	RP__EPI_FRESH = 1u << 6,    /* ready bits just read by poll(2) */
-	RP__EPI_HOOKED = 1u << 7,   /* multishot: a one-shot would spin */
+	RP__EPI_USED = 1u << 0,
+	RP__EPI_LISTED = 1u << 1,
+	RP__EPI_DISABLED = 1u << 2,
+	RP__EPI_REARM = 1u << 3,
+	RP__EPI_FRESH = 1u << 4,
+	RP__EPI_HOOKED = 1u << 5,
 };
 
 /*
@@ -80,7 +166,6 @@ struct rp__ep_item {
 	uint32_t ready;	   /* revents folded from CQEs since the last report */
 	uint32_t next;	   /* ready list: fd + 1 of the next item, 0 ends */
 	uint8_t flags;
-	uint32_t wakes;	   /* an rp instance: its wakes when last looked at */
 };
 
 #define RP__EP_CHUNK_SHIFT 10
@@ -88,8 +173,6 @@ struct rp__ep_item {
 #define RP__EP_CQE_BATCH 64
 /* Closes from signal handlers a holder of the lock forgets one by one. */
 #define RP__EP_PEND 16
-/* Nesting depth the kernel allows (EP_MAX_NESTS). */
-#define RP__EP_MAX_NESTS 4
 /* Ranges of the caller's memory remembered as good: see rp__mem_user. */
 #define RP__EP_MEMS 8
 
@@ -147,13 +230,7 @@ static inline int rp__poll0(struct pollfd *fds, nfds_t n)
  *   chunks, nchunks and   ep->lock     realloc'd by ADD: a lookup outside
  *     the items in them,               the lock reads freed memory
  *     nitems, ready list,
- *     rearm, pfd, wakes
- *   nested, nnested       ep->lock     graph walks (rp__ep_reaches) take
- *                                      each instance's lock; nested ADDs
- *                                      are one at a time (rp__nest_lock in
- *                                      epreg.c), so the ELOOP check holds
- *   watched               ep->lock     of this instance, changed by the
- *                                      outer one's ctl holding both locks
+ *     rearm, pfd
  *   st                    ep->lock     every counter, ctls included;
  *                                      rp_epoll_stats copies it under it
  *   cqes                  ep->lock     the harvest's scratch
@@ -168,10 +245,11 @@ static inline int rp__poll0(struct pollfd *fds, nfds_t n)
  *     nreg, the list of                call; see rp__ep_get; a close walks
  *     all instances                    all instances without a lock
  *
- * Lock order: rp__nest_lock, then an outer instance's lock, then its
- * inner instances' (nesting is acyclic). rp__tab_lock only makes
- * instances and sums counters; it is never taken on a close's way, which
- * may be a signal handler's. Instance locks go through rp__ep_lock and
+ * Lock order: rp__nest_lock, then the instance a ctl is on, then the
+ * instance it ADDs (both become the kernel's epoll: rp__ctl in epoll.c;
+ * no instance is ever nested). rp__tab_lock only makes instances and
+ * sums counters; it is never taken on a close's way, which may be a
+ * signal handler's. Instance locks go through rp__ep_lock and
  * rp__ep_unlock (below), never pthread_mutex_lock directly.
  */
 struct rp__ep {
@@ -199,14 +277,6 @@ struct rp__ep {
 	struct pollfd *pfd;
 	uint32_t npfd, pfd_cap;
 
-	/* rp instances registered in this one, for the ELOOP check */
-	int *nested;
-	uint32_t nnested;
-	/* instances this one is registered in: submit eagerly, see epctx.c */
-	uint32_t watched;
-	/* wakeups the kernel's epoll would pass to them (epnest.c) */
-	uint32_t wakes;
-
 	/* The ring's file when made: is a number still ours? (rp__ctl) */
 	dev_t dev;
 	ino_t ino;
@@ -225,8 +295,6 @@ struct rp__ep {
 	uint32_t lost_races;
 	/* More registrations than this: a bigger ring (rp__ep_grow). */
 	uint32_t grow_at;
-	/* Registered in a kernel epoll, which holds our file: never move. */
-	bool pinned;
 
 	/*
 	 * The caller's memory a probe found readable (rmem) or writable
@@ -317,19 +385,10 @@ int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it);
 /* Moves the CQEs in the ring onto the ready list. */
 void rp__ep_harvest(struct rp__ep *ep);
 
-/* Lists an item on the ready list (for compat/epnest.c). */
-void rp__ep_queue(struct rp__ep *ep, int fd, struct rp__ep_item *it);
-
-/* compat/epnest.c: instances nested in instances. */
-uint32_t rp__ep_child_bits(int fd, uint32_t events);
-void rp__ep_watch(struct rp__ep *ep);
-bool rp__ep_quiet_arm(int fd, uint32_t mask);
-bool rp__ep_nest_woken(struct rp__ep *ep, int fd, struct rp__ep_item *it);
-void rp__ep_nest_look(struct rp__ep *ep);
-void rp__ep_nest_sync(int fd, struct rp__ep_item *it);
 /*
- * Would a wait return events now? Settles the instance if not. 1 or 0;
- * RP__EP_MOVED if the number is the kernel's epoll now, which answers.
+ * compat/eppoll.c: would a wait return events now? Settles the instance
+ * if not. 1 or 0; RP__EP_MOVED if the number is the kernel's epoll now,
+ * which answers.
  */
 int rp__ep_readable(struct rp__ep *ep);
 
@@ -369,8 +428,7 @@ static inline struct rp__ep_item *rp__ep_item(struct rp__ep *ep, int fd)
 }
 
 /* All called with ep->lock held. */
-int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
-	       struct rp__ep *child);
+int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev);
 int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev);
 /* inherited: the ring is a forked parent's; touch only the table. */
 int rp__ep_del(struct rp__ep *ep, int fd, bool inherited);
@@ -384,13 +442,6 @@ bool rp__ep_futex_wake(void);
  * work, so that the ring's readiness is ours.
  */
 void rp__ep_settle(struct rp__ep *ep);
-
-/*
- * Is target in from, or nested below it? Takes from's lock and its inner
- * instances' itself; the caller holds rp__nest_lock (and may hold the lock
- * of the instance target names, which is never taken here).
- */
-bool rp__ep_reaches(struct rp__ep *from, int target, int depth);
 
 /*
  * Waits as epoll_pwait does; timeout_ns -1 is no limit. Takes and drops

@@ -1,20 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The registry's hooks: the only calls the state machine of an instance
- * (compat/epctx.c, compat/epnest.c, the inline locks of compat/epctx.h)
+ * (compat/epctx.c, compat/eppoll.c, the inline locks of compat/epctx.h)
  * makes into the registry (compat/epreg.c), which is otherwise the one
  * that calls it. Calls go one way, boundary -> registry -> state machine
  * -> ring; these go back up, each for a reason the state machine cannot
  * settle alone:
  *
  *   rp__ep_go_kernel    a thread other than the ring's owner must enter
- *                       it (epctx.c rp__ep_wait, epnest.c rp__ep_readable):
+ *                       it (epctx.c rp__ep_wait, eppoll.c rp__ep_readable):
  *                       the instance leaves the table and becomes the
  *                       kernel's epoll, which only the registry may do.
  *   rp__ep_get,         a registered fd that is an instance is found by
  *   rp__ep_put            its number, a lookup in the registry's table
  *                       (epctx.c rp__ep_del and rp__ep_to_kernel,
- *                       epnest.c); the last put recycles the struct.
+ *                       eppoll.c); the last put recycles the struct.
  *   rp__ep_pending,     rp__ep_lock and rp__ep_unlock (epctx.h) forget
  *   rp__ep_pending_late,  the fds that a signal handler closed while a
  *   rp__held,             thread held an instance lock: the close path

@@ -164,16 +164,8 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 		ret = -EINVAL;
 	ep->st.ctls++;
 	ep->st.ctl_syscalls += calls;
-	if (ret == 0 && child && rp__ep_reaches(child, ep->fd, 1))
-		ret = -ELOOP;
 	if (ret < 0)
 		goto out;
-	/*
-	 * An instance in an instance: the inner one is polled by the outer
-	 * one's ring, which cannot run the inner ring's completions. It
-	 * becomes the kernel's epoll, whose readiness is exact, and is
-	 * registered as any other file.
-	 */
 	/*
 	 * An instance in an instance: the outer ring cannot run the inner
 	 * ring's completions, and only the kernel knows how deep its own
@@ -195,7 +187,7 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	st0 = ep->st.enters;
 	switch (op) {
 	case EPOLL_CTL_ADD:
-		ret = rp__ep_add(ep, fd, ev, NULL);
+		ret = rp__ep_add(ep, fd, ev);
 		if (ret == 0 && (e = rp__fdent(fd, true)))
 			atomic_store(&e->one, atomic_fetch_add(&e->nreg, 1) ?
 						      NULL :
@@ -230,11 +222,10 @@ out:
 }
 
 /*
- * An instance registered in a kernel epoll (one that fell back): that
- * epitem is on the ring's file, so the instance keeps its ring for good.
- * The kernel's epoll polls the ring, which is readable while a CQE sits
- * there: the instance is watched for good too, as if nested in an rp
- * instance (epnest.c), so that its readiness shows as CQEs.
+ * An instance about to be registered in a kernel epoll (one that fell
+ * back): that epoll would poll the ring, which is readable only while a
+ * CQE sits there, and its epitem would hold the ring's file. The instance
+ * becomes the kernel's epoll first, whose readiness is exact.
  */
 static void rp__ep_pin(int fd)
 {

@@ -76,9 +76,10 @@ static inline bool rp__fd_valid(int fd)
 }
 
 /*
- * ADDs of an instance, one at a time, as the kernel's epnested_mutex: the
- * ELOOP check and the ADD it lets through see the same nesting, so that
- * two threads cannot put A in B and B in A. Taken before any ep->lock.
+ * ADDs of an instance, one at a time: such an ADD takes two instance
+ * locks (rp__ctl makes both the kernel's epoll), and two threads putting
+ * A in B and B in A would take them in opposite orders. The kernel's
+ * ADD that follows checks ELOOP itself. Taken before any ep->lock.
  */
 extern pthread_mutex_t rp__nest_lock;
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Faults: the kernel saying EINTR, EBUSY or EAGAIN to io_uring_enter, a
- * failed allocation, no fds left, a full SQ, an overflowing CQ. After
- * each, the instance is consistent, no event is lost, and the caller gets
- * the error epoll would give.
+ * failed allocation, no fds left, a full SQ, an overflowing CQ, a full SQ
+ * whose submit fails (a ctl fails with that error and changes nothing, a
+ * wait arms again later). After each, the instance is consistent, no
+ * event is lost, and the caller gets the error epoll would give.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "../../compat/epctx.h"
 #include "../../lib/fault.h"
 #include "ringpoll_epoll.h"
 #include "t_util.h"
@@ -199,6 +201,182 @@ START_TEST(fault_full_sq_and_overflowing_cq_lose_nothing)
 }
 END_TEST
 
+/*
+ * Fills the instance's SQ with NOPs until `leave` entries are free: the
+ * next SQE past them needs a submit, which rp__fault_enter then fails
+ * (as the kernel's io_uring_enter may, with EBUSY or ENOMEM). The ring is
+ * the calling thread's (it waited first): SQEs go to the SQ, no backlog.
+ */
+static void t_fill_sq(struct rp__ep *ep, unsigned leave)
+{
+	ck_assert_uint_eq(ep->ring.nbacklog, 0);
+	while (io_uring_sq_space_left(&ep->ring.uring) > leave) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ep->ring.uring);
+
+		io_uring_prep_nop(sqe);
+		sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+	}
+}
+
+static void t_ctl_fails(int epfd, int op, int fd, uint32_t events,
+			uint64_t u64, int err)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = u64 };
+
+	errno = 0;
+	ck_assert_msg(rp_epoll_ctl(epfd, op, fd, &ev) == -1,
+		      "op %d events %#x: succeeded", op, (unsigned)events);
+	ck_assert_int_eq(errno, err);
+	/* The fault was the ctl's: its arm or remove asked for the enter. */
+	ck_assert_int_eq(rp__fault_enter, 0);
+}
+
+START_TEST(fault_ctl_without_sqe_fails_and_changes_nothing)
+{
+	int epfd = rp_epoll_create1(0), p[2], q[2];
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = 9 };
+	struct rp__ep *ep;
+	char c;
+
+	t_pipe(p);
+	t_pipe(q);
+	/* The first wait makes this thread the ring's owner. */
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	ep = rp__ep_get(epfd);
+	ck_assert_ptr_nonnull(ep);
+
+	/* ADD: no SQE for the poll, not registered, the caller is told. */
+	t_fill_sq(ep, 0);
+	rp__fault_enter = EBUSY;
+	t_ctl_fails(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1, EBUSY);
+	errno = 0;
+	ck_assert_int_eq(rp_epoll_ctl(epfd, EPOLL_CTL_MOD, p[0], &ev), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	t_add(epfd, p[0], EPOLLIN, 1);
+	t_add(epfd, q[0], EPOLLIN, 7);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+
+	/* MOD whose remove finds no SQE: nothing changed. */
+	t_fill_sq(ep, 0);
+	rp__fault_enter = ENOMEM;
+	t_ctl_fails(epfd, EPOLL_CTL_MOD, p[0], EPOLLIN | EPOLLET, 2, ENOMEM);
+	/*
+	 * MOD whose remove went in but whose new poll finds no SQE: the
+	 * MOD fails as a whole, the registration stays as it was (level,
+	 * data 1), and its old poll is armed again by the next wait.
+	 */
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0); /* SQ emptied */
+	t_fill_sq(ep, 1);
+	rp__fault_enter = EBUSY;
+	t_ctl_fails(epfd, EPOLL_CTL_MOD, p[0], EPOLLIN | EPOLLET, 3, EBUSY);
+	rp__ep_lock(ep);
+	ck_assert(!rp__ep_item(ep, p[0])->poll.armed);
+	ck_assert(rp__ep_item(ep, p[0])->flags & RP__EPI_REARM);
+	rp__ep_unlock(ep);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 2000), 1);
+	ck_assert_uint_eq(ev.data.u64, 1);
+	ck_assert_uint_eq(ev.events, EPOLLIN);
+	/* Still level-triggered. */
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 2000), 1);
+	ck_assert_uint_eq(ev.data.u64, 1);
+
+	/* DEL whose remove finds no SQE: still registered. */
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0); /* armed */
+	t_fill_sq(ep, 0);
+	rp__fault_enter = EBUSY;
+	t_ctl_fails(epfd, EPOLL_CTL_DEL, p[0], 0, 0, EBUSY);
+	ck_assert_int_eq(write(p[1], "z", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 2000), 1);
+	ck_assert_uint_eq(ev.data.u64, 1);
+	ck_assert_int_eq(rp_epoll_ctl(epfd, EPOLL_CTL_DEL, p[0], NULL), 0);
+	/* The other registration saw none of it. */
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	ck_assert_int_eq(write(q[1], "y", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 2000), 1);
+	ck_assert_uint_eq(ev.data.u64, 7);
+	rp__ep_put(ep);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(q[0]);
+	rp_close(q[1]);
+	rp_close(epfd);
+}
+END_TEST
+
+START_TEST(fault_wait_rearm_without_sqe_is_retried)
+{
+	int epfd = rp_epoll_create1(0), p[2];
+	struct epoll_event ev;
+	struct rp__ep *ep;
+	uint64_t rearms;
+
+	t_ready_pipe(epfd, p, 4);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 2000), 1);
+	ck_assert_uint_eq(ev.data.u64, 4);
+	ep = rp__ep_get(epfd);
+	ck_assert_ptr_nonnull(ep);
+	/*
+	 * The level re-arm of the next wait finds the SQ full, and the
+	 * enter that would empty it fails: the registration stays on the
+	 * re-arm list, armed again before the wait looks. A wait that does
+	 * not sleep (timeout 0) still finds the event.
+	 */
+	rearms = ep->st.rearms;
+	t_fill_sq(ep, 0);
+	rp__fault_enter = EBUSY;
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 1);
+	ck_assert_uint_eq(ev.data.u64, 4);
+	ck_assert_int_eq(rp__fault_enter, 0);
+	/* Two tries: the one that failed, and the one that armed it. */
+	ck_assert_uint_eq(ep->st.rearms - rearms, 2);
+	/* And the registration goes on as before. */
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 1);
+	ck_assert_uint_eq(ev.data.u64, 4);
+	rp__ep_put(ep);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(epfd);
+}
+END_TEST
+
+START_TEST(fault_wait_rearm_without_sqe_keeps_watching)
+{
+	int epfd = rp_epoll_create1(0), p[2];
+	struct epoll_event ev;
+	struct rp__ep *ep;
+	char c;
+
+	/*
+	 * A level entry reported and then read: the next wait's re-arm
+	 * finds the SQ full and the enter failing. That wait finds nothing
+	 * (timeout 0), and the registration must still watch its file: the
+	 * next byte is seen by a wait that sleeps.
+	 */
+	t_pipe(p);
+	t_add(epfd, p[0], EPOLLIN, 6);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	ep = rp__ep_get(epfd);
+	ck_assert_ptr_nonnull(ep);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 2000), 1);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	/* Reported and read: the level re-arm is due; make it fail. */
+	t_fill_sq(ep, 0);
+	rp__fault_enter = EAGAIN;
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 0), 0);
+	ck_assert_int_eq(rp__fault_enter, 0);
+	ck_assert_int_eq(write(p[1], "y", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, &ev, 1, 2000), 1);
+	ck_assert_uint_eq(ev.data.u64, 6);
+	rp__ep_put(ep);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(epfd);
+}
+END_TEST
+
 Suite *t_suite_faults(void)
 {
 	Suite *s = suite_create("faults");
@@ -209,6 +387,9 @@ Suite *t_suite_faults(void)
 	tcase_add_test(tc, fault_alloc_gives_enomem_and_stays_usable);
 	tcase_add_test(tc, fault_one_fd_left_makes_a_ring_without_leak);
 	tcase_add_test(tc, fault_full_sq_and_overflowing_cq_lose_nothing);
+	tcase_add_test(tc, fault_ctl_without_sqe_fails_and_changes_nothing);
+	tcase_add_test(tc, fault_wait_rearm_without_sqe_is_retried);
+	tcase_add_test(tc, fault_wait_rearm_without_sqe_keeps_watching);
 	suite_add_tcase(s, tc);
 	return s;
 }
