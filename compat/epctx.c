@@ -1929,6 +1929,16 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 		rp__sys_close(kfd);
 		return err;
 	}
+	/*
+	 * The ring's polls hold their files until the kernel's exit work
+	 * cancels them, some time after the ring's last reference goes:
+	 * meanwhile the last close of a registered fd would not end its
+	 * file, and the kernel's epoll would keep reporting it. Cancel
+	 * them now, as a close of the instance does (only the owner can:
+	 * elsewhere, the exit work will).
+	 */
+	if (exact)
+		rp__ep_cancel_all(ep);
 	if (kfd != ep->fd) {
 		if (syscall(SYS_dup3, kfd, ep->fd,
 			    fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC :
@@ -1936,6 +1946,8 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 			int err = -errno;
 
 			rp__sys_close(kfd);
+			if (exact)
+				rp__ep_rehook(ep);
 			return err;
 		}
 		rp__sys_close(kfd);

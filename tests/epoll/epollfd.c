@@ -404,6 +404,72 @@ START_TEST(epollfd_nested_overstated_key_wakeup_is_an_edge)
 }
 END_TEST
 
+/*
+ * Nesting makes both instances the kernel's epoll, and the ring an
+ * instance was lets go of its files some time later unless its polls are
+ * cancelled at the move: each test repeats its round so that a ring left
+ * to the kernel's teardown is caught while it lives.
+ */
+#define T_NEST_ROUNDS 16
+
+/*
+ * The last close of a file registered in an instance nested since ends
+ * the file at once, which its peer sees, and the instance forgets it
+ * (seeds 327, 359).
+ */
+START_TEST(epollfd_nested_last_close_ends_file)
+{
+	for (int round = 0; round < T_NEST_ROUNDS; round++) {
+		int outer = t_epoll(), inner = t_epoll(), dg[2];
+
+		t_socketpair(SOCK_DGRAM, dg);
+		/* Looked at once: not ready, so watched for it from now on. */
+		t_ctl(inner, EPOLL_CTL_ADD, dg[0], EPOLLIN, 1);
+		t_expect_none(inner, 0);
+		t_ctl(outer, EPOLL_CTL_ADD, inner, EPOLLIN, 2);
+		t_expect_none(outer, 0);
+		t_close(dg[0]);
+		errno = 0;
+		ck_assert_int_eq(write(dg[1], "x", 1), -1);
+		ck_assert_int_eq(errno, ECONNREFUSED);
+		t_expect_none(inner, 0);
+		t_expect_none(outer, 0);
+		t_close(dg[1]);
+		t_close(outer);
+		t_close(inner);
+	}
+}
+END_TEST
+
+/*
+ * An EPOLLEXCLUSIVE entry of an instance nested since: its file's next
+ * wakeup is the kernel's epoll's, not taken by an exclusive poll of the
+ * ring the instance was before (seed 111).
+ */
+START_TEST(epollfd_nested_exclusive_wakeup_after_nesting)
+{
+	for (int round = 0; round < T_NEST_ROUNDS; round++) {
+		int outer = t_epoll(), inner = t_epoll(), efd;
+		uint64_t one = 1;
+
+		efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		ck_assert_int_ge(efd, 0);
+		t_ctl(inner, EPOLL_CTL_ADD, efd,
+		      EPOLLIN | EPOLLEXCLUSIVE | EPOLLET, 1);
+		t_expect_none(inner, 0);
+		t_ctl(outer, EPOLL_CTL_ADD, inner, EPOLLIN, 2);
+		t_expect_none(outer, 0);
+		ck_assert_int_eq(write(efd, &one, sizeof(one)),
+				 (ssize_t)sizeof(one));
+		t_expect1(outer, 0, 2, EPOLLIN);
+		t_expect1(inner, 0, 1, EPOLLIN);
+		t_close(efd);
+		t_close(outer);
+		t_close(inner);
+	}
+}
+END_TEST
+
 Suite *t_suite_epollfd(void)
 {
 	Suite *s = suite_create("epollfd");
@@ -425,6 +491,8 @@ Suite *t_suite_epollfd(void)
 	tcase_add_test(tc, epollfd_nested_et_no_edge_without_wakeup);
 	tcase_add_test(tc, epollfd_nested_keyless_wakeup_is_an_edge);
 	tcase_add_test(tc, epollfd_nested_overstated_key_wakeup_is_an_edge);
+	tcase_add_test(tc, epollfd_nested_last_close_ends_file);
+	tcase_add_test(tc, epollfd_nested_exclusive_wakeup_after_nesting);
 	suite_add_tcase(s, tc);
 	return s;
 }
