@@ -418,6 +418,7 @@ static void rp__ep_stale(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		return;
 	io_uring_prep_poll_remove(sqe, cqe->user_data);
 	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+	ep->ring.removes_queued = true;
 }
 
 static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
@@ -700,8 +701,25 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 	 * that enter fails, they run in the wait's own enter: reported as
 	 * current, spurious at worst.
 	 */
-	if (rp__ring_tw_pending(&ep->ring))
+	if (batch) {
+		/*
+		 * One enter for both: the level re-arms go in with it, and
+		 * what they find ready comes back as candidates with the
+		 * rest (their CQEs come after the leftovers on the list, so
+		 * a full events array still rotates). A remove queued since
+		 * the last submit (a DEL, a MOD) would find its poll owned by
+		 * pending deferred work and fail, the poll holding its file:
+		 * that work runs first then, in an enter of its own.
+		 */
+		rp__ep_rearm_due(ep);
+		if (ep->ring.removes_queued && rp__ring_tw_pending(&ep->ring))
+			(void)rp__ring_run_deferred(&ep->ring);
+		if (rp__ring_tw_pending(&ep->ring) ||
+		    rp__ring_unsubmitted(&ep->ring))
+			(void)rp__ring_settle(&ep->ring);
+	} else if (rp__ring_tw_pending(&ep->ring)) {
 		(void)rp__ring_run_deferred(&ep->ring);
+	}
 	rp__ep_harvest(ep);
 	ep->npfd = 0;
 	/*
@@ -1242,8 +1260,17 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 			 */
 			uint32_t races = ep->lost_races;
 
+			/*
+			 * Candidates confirmed and nothing to submit: the
+			 * report is due now. Wakeups since the requeue's enter
+			 * wait for the next wait (the kernel's, too, reports
+			 * what is on its list when it looks).
+			 */
+			if (confirmed && !rp__ring_unsubmitted(&ep->ring))
+				ret = 0;
+			else
+				ret = rp__ep_enter(ep, false, 0, NULL);
 			confirmed = 0;
-			ret = rp__ep_enter(ep, false, 0, NULL);
 			if (rp__unlikely(ret == -EEXIST)) {
 				n = rp__ep_go_kernel(ep);
 				break;

@@ -38,6 +38,7 @@ static struct io_uring_sqe *rp__poll_remove_sqe(struct rp__ring *r,
 		return NULL;
 	io_uring_prep_poll_remove(sqe, target);
 	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+	r->removes_queued = true;
 	if (r->skip_success)
 		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	return sqe;

@@ -280,6 +280,8 @@ static int rp__ring_sys_enter(struct rp__ring *r, unsigned submit,
 		      flags | r->enter_flags, arg, argsz);
 	if (ret < 0)
 		return -errno;
+	if (submit)
+		r->removes_queued = false;
 	/*
 	 * DEFER_TASKRUN: a GETEVENTS that waits for nothing runs at most 20
 	 * deferred completions (IO_LOCAL_TW_DEFAULT_MAX) and leaves the

@@ -61,6 +61,13 @@ struct rp__ring {
 	 */
 	bool owned;
 	pid_t owner;
+	/*
+	 * A POLL_REMOVE waits in the SQ. Under DEFER_TASKRUN, submitted
+	 * while its poll's completion is pending as deferred work, it finds
+	 * the poll owned by that work and fails: run the work first
+	 * (rp__ring_run_deferred). Cleared by a submitting enter.
+	 */
+	bool removes_queued;
 	struct io_uring_sqe *backlog;
 	unsigned nbacklog, backlog_cap;
 };
