@@ -136,8 +136,18 @@ void rpb_async_sample(struct rpb_worker *w, struct rpb_lib *lib);
 /* srv_uring.c */
 int rpb_uring_run(struct rpb_worker *w);
 struct io_uring;
+struct io_uring_cqe;
 int rpb_uring_setup(struct io_uring *ring, unsigned sq, unsigned cq);
 int rpb_uring_wait(struct io_uring *ring, struct rpb_worker *w);
+/*
+ * The loop both liburing servers run until *stop: wait (rpb_uring_wait),
+ * hand each CQE to on_cqe, then sample the counters and mark the worker
+ * done. Returns 0 or the wait's error.
+ */
+int rpb_uring_loop(struct io_uring *ring, struct rpb_worker *w,
+		   const bool *stop,
+		   void (*on_cqe)(void *ctx, const struct io_uring_cqe *cqe),
+		   void *ctx);
 void rpb_uring_sample(struct rpb_worker *w, struct rpb_lib *lib);
 
 /* srv_upoll.c: the floor, readiness on liburing's poll alone */

@@ -292,11 +292,14 @@ static void rpb_p_cqe(struct rpb_upoll *u, const struct io_uring_cqe *cqe)
 	}
 }
 
+static void rpb_p_on_cqe(void *u, const struct io_uring_cqe *cqe)
+{
+	rpb_p_cqe(u, cqe);
+}
+
 static int rpb_upoll_run(struct rpb_worker *w, bool et)
 {
-	struct io_uring_cqe *cqe;
 	struct rpb_upoll *u;
-	unsigned head, seen;
 	int ret;
 
 	u = calloc(1, sizeof(*u));
@@ -305,26 +308,14 @@ static int rpb_upoll_run(struct rpb_worker *w, bool et)
 	u->w = w;
 	u->et = et;
 	ret = rpb_uring_setup(&u->ring, RPB_P_SQ, RPB_P_CQ);
-	if (ret < 0)
+	if (ret < 0) {
+		free(u);
 		return ret;
+	}
 	io_uring_register_ring_fd(&u->ring);
 	rpb_p_poll(u, NULL, w->stop_fd, RPB_P_STOP, POLLIN, false);
 	rpb_p_poll(u, NULL, w->lfd, RPB_P_ACCEPT, POLLIN, et);
-	while (!u->stop) {
-		ret = rpb_uring_wait(&u->ring, w);
-		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
-			break;
-		ret = 0;
-		seen = 0;
-		io_uring_for_each_cqe(&u->ring, head, cqe)
-		{
-			rpb_p_cqe(u, cqe);
-			seen++;
-		}
-		io_uring_cq_advance(&u->ring, seen);
-	}
-	rpb_uring_sample(w, &w->final);
-	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
+	ret = rpb_uring_loop(&u->ring, w, &u->stop, rpb_p_on_cqe, u);
 	/* Open connections' state dies with the process; the ring goes now. */
 	io_uring_queue_exit(&u->ring);
 	free(u);

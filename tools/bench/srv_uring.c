@@ -262,11 +262,14 @@ void rpb_uring_sample(struct rpb_worker *w, struct rpb_lib *lib)
 	lib->valid = true;
 }
 
+static void rpb_u_on_cqe(void *u, const struct io_uring_cqe *cqe)
+{
+	rpb_u_cqe(u, cqe);
+}
+
 int rpb_uring_run(struct rpb_worker *w)
 {
-	struct io_uring_cqe *cqe;
 	struct rpb_uring *u;
-	unsigned head, seen;
 	int ret;
 
 	u = calloc(1, sizeof(*u));
@@ -274,28 +277,43 @@ int rpb_uring_run(struct rpb_worker *w)
 		return -ENOMEM;
 	u->w = w;
 	ret = rpb_uring_setup(&u->ring, RPB_U_SQ, RPB_U_CQ);
-	if (ret < 0)
+	if (ret < 0) {
+		free(u);
 		return ret;
+	}
 	io_uring_register_ring_fd(&u->ring);
 	rpb_u_prep(u, NULL, RPB_U_STOP);
 	rpb_u_prep(u, NULL, RPB_U_ACCEPT);
-	while (!u->stop) {
-		ret = rpb_uring_wait(&u->ring, w);
+	ret = rpb_uring_loop(&u->ring, w, &u->stop, rpb_u_on_cqe, u);
+	/* Open connections' state dies with the process; the ring goes now. */
+	io_uring_queue_exit(&u->ring);
+	free(u);
+	return ret;
+}
+
+int rpb_uring_loop(struct io_uring *ring, struct rpb_worker *w,
+		   const bool *stop,
+		   void (*on_cqe)(void *ctx, const struct io_uring_cqe *cqe),
+		   void *ctx)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, seen;
+	int ret = 0;
+
+	while (!*stop) {
+		ret = rpb_uring_wait(ring, w);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 			break;
 		ret = 0;
 		seen = 0;
-		io_uring_for_each_cqe(&u->ring, head, cqe)
+		io_uring_for_each_cqe(ring, head, cqe)
 		{
-			rpb_u_cqe(u, cqe);
+			on_cqe(ctx, cqe);
 			seen++;
 		}
-		io_uring_cq_advance(&u->ring, seen);
+		io_uring_cq_advance(ring, seen);
 	}
 	rpb_uring_sample(w, &w->final);
 	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
-	/* Open connections' state dies with the process; the ring goes now. */
-	io_uring_queue_exit(&u->ring);
-	free(u);
 	return ret;
 }
