@@ -1304,9 +1304,10 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		races = ep->lost_races;
 		ep->waiters++;
 		/*
-		 * Read under the lock: rp__close_ep moves the ring to a
-		 * private fd while we sleep (a data race otherwise, seen by
-		 * TSan in dev_close_instance_during_wait_*).
+		 * Read under the lock: a close of the instance or a move to
+		 * the kernel's epoll sets it to -1 while we sleep (a data
+		 * race otherwise, seen by TSan in
+		 * dev_close_instance_during_wait_*).
 		 */
 		enter_fd = ep->ring.enter_fd;
 		rp__ep_unlock(ep);
