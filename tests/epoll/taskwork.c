@@ -676,6 +676,65 @@ struct tw_owner {
 	atomic_int armed, go;
 };
 
+/*
+ * A waiter's timeout holds whatever another thread does meanwhile: a
+ * second thread's wait(0) neither ends the first wait early nor starts
+ * its time again. Under ringpoll the second wait makes the instance the
+ * kernel's epoll, where the first waiter waits on for what is left, and
+ * the ring it owned is freed: the kernel's notice of that (deviation 10)
+ * may end its wait once with EINTR, never later than its timeout.
+ */
+struct tw_timed {
+	pthread_t thread;
+	int epfd, n, err;
+	int64_t elapsed;
+};
+
+static void *timed_main(void *arg)
+{
+	struct tw_timed *t = arg;
+	struct epoll_event ev;
+	int64_t t0 = t_now_ms();
+
+	t->n = epoll_wait(t->epfd, &ev, 1, 600);
+	t->err = errno;
+	t->elapsed = t_now_ms() - t0;
+	return NULL;
+}
+
+START_TEST(dev_second_waiter_keeps_first_waiters_timeout)
+{
+	const struct timespec later = {0, 200 * 1000000L};
+	struct tw_timed t = { .epfd = t_epoll() };
+	struct epoll_event ev;
+	int p[2];
+
+	t_pipe(p);
+	t_ctl(t.epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, TW_HIT);
+	t_thread_start(&t.thread, timed_main, &t);
+	nanosleep(&later, NULL);
+	ck_assert_int_eq(epoll_wait(t.epfd, &ev, 1, 0), 0);
+	t_thread_join(t.thread);
+	if (t_emulated() && t.n == -1) {
+		ck_assert_int_eq(t.err, EINTR);
+		ck_assert_msg(t.elapsed >= 150 && t.elapsed < 780,
+			      "EINTR after %lld ms", (long long)t.elapsed);
+	} else {
+		ck_assert_int_eq(t.n, 0);
+		/* Not ended by the second wait, nor counted anew. */
+		ck_assert_msg(t.elapsed >= 500 && t.elapsed < 780,
+			      "first wait took %lld ms of 600",
+			      (long long)t.elapsed);
+	}
+	/* And the instance still works, for both threads' kind of call. */
+	t_write(p[1], 1);
+	t_expect1(t.epfd, T_LONG_MS, TW_HIT, EPOLLIN);
+	t_close(p[0]);
+	t_close(p[1]);
+	t_close(t.epfd);
+}
+END_TEST
+
 static void *owner_main(void *arg)
 {
 	struct tw_owner *o = arg;
@@ -954,6 +1013,7 @@ Suite *t_suite_taskwork(void)
 	tcase_add_test(
 	    tc, ctl_del_from_other_thread_reaches_owner_in_infinite_wait);
 	tcase_add_test(tc, two_waiters_oneshot_every_event_delivered_once);
+	tcase_add_test(tc, dev_second_waiter_keeps_first_waiters_timeout);
 	tcase_add_test(tc,
 		       owner_exit_keeps_pending_events_and_registrations_lt);
 	tcase_add_test(tc,
