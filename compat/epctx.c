@@ -58,8 +58,65 @@ static uint32_t rp__ep_mask(uint32_t events)
 	return mask;
 }
 
+static void rp__ep_list(struct rp__ep *ep, int fd, struct rp__ep_item *it);
+static uint32_t rp__ep_cs_level(struct rp__ep *ep, int fd,
+				const struct rp__ep_item *it);
+
+/*
+ * A completion socket's arm: it listens to the socket's CQEs from now on,
+ * and looks at its buffers once, as an arm on a ready file completes at
+ * once.
+ */
+static int rp__ep_cs_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
+{
+	uint32_t bits = rp__ep_cs_level(ep, fd, it);
+
+	it->poll.armed = true;
+	it->poll.multishot = true;
+	if (bits) {
+		it->ready |= bits;
+		rp__ep_list(ep, fd, it);
+	}
+	return 0;
+}
+
+/*
+ * A completion socket's level. After end of file no recv is left to hear
+ * of the socket's end (a reset drawn by a later write): the kernel's
+ * error and hang-up bits are asked then, one poll(2) for a socket about
+ * to be closed.
+ */
+static uint32_t rp__ep_cs_level(struct rp__ep *ep, int fd,
+				const struct rp__ep_item *it)
+{
+	uint32_t want = rp__ep_reportable(it->events);
+	uint32_t bits = rp__cs_mask(it->cs);
+
+	if (it->cs->rx_eof && !it->cs->dead) {
+		struct pollfd p = { .fd = fd, .events = 0 };
+
+		ep->st.polls++;
+		if (rp__poll0(&p, 1) > 0)
+			bits |= (uint32_t)p.revents & (EPOLLERR | EPOLLHUP);
+	}
+	return bits & want;
+}
+
+/* Disarms a registration's poll; a completion socket's is a flag. */
+static int rp__ep_disarm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
+{
+	if (it->cs) {
+		it->poll.armed = false;
+		return 0;
+	}
+	return rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
+			       (uint32_t)fd);
+}
+
 int rp__ep_arm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 {
+	if (it->cs)
+		return rp__ep_cs_arm(ep, fd, it);
 	return rp__poll_arm(&ep->ring, &it->poll, fd, rp__ep_mask(it->events),
 			    rp__ep_multishot(it->events) ||
 				    (it->flags & RP__EPI_HOOKED),
@@ -345,6 +402,7 @@ int rp__ep_init(struct rp__ep *ep, int flags)
 	ep->dead = false;
 	ep->lost_races = 0;
 	ep->grow_at = RP__EP_CQ_MIN / 2;
+	memset(&ep->cs, 0, sizeof(ep->cs));
 	/* A recycled struct forgets its memory: it may be unmapped since. */
 	for (unsigned i = 0; i < RP__EP_MEMS; i++) {
 		atomic_store(&ep->mem.r[i], 0);
@@ -381,6 +439,11 @@ fail:
 
 void rp__ep_release(struct rp__ep *ep)
 {
+	free(ep->cs.by_slot);
+	free(ep->cs.free_slots);
+	free(ep->cs.bufs);
+	free(ep->cs.br);
+	memset(&ep->cs, 0, sizeof(ep->cs));
 	for (uint32_t i = 0; i < ep->nchunks; i++)
 		free(ep->chunks[i]);
 	free(ep->chunks);
@@ -439,6 +502,33 @@ static void rp__ep_rearm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 		rp__ep_defer_rearm(ep, fd, it);
 }
 
+/*
+ * A completion socket's CQE: its buffers changed. A change that brings a
+ * wanted bit is a wakeup (an edge, for an edge-triggered registration, as
+ * each arrival is the kernel's), unless the registration is disarmed
+ * (a reported EPOLLONESHOT).
+ */
+static void rp__ep_cs_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
+{
+	struct rp__ep_item *it;
+	struct rp__cs *cs;
+	uint32_t bits;
+
+	cs = rp__cs_cqe(ep, cqe, &bits);
+	if (!cs)
+		return;
+	it = rp__ep_item(ep, cs->fd);
+	if (!it || !(it->flags & RP__EPI_USED) || it->cs != cs ||
+	    !it->poll.armed || (it->flags & RP__EPI_DISABLED))
+		return;
+	bits &= rp__ep_reportable(it->events);
+	if (!bits)
+		return;
+	it->flags &= ~RP__EPI_FRESH;
+	it->ready |= bits;
+	rp__ep_list(ep, cs->fd, it);
+}
+
 static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 {
 	int fd = (int)rp__ud_slot(cqe->user_data);
@@ -450,6 +540,11 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		break;
 	case RP__UD_EPOLL_WAKE:
 		rp__ep_wake_cqe(ep, cqe);
+		return;
+	case RP__UD_CS_RECV:
+	case RP__UD_CS_SEND:
+	case RP__UD_CS_FREE:
+		rp__ep_cs_cqe(ep, cqe);
 		return;
 	default:
 		/* A remove that lost the race with its poll's completion. */
@@ -581,8 +676,7 @@ static bool rp__ep_pfd_add(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 static void rp__ep_rearm_anew(struct rp__ep *ep, int fd,
 			      struct rp__ep_item *it)
 {
-	if (rp__unlikely(rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
-					 (uint32_t)fd) < 0)) {
+	if (rp__unlikely(rp__ep_disarm(ep, fd, it) < 0)) {
 		rp__ep_list(ep, fd, it);
 		return;
 	}
@@ -666,7 +760,7 @@ static void rp__ep_rearm_due(struct rp__ep *ep)
 		 * A hooked one stays hooked (a one-shot would spin), and its
 		 * level is asked at report.
 		 */
-		if ((it->flags & RP__EPI_HOOKED) && it->poll.armed) {
+		if ((it->flags & RP__EPI_HOOKED || it->cs) && it->poll.armed) {
 			it->ready |= rp__ep_reportable(it->events);
 			rp__ep_list(ep, fd, it);
 			continue;
@@ -688,6 +782,7 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 {
 	struct rp__ep_item *it;
 	uint32_t ncand, l;
+	unsigned cs_listed = 0;
 	int fd;
 
 	/*
@@ -739,6 +834,18 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 			continue;
 		}
 		ep->st.confirms++;
+		/* A completion socket's level is its buffers': no poll(2). */
+		if (it->cs) {
+			it->ready = rp__ep_cs_level(ep, fd, it);
+			if (!it->ready) {
+				ep->st.stale_dropped++;
+				continue;
+			}
+			it->flags |= RP__EPI_FRESH;
+			rp__ep_list(ep, fd, it);
+			cs_listed++;
+			continue;
+		}
 		if (batch && rp__ep_pfd_add(ep, fd, it))
 			continue;
 		/* An edge-triggered item's multishot may still be armed. */
@@ -746,7 +853,7 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 	}
 	ncand = ep->npfd;
 	rp__ep_rearm_due(ep);
-	return ncand ? rp__ep_confirm(ep) : 0;
+	return (ncand ? rp__ep_confirm(ep) : 0) + cs_listed;
 }
 
 /* ---- reporting ---- */
@@ -762,7 +869,7 @@ static int rp__ep_enter(struct rp__ep *ep, bool wait, int64_t timeout_ns,
 /* Must the item's file be asked before its bits are reported? */
 static bool rp__ep_asks(const struct rp__ep_item *it)
 {
-	return !(it->flags & RP__EPI_FRESH) &&
+	return !(it->flags & RP__EPI_FRESH) && !it->cs &&
 	       ((it->events & RP__EP_KEYED_BITS) ||
 		(it->flags & RP__EPI_HOOKED));
 }
@@ -783,6 +890,8 @@ static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
 		it->flags &= ~RP__EPI_FRESH;
 		return it->ready;
 	}
+	if (it->cs)
+		return rp__ep_cs_level(ep, fd, it);
 	if (!rp__ep_asks(it))
 		return it->ready;
 	ep->st.confirms++;
@@ -1104,9 +1213,7 @@ static int rp__ep_report(struct rp__ep *ep, struct epoll_event *events,
 			 * the entry disabled and tries again (rp__ep_cqe).
 			 */
 			if (it->poll.armed)
-				(void)rp__poll_cancel(&ep->ring, &it->poll,
-						      RP__UD_EPOLL,
-						      (uint32_t)fd);
+				(void)rp__ep_disarm(ep, fd, it);
 		} else if (!(it->events & EPOLLET)) {
 			/* Level: ask again in the next wait's enter. */
 			rp__ep_defer_rearm(ep, fd, it);
@@ -1466,7 +1573,12 @@ static void rp__ep_grow(struct rp__ep *ep)
 				   .flags = rp__ep_ring_flags() };
 	unsigned cq = RP__EP_CQ_MIN;
 
-	if (ep->dead || ep->waiters)
+	/*
+	 * Completion sockets live in this ring's file table, with requests
+	 * in flight: it stays (a full CQ overflows into the kernel, which
+	 * costs an enter, nothing lost).
+	 */
+	if (ep->dead || ep->waiters || ep->cs.nslots)
 		return;
 	while (cq < RP__EP_CQ_MAX && cq < 4 * ep->nitems)
 		cq *= 2;
@@ -1480,7 +1592,8 @@ static void rp__ep_grow(struct rp__ep *ep)
 	ep->grow_at = cq >= RP__EP_CQ_MAX ? UINT32_MAX : cq / 2;
 }
 
-int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev)
+int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
+	       struct rp__cs *cs)
 {
 	struct rp__ep_item *it = rp__ep_item(ep, fd);
 	int ret;
@@ -1496,6 +1609,7 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	it->events = ev->events | EPOLLERR | EPOLLHUP;
 	it->data = ev->data;
 	it->ready = 0;
+	it->cs = cs;
 	/* Still listed, or on the re-arm list, from an old registration. */
 	it->flags = (uint8_t)((it->flags & (RP__EPI_LISTED | RP__EPI_REARM)) |
 			      RP__EPI_USED);
@@ -1505,6 +1619,7 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	ret = rp__ep_arm(ep, fd, it);
 	if (ret < 0) {
 		it->flags &= ~RP__EPI_USED;
+		it->cs = NULL;
 		return ret;
 	}
 	/* As ep_insert does, look at it once now: the arm's completion. */
@@ -1576,6 +1691,14 @@ int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
 	/* The kernel refuses to modify an exclusive registration. */
 	if (it->events & EPOLLEXCLUSIVE)
 		return -EINVAL;
+	/* A completion socket: its level is looked at anew, for free. */
+	if (it->cs) {
+		it->events = ev->events | EPOLLERR | EPOLLHUP;
+		it->data = ev->data;
+		it->ready = 0;
+		it->flags &= ~(RP__EPI_DISABLED | RP__EPI_FRESH);
+		return rp__ep_arm(ep, fd, it);
+	}
 	if (it->poll.armed &&
 	    it->poll.multishot == rp__ep_multishot(ev->events))
 		return rp__ep_mod_armed(ep, fd, it, ev,
@@ -1621,10 +1744,14 @@ int rp__ep_del(struct rp__ep *ep, int fd, bool inherited)
 	if (inherited) {
 		it->poll.armed = false;
 	} else {
-		ret = rp__poll_cancel(&ep->ring, &it->poll, RP__UD_EPOLL,
-				      (uint32_t)fd);
+		ret = rp__ep_disarm(ep, fd, it);
 		if (ret < 0)
 			return ret;
+	}
+	/* The socket keeps its buffers: its fd still reads from them. */
+	if (it->cs) {
+		it->cs->registered = false;
+		it->cs = NULL;
 	}
 	it->ready = 0;
 	it->flags &= RP__EPI_LISTED | RP__EPI_REARM;
@@ -1664,11 +1791,13 @@ void rp__ep_cancel_all(struct rp__ep *ep)
 			 * (deviation 13): late, not lost.
 			 */
 			if (it->poll.armed)
-				(void)rp__poll_cancel(&ep->ring, &it->poll,
-						      RP__UD_EPOLL,
-						      c * RP__EP_CHUNK + i);
+				(void)rp__ep_disarm(ep,
+						    (int)(c * RP__EP_CHUNK + i),
+						    it);
 		}
 	}
+	/* Completion sockets: their sends go out, their recvs stop. */
+	rp__cs_release_all(ep);
 	rp__ep_wake_cancel(ep);
 	rp__ep_drop_removed(ep);
 }
@@ -1819,8 +1948,15 @@ int rp__ep_move(struct rp__ep *ep, const struct rp__ring_opts *o)
 				it->flags &= ~(RP__EPI_LISTED | RP__EPI_REARM);
 				it->ready = 0;
 				it->poll.armed = false;
+				/*
+				 * The parent's sockets and buffers: the
+				 * child's registration is a plain one.
+				 */
+				it->cs = NULL;
 			}
 		}
+		/* The parent's file table and buffers, not ours. */
+		memset(&ep->cs, 0, sizeof(ep->cs));
 		/* The word is ours now, in our memory: a new request. */
 		ep->wake_armed = false;
 		ep->fork_gen = atomic_load(&rp__ep_fork_gen);

@@ -25,11 +25,15 @@
 #include "../lib/ring.h"
 #include "ringpoll_epoll.h"
 #include "ephooks.h"
+#include "epcs.h"
 
 /* compat's CQE kinds, after lib's (lib/internal.h). */
 enum {
 	RP__UD_EPOLL = RP__UD_COMPAT, /* an epoll registration's poll */
 	RP__UD_EPOLL_WAKE,	      /* an epoll instance's wakeup */
+	RP__UD_CS_RECV,		      /* a completion socket's recv */
+	RP__UD_CS_SEND,		      /* a completion socket's send */
+	RP__UD_CS_FREE,		      /* its file let go: the slot is free */
 };
 
 #if defined(__SANITIZE_THREAD__)
@@ -61,7 +65,10 @@ static inline int rp__sys_close(int fd)
  * The states of a registration (struct rp__ep_item: flags, ready, and
  * its poll's armed and multishot). A one-shot poll serves level-triggered
  * and EPOLLONESHOT interests, a multishot edge-triggered ones and HOOKED
- * ones. Each flag and why it exists:
+ * ones. A completion socket's registration (it->cs, compat/epcs.h) goes
+ * through the same states with a poll that is only a flag: its wakeups
+ * are the socket's CQEs, and asking its level costs nothing. Each flag
+ * and why it exists:
  *
  *   USED      the fd is registered. The table is indexed by fd (no
  *             lookup structure), so a slot exists for every fd below the
@@ -157,11 +164,17 @@ enum {
 
 /*
  * A registration, found by its fd: the table is indexed by fd, as redis'
- * ae.c does, in chunks so that addresses stay put. 40 bytes.
+ * ae.c does, in chunks so that addresses stay put. 48 bytes.
  */
 struct rp__ep_item {
 	epoll_data_t data;
 	struct rp__poll poll;
+	/*
+	 * A completion socket (compat/epcs.h): no poll, its poll.armed
+	 * says the registration listens to the socket's CQEs, and its
+	 * readiness is the socket's buffers (rp__cs_mask), asked for free.
+	 */
+	struct rp__cs *cs;
 	uint32_t events;   /* as registered, EPOLLERR|EPOLLHUP added */
 	uint32_t ready;	   /* revents folded from CQEs since the last report */
 	uint32_t next;	   /* ready list: fd + 1 of the next item, 0 ends */
@@ -309,6 +322,8 @@ struct rp__ep {
 	uint32_t evok_next;
 
 	struct rp_epoll_stats st;
+	/* The completion sockets this ring serves (compat/epcs.h). */
+	struct rp__cs_set cs;
 	struct io_uring_cqe cqes[RP__EP_CQE_BATCH];
 	struct rp__ep *next_free;
 
@@ -428,7 +443,9 @@ static inline struct rp__ep_item *rp__ep_item(struct rp__ep *ep, int fd)
 }
 
 /* All called with ep->lock held. */
-int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev);
+/* cs: a completion socket for fd (rp__cs_adopt), or NULL. */
+int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
+	       struct rp__cs *cs);
 int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev);
 /* inherited: the ring is a forked parent's; touch only the table. */
 int rp__ep_del(struct rp__ep *ep, int fd, bool inherited);

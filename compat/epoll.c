@@ -102,6 +102,43 @@ static int rp__ctl_einval(struct rp__ep *ep, int op, int fd,
 	return 0;
 }
 
+/*
+ * ADD: the registration, and in the completion mode a socket's buffers
+ * (compat/epcs.h). A socket that already has them in this instance (a
+ * DEL kept them) is registered on them again; one with buffers in another
+ * instance stays there, and is registered plainly here.
+ */
+static int rp__ctl_add(struct rp__ep *ep, int fd, struct epoll_event *ev,
+		       bool sock)
+{
+	struct rp__fdent *e = rp__fdent(fd, true);
+	struct rp__cs *cs = NULL, *had = NULL;
+	int ret;
+
+	if (rp__unlikely(rp__cs_on) && sock && e) {
+		had = atomic_load(&e->cs);
+		if (had && atomic_load(&had->ep) == ep &&
+		    atomic_load(&had->live) && !had->registered)
+			cs = had;
+		else if (!had && !atomic_load(&e->nreg))
+			cs = rp__cs_adopt(ep, fd, ev->events);
+	}
+	ret = rp__ep_add(ep, fd, ev, cs);
+	if (ret < 0) {
+		if (cs && cs != had)
+			rp__cs_unadopt(ep, cs);
+		return ret;
+	}
+	if (cs) {
+		cs->registered = true;
+		atomic_store(&e->cs, cs);
+	}
+	if (e)
+		atomic_store(&e->one, atomic_fetch_add(&e->nreg, 1) ? NULL :
+								       ep);
+	return 0;
+}
+
 static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 {
 	struct rp__ep *child = NULL;
@@ -187,11 +224,7 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	st0 = ep->st.enters;
 	switch (op) {
 	case EPOLL_CTL_ADD:
-		ret = rp__ep_add(ep, fd, ev);
-		if (ret == 0 && (e = rp__fdent(fd, true)))
-			atomic_store(&e->one, atomic_fetch_add(&e->nreg, 1) ?
-						      NULL :
-						      ep);
+		ret = rp__ctl_add(ep, fd, ev, have_st && S_ISSOCK(st.st_mode));
 		break;
 	case EPOLL_CTL_MOD:
 		ret = rp__ep_mod(ep, fd, ev);

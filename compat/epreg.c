@@ -287,6 +287,96 @@ static void rp__atfork_child(void)
 	rp__held = 0;
 	/* The child's one thread has an id of its own. */
 	rp__tid_cache = 0;
+	/*
+	 * Completion sockets are the parent's: their buffers and requests
+	 * stay there. The child's numbers are plain sockets again.
+	 */
+	if (rp__cs_on)
+		rp__cs_forget_all();
+}
+
+void rp__cs_forget_all(void)
+{
+	for (uint32_t c = 0; c < RP__TAB_CHUNKS; c++) {
+		struct rp__fdent *chunk = atomic_load(&rp__tab[c]);
+
+		for (uint32_t i = 0; chunk && i < RP__TAB_CHUNK; i++)
+			atomic_store(&chunk[i].cs, NULL);
+	}
+}
+
+struct rp__cs *rp__cs_lock(int fd, struct rp__ep **epp)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+	struct rp__cs *cs;
+	struct rp__ep *ep;
+
+	if (!e)
+		return NULL;
+	cs = atomic_load_explicit(&e->cs, memory_order_acquire);
+	if (!cs || !atomic_load(&cs->live))
+		return NULL;
+	ep = atomic_load(&cs->ep);
+	if (!ep || !rp__ep_tryget(ep))
+		return NULL;
+	rp__ep_lock(ep);
+	/* Closed, let go, or recycled for another socket since the look. */
+	if (atomic_load(&e->cs) != cs || !atomic_load(&cs->live) ||
+	    atomic_load(&cs->ep) != ep || ep->dead) {
+		rp__ep_unlock(ep);
+		rp__ep_put(ep);
+		return NULL;
+	}
+	*epp = ep;
+	return cs;
+}
+
+void rp__cs_unlock(struct rp__ep *ep)
+{
+	/* A sleeping owner submits what this call queued. */
+	if (ep->waiters && rp__ring_unsubmitted(&ep->ring))
+		rp__ep_wake(ep);
+	rp__ep_unlock(ep);
+	rp__ep_put(ep);
+}
+
+void rp__cs_dup(int oldfd, int newfd)
+{
+	struct rp__fdent *e;
+	struct rp__cs *cs;
+	struct rp__ep *ep;
+
+	if (oldfd == newfd || !(cs = rp__cs_lock(oldfd, &ep)))
+		return;
+	e = rp__fdent(newfd, true);
+	if (e) {
+		rp__cs_get_fd(cs);
+		atomic_store(&e->cs, cs);
+	}
+	rp__cs_unlock(ep);
+}
+
+/* fd no longer names its completion socket, if it named one. */
+static void rp__cs_forget(struct rp__fdent *e)
+{
+	struct rp__cs *cs = atomic_exchange(&e->cs, NULL);
+	struct rp__ep *ep;
+	bool done = false;
+
+	if (!cs)
+		return;
+	ep = atomic_load(&cs->ep);
+	if (ep && rp__ep_tryget(ep)) {
+		rp__ep_lock(ep);
+		if (!cs->orphan && atomic_load(&cs->ep) == ep) {
+			rp__cs_put_fd(cs);
+			done = true;
+		}
+		rp__ep_unlock(ep);
+		rp__ep_put(ep);
+	}
+	if (!done)
+		rp__cs_put_fd(cs);
 }
 
 /* Under rp__tab_lock. */
@@ -327,7 +417,7 @@ void rp__st_report(bool any_context)
 	static atomic_int said;
 	struct rp_epoll_stats st;
 	const char *backend;
-	char prog[32], line[512];
+	char prog[32], line[768];
 	int n;
 
 	if (!rp__stats || atomic_exchange(&said, 1))
@@ -368,6 +458,20 @@ void rp__st_report(bool any_context)
 		     (unsigned long long)(st.waits + st.ctls),
 		     (unsigned long long)(st.enters + st.ctl_syscalls +
 					  st.polls));
+	/* The completion mode's counters, only where it is on. */
+	if (n > 0 && rp__cs_on && (size_t)n < sizeof(line))
+		n += snprintf(line + n - 1, sizeof(line) - (size_t)n + 1,
+			      " cs_sockets=%lu cs_declined=%lu cs_reverted=%lu"
+			      " cs_rx_bytes=%lu cs_tx_bytes=%lu cs_reads=%lu"
+			      " cs_writes=%lu\n",
+			      atomic_load(&rp__cs_st.sockets),
+			      atomic_load(&rp__cs_st.declined),
+			      atomic_load(&rp__cs_st.reverted),
+			      atomic_load(&rp__cs_st.rx_bytes),
+			      atomic_load(&rp__cs_st.tx_bytes),
+			      atomic_load(&rp__cs_st.reads),
+			      atomic_load(&rp__cs_st.writes)) -
+		     1;
 	/* One write(2), not stdio: no lock, and lines of processes apart. */
 	if (n > 0 && write(STDERR_FILENO, line,
 			   (size_t)n < sizeof(line) ? (size_t)n :
@@ -403,6 +507,7 @@ __attribute__((constructor)) static void rp__epoll_init(void)
 	rp__debug = rp__env_on("RINGPOLL_DEBUG");
 	pthread_atfork(NULL, NULL, rp__atfork_child);
 	rp__stats = rp__env_on("RINGPOLL_STATS");
+	rp__cs_on = rp__env_on("RINGPOLL_COMPLETION") && !rp__disable;
 	if (rp__stats)
 		atexit(rp__st_atexit);
 }
@@ -881,6 +986,8 @@ int rp__forget(int fd)
 	atomic_store(&e->kernel_ep, false);
 	if (rp__unlikely(rp__held))
 		return rp__defer_close(fd, e);
+	if (rp__unlikely(atomic_load_explicit(&e->cs, memory_order_relaxed)))
+		rp__cs_forget(e);
 	/* An instance nested in others leaves them first. */
 	if (atomic_load(&e->nreg))
 		rp__close_registered(fd, e);

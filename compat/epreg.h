@@ -38,6 +38,12 @@ struct rp__fdent {
 	_Atomic(struct rp__ep *) one;
 	/* An instance made the kernel's epoll (rp__ep_go_kernel), until closed. */
 	atomic_bool kernel_ep;
+	/*
+	 * The completion socket this number names (compat/epcs.h), found by
+	 * the interposed read and write family without a lock; checked
+	 * again under its instance's lock.
+	 */
+	_Atomic(struct rp__cs *) cs;
 };
 
 /* The table's chunks: made by rp__fdent, never freed; no lock to read. */
@@ -122,5 +128,18 @@ void rp__st_report(bool any_context);
 int rp__forget(int fd);
 /* The same for every fd in [first, last], before close_range. */
 void rp__forget_range(unsigned first, unsigned last);
+
+/*
+ * The completion socket fd names, with its instance locked and a
+ * reference to it (*epp), or NULL: the call is the kernel's.
+ * rp__cs_unlock lets both go, waking a sleeping owner to submit what the
+ * call queued.
+ */
+struct rp__cs *rp__cs_lock(int fd, struct rp__ep **epp);
+void rp__cs_unlock(struct rp__ep *ep);
+/* newfd is a dup of oldfd: it names oldfd's completion socket too. */
+void rp__cs_dup(int oldfd, int newfd);
+/* In a forked child: no number names a completion socket. */
+void rp__cs_forget_all(void);
 
 #endif /* RP_EPREG_H */

@@ -9,11 +9,17 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/close_range.h>
+#include <stdarg.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "epio.h"
 #include "eppollset.h"
 #include "epreg.h"
 
@@ -136,18 +142,28 @@ RP_EXPORT int close_range(unsigned first, unsigned last, int flags)
 /* dup2/dup3 onto a registered fd or an instance close it first. */
 RP_EXPORT int dup2(int oldfd, int newfd)
 {
+	int ret;
+
 	pthread_once(&rp__real_once, rp__find_real);
 	if (oldfd != newfd && fcntl(oldfd, F_GETFD) >= 0)
 		rp__forget(newfd);
-	RP_KEEP_ERRNO(rp__real_dup2(oldfd, newfd));
+	ret = rp__real_dup2(oldfd, newfd);
+	if (ret >= 0 && rp__unlikely(rp__cs_on))
+		rp__cs_dup(oldfd, ret);
+	return ret;
 }
 
 RP_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
+	int ret;
+
 	pthread_once(&rp__real_once, rp__find_real);
 	if (oldfd != newfd && fcntl(oldfd, F_GETFD) >= 0)
 		rp__forget(newfd);
-	RP_KEEP_ERRNO(rp__real_dup3(oldfd, newfd, flags));
+	ret = rp__real_dup3(oldfd, newfd, flags);
+	if (ret >= 0 && rp__unlikely(rp__cs_on))
+		rp__cs_dup(oldfd, ret);
+	return ret;
 }
 
 /*
@@ -171,8 +187,30 @@ static int (*_Atomic rp__real_pselect)(int, fd_set *, fd_set *, fd_set *,
 	(rp__likely(var) ? var : (var = (__typeof__(var))dlsym(RTLD_NEXT,  \
 							       name)))
 
+/* The result of a served call: -errno to -1/errno. */
+static ssize_t rp__cs_ret(ssize_t ret)
+{
+	if (ret < 0) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+
+/* ppoll as the C library has it, for compat/epio.c's poll. */
+static int rp__real_ppoll_fn(struct pollfd *fds, nfds_t n,
+			     const struct timespec *t, const sigset_t *ss)
+{
+	return RP_REAL(rp__real_ppoll, "ppoll")(fds, n, t, ss);
+}
+
 static int rp__poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+	if (rp__unlikely(rp__cs_on) && !rp__poll_rings(fds, n) &&
+	    rp__io_poll_has(fds, n))
+		RP_KEEP_ERRNO((int)rp__cs_ret(rp__io_poll(
+			fds, n, timeout < 0 ? -1 : timeout, NULL,
+			rp__real_ppoll_fn)));
 	if (rp__likely(!rp__poll_rings(fds, n)))
 		return RP_REAL(rp__real_poll, "poll")(fds, n, timeout);
 	RP_KEEP_ERRNO(rp__poll_slow(fds, n,
@@ -184,6 +222,14 @@ static int rp__poll(struct pollfd *fds, nfds_t n, int timeout)
 static int rp__ppoll(struct pollfd *fds, nfds_t n,
 		     const struct timespec *timeout, const sigset_t *sigmask)
 {
+	if (rp__unlikely(rp__cs_on) && !rp__poll_rings(fds, n) &&
+	    rp__io_poll_has(fds, n))
+		RP_KEEP_ERRNO((int)rp__cs_ret(rp__io_poll(
+			fds, n,
+			!timeout ? -1 :
+				   (int)(timeout->tv_sec * 1000 +
+					 (timeout->tv_nsec + 999999) / 1000000),
+			sigmask, rp__real_ppoll_fn)));
 	if (rp__likely(!rp__poll_rings(fds, n)))
 		return RP_REAL(rp__real_ppoll, "ppoll")(fds, n, timeout,
 							sigmask);
@@ -235,4 +281,338 @@ RP_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		return RP_REAL(rp__real_pselect, "pselect")(nfds, r, w, e,
 							    timeout, sigmask);
 	RP_KEEP_ERRNO(rp_pselect(nfds, r, w, e, timeout, sigmask));
+}
+
+/*
+ * The completion mode (RINGPOLL_COMPLETION=1, compat/epcs.h): the read
+ * and write family, and every call that could see a socket's buffers,
+ * go through compat/epio.c when the number names a completion socket.
+ * With the mode off each is one branch in front of the C library's.
+ */
+#define RP_CS_REAL(type, name, args)                                       \
+	static type(*_Atomic rp__real_##name) args;                        \
+	static type(*rp__real_fn_##name(void)) args                        \
+	{                                                                  \
+		return RP_REAL(rp__real_##name, #name);                    \
+	}
+
+RP_CS_REAL(ssize_t, read, (int, void *, size_t))
+RP_CS_REAL(ssize_t, readv, (int, const struct iovec *, int))
+RP_CS_REAL(ssize_t, recv, (int, void *, size_t, int))
+RP_CS_REAL(ssize_t, recvfrom, (int, void *, size_t, int, struct sockaddr *,
+			       socklen_t *))
+RP_CS_REAL(ssize_t, recvmsg, (int, struct msghdr *, int))
+RP_CS_REAL(ssize_t, write, (int, const void *, size_t))
+RP_CS_REAL(ssize_t, writev, (int, const struct iovec *, int))
+RP_CS_REAL(ssize_t, send, (int, const void *, size_t, int))
+RP_CS_REAL(ssize_t, sendto, (int, const void *, size_t, int,
+			     const struct sockaddr *, socklen_t))
+RP_CS_REAL(ssize_t, sendmsg, (int, const struct msghdr *, int))
+RP_CS_REAL(int, shutdown, (int, int))
+RP_CS_REAL(int, fcntl, (int, int, ...))
+RP_CS_REAL(int, fcntl64, (int, int, ...))
+RP_CS_REAL(int, ioctl, (int, unsigned long, ...))
+RP_CS_REAL(int, dup, (int))
+RP_CS_REAL(ssize_t, sendfile, (int, int, off_t *, size_t))
+RP_CS_REAL(ssize_t, sendfile64, (int, int, off64_t *, size_t))
+
+/* Receive flags the buffers serve; MSG_OOB and MSG_ERRQUEUE are apart. */
+#define RP_CS_RECV_FLAGS                                                   \
+	(MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL |            \
+	 MSG_CMSG_CLOEXEC | MSG_TRUNC)
+#define RP_CS_SEND_FLAGS                                                   \
+	(MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE | MSG_EOR | MSG_CONFIRM)
+
+RP_EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+	if (rp__unlikely(rp__cs_on)) {
+		struct iovec v = { buf, len };
+		bool served;
+		ssize_t ret = rp__io_read(fd, &v, 1, 0, &served);
+
+		if (served)
+			return rp__cs_ret(ret);
+	}
+	return rp__real_fn_read()(fd, buf, len);
+}
+
+RP_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+	if (len > buflen)
+		abort();
+	return read(fd, buf, len);
+}
+
+RP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+	if (rp__unlikely(rp__cs_on) && n >= 0 && n <= IOV_MAX) {
+		bool served;
+		ssize_t ret = rp__io_read(fd, iov, n, 0, &served);
+
+		if (served)
+			return rp__cs_ret(ret);
+	}
+	return rp__real_fn_readv()(fd, iov, n);
+}
+
+RP_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	if (rp__unlikely(rp__cs_on) && !(flags & ~RP_CS_RECV_FLAGS)) {
+		struct iovec v = { buf, len };
+		bool served;
+		ssize_t ret = rp__io_read(fd, &v, 1, flags, &served);
+
+		if (served)
+			return rp__cs_ret(ret);
+	}
+	return rp__real_fn_recv()(fd, buf, len, flags);
+}
+
+RP_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen,
+			     int flags)
+{
+	if (len > buflen)
+		abort();
+	return recv(fd, buf, len, flags);
+}
+
+RP_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
+			   struct sockaddr *from, socklen_t *fromlen)
+{
+	if (rp__unlikely(rp__cs_on) && !(flags & ~RP_CS_RECV_FLAGS)) {
+		struct iovec v = { buf, len };
+		bool served;
+		ssize_t ret = rp__io_read(fd, &v, 1, flags, &served);
+
+		if (served) {
+			/* A connected stream socket names no sender. */
+			if (ret >= 0 && from && fromlen)
+				*fromlen = 0;
+			return rp__cs_ret(ret);
+		}
+	}
+	return rp__real_fn_recvfrom()(fd, buf, len, flags, from, fromlen);
+}
+
+RP_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len,
+				 size_t buflen, int flags,
+				 struct sockaddr *from, socklen_t *fromlen)
+{
+	if (len > buflen)
+		abort();
+	return recvfrom(fd, buf, len, flags, from, fromlen);
+}
+
+RP_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	if (rp__unlikely(rp__cs_on) && msg && !(flags & ~RP_CS_RECV_FLAGS) &&
+	    msg->msg_iovlen <= IOV_MAX) {
+		bool served;
+		ssize_t ret = rp__io_read(fd, msg->msg_iov,
+					  (int)msg->msg_iovlen, flags,
+					  &served);
+
+		if (served) {
+			if (ret >= 0) {
+				msg->msg_namelen = 0;
+				msg->msg_controllen = 0;
+				msg->msg_flags = 0;
+			}
+			return rp__cs_ret(ret);
+		}
+	}
+	return rp__real_fn_recvmsg()(fd, msg, flags);
+}
+
+RP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+	if (rp__unlikely(rp__cs_on)) {
+		struct iovec v = { (void *)buf, len };
+		bool served;
+		ssize_t ret = rp__io_write(fd, &v, 1, 0, &served);
+
+		if (served)
+			return rp__cs_ret(ret);
+	}
+	return rp__real_fn_write()(fd, buf, len);
+}
+
+RP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+	if (rp__unlikely(rp__cs_on) && n >= 0 && n <= IOV_MAX) {
+		bool served;
+		ssize_t ret = rp__io_write(fd, iov, n, 0, &served);
+
+		if (served)
+			return rp__cs_ret(ret);
+	}
+	return rp__real_fn_writev()(fd, iov, n);
+}
+
+/*
+ * A send the buffers cannot carry (MSG_OOB, control data, an address)
+ * goes to the kernel after ours: EAGAIN while ours are queued.
+ */
+static bool rp__cs_behind(int fd)
+{
+	int ret = rp__io_flushed(fd);
+
+	if (ret < 0) {
+		errno = -ret;
+		return true;
+	}
+	return false;
+}
+
+RP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	if (rp__unlikely(rp__cs_on)) {
+		if (!(flags & ~RP_CS_SEND_FLAGS)) {
+			struct iovec v = { (void *)buf, len };
+			bool served;
+			ssize_t ret = rp__io_write(fd, &v, 1, flags, &served);
+
+			if (served)
+				return rp__cs_ret(ret);
+		} else if (rp__cs_behind(fd)) {
+			return -1;
+		}
+	}
+	return rp__real_fn_send()(fd, buf, len, flags);
+}
+
+RP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
+			 const struct sockaddr *to, socklen_t tolen)
+{
+	if (rp__unlikely(rp__cs_on)) {
+		if (!to && !(flags & ~RP_CS_SEND_FLAGS)) {
+			struct iovec v = { (void *)buf, len };
+			bool served;
+			ssize_t ret = rp__io_write(fd, &v, 1, flags, &served);
+
+			if (served)
+				return rp__cs_ret(ret);
+		} else if (rp__cs_behind(fd)) {
+			return -1;
+		}
+	}
+	return rp__real_fn_sendto()(fd, buf, len, flags, to, tolen);
+}
+
+RP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (rp__unlikely(rp__cs_on) && msg) {
+		if (!msg->msg_name && !msg->msg_controllen &&
+		    !(flags & ~RP_CS_SEND_FLAGS) && msg->msg_iovlen <= IOV_MAX) {
+			bool served;
+			ssize_t ret = rp__io_write(fd, msg->msg_iov,
+						   (int)msg->msg_iovlen, flags,
+						   &served);
+
+			if (served)
+				return rp__cs_ret(ret);
+		} else if (rp__cs_behind(fd)) {
+			return -1;
+		}
+	}
+	return rp__real_fn_sendmsg()(fd, msg, flags);
+}
+
+RP_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t len)
+{
+	if (rp__unlikely(rp__cs_on) && rp__cs_behind(out))
+		return -1;
+	return rp__real_fn_sendfile()(out, in, off, len);
+}
+
+RP_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t len)
+{
+	if (rp__unlikely(rp__cs_on) && rp__cs_behind(out))
+		return -1;
+	return rp__real_fn_sendfile64()(out, in, off, len);
+}
+
+RP_EXPORT int shutdown(int fd, int how)
+{
+	if (rp__unlikely(rp__cs_on) &&
+	    (how == SHUT_RD || how == SHUT_WR || how == SHUT_RDWR)) {
+		bool served;
+		int ret = rp__io_shutdown(fd, how, &served);
+
+		if (served)
+			return (int)rp__cs_ret(ret);
+	}
+	return rp__real_fn_shutdown()(fd, how);
+}
+
+RP_EXPORT int dup(int fd)
+{
+	int ret = rp__real_fn_dup()(fd);
+
+	if (ret >= 0 && rp__unlikely(rp__cs_on))
+		rp__cs_dup(fd, ret);
+	return ret;
+}
+
+/*
+ * fcntl's argument is an int or a pointer, by command: passed on as the
+ * pointer-sized word it arrived in (the x86-64 and aarch64 ABIs pass
+ * either so).
+ */
+static int rp__fcntl(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+{
+	int ret = real(fd, cmd, arg);
+
+	if (ret < 0 || !rp__unlikely(rp__cs_on))
+		return ret;
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+		rp__cs_dup(fd, ret);
+	else if (cmd == F_SETFL)
+		rp__io_blocking(fd, !((long)arg & O_NONBLOCK));
+	return ret;
+}
+
+RP_EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return rp__fcntl(rp__real_fn_fcntl(), fd, cmd, arg);
+}
+
+RP_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return rp__fcntl(rp__real_fn_fcntl64() ? rp__real_fn_fcntl64() :
+						 rp__real_fn_fcntl(),
+			 fd, cmd, arg);
+}
+
+RP_EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+	size_t n;
+	int ret;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	ret = rp__real_fn_ioctl()(fd, req, arg);
+	if (ret < 0 || !rp__unlikely(rp__cs_on))
+		return ret;
+	/* What is readable is ours and the kernel's, in that order. */
+	if (req == FIONREAD && arg && rp__io_buffered(fd, &n))
+		*(int *)arg += (int)n;
+	else if (req == FIONBIO && arg)
+		rp__io_blocking(fd, !*(int *)arg);
+	return ret;
 }

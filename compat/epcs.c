@@ -1,0 +1,722 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Completion sockets: the state machine of one socket in the transparent
+ * completion mode (see compat/epcs.h for what the mode is).
+ *
+ *   receive   one multishot IORING_OP_RECV per socket, its buffers taken
+ *             from the instance's provided-buffer ring. Each CQE's bytes
+ *             are copied into the socket's own rx buffer at once and the
+ *             buffer handed back, so a slow reader never holds the ring's
+ *             buffers. EOF and errors queue behind the data. Past
+ *             RP__CS_RX_MAX bytes buffered the recv is cancelled, and
+ *             armed again when a read drains it: the kernel's receive
+ *             window is the flow control, as without us.
+ *   send      a write copies into tx and returns; one IORING_OP_SEND at a
+ *             time carries the bytes at tx's head (MSG_WAITALL: all or an
+ *             error), so order on the socket is the order of the writes.
+ *             Its completion frees them and sends what came since.
+ *   readiness tcp_poll's answer computed from these (rp__cs_mask).
+ *   letting go when no fd number names the socket any more: the recv is
+ *             cancelled, what tx holds still goes out, then the ring's
+ *             reference to the file is dropped (an IORING_OP_FILES_UPDATE
+ *             of -1), whose CQE frees the table slot for reuse.
+ *
+ * All of it under ep->lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "epctx.h"
+
+bool rp__cs_on;
+struct rp__cs_stats rp__cs_st;
+
+/* Provided buffers per instance: 1 MiB, made with its first socket. */
+#define RP__CS_NBUF 256u
+#define RP__CS_BUFSZ 4096u
+#define RP__CS_BGID 0
+/* The registered-file table: at most this many sockets per instance. */
+#define RP__CS_SLOTS_MAX 65536u
+/* Received ahead and not read: past this the recv stops. */
+#define RP__CS_RX_MAX (256u * 1024)
+/* The send buffer; EPOLLOUT while at most half of it is queued. */
+#define RP__CS_TX_CAP (64u * 1024)
+
+/* The interest bits the mode can answer from its buffers. */
+#define RP__CS_EVENTS                                                      \
+	(EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET | EPOLLONESHOT |        \
+	 EPOLLERR | EPOLLHUP | EPOLLRDNORM | EPOLLWRNORM)
+
+/* cs structs: recycled, never freed (a lookup may race a close). */
+static pthread_mutex_t rp__cs_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rp__cs *rp__cs_pool;
+static atomic_uint rp__cs_gen;
+
+/* What FILES_UPDATE reads when it drops a slot's file. */
+static const int rp__cs_nofile = -1;
+
+static struct rp__cs *rp__cs_new(void)
+{
+	struct rp__cs *cs;
+
+	pthread_mutex_lock(&rp__cs_pool_lock);
+	cs = rp__cs_pool;
+	if (cs)
+		rp__cs_pool = cs->next_free;
+	pthread_mutex_unlock(&rp__cs_pool_lock);
+	if (!cs)
+		cs = calloc(1, sizeof(*cs));
+	return cs;
+}
+
+static void rp__cs_recycle(struct rp__cs *cs)
+{
+	atomic_store(&cs->live, false);
+	free(cs->rx);
+	free(cs->tx);
+	cs->rx = cs->tx = NULL;
+	pthread_mutex_lock(&rp__cs_pool_lock);
+	cs->next_free = rp__cs_pool;
+	rp__cs_pool = cs;
+	pthread_mutex_unlock(&rp__cs_pool_lock);
+}
+
+/*
+ * The instance's file table and buffer ring, made by the first socket.
+ * Registration is the ring owner's (SINGLE_ISSUER: another thread gets
+ * -EEXIST, then this socket is declined, and a later one tries again).
+ * The table is registered sparse with the raw syscall: liburing's helper
+ * raises RLIMIT_NOFILE on EMFILE, which the host would see.
+ */
+static int rp__cs_setup(struct rp__ep *ep)
+{
+	struct rp__cs_set *set = &ep->cs;
+	struct io_uring_rsrc_register reg = { .flags =
+						      IORING_RSRC_REGISTER_SPARSE };
+	struct io_uring_buf_reg breg = { 0 };
+	struct rlimit rl;
+	uint32_t n = RP__CS_SLOTS_MAX;
+	void *br = NULL;
+	int ret;
+
+	if (set->nslots)
+		return 0;
+	if (set->broken)
+		return -EOPNOTSUPP;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n)
+		n = (uint32_t)rl.rlim_cur;
+	reg.nr = n;
+	ret = (int)syscall(SYS_io_uring_register, ep->ring.uring.ring_fd,
+			   IORING_REGISTER_FILES2, &reg, sizeof(reg));
+	if (ret < 0) {
+		ret = -errno;
+		if (ret != -EEXIST)
+			set->broken = true;
+		return ret;
+	}
+	set->by_slot = calloc(n, sizeof(*set->by_slot));
+	set->free_slots = malloc(n * sizeof(*set->free_slots));
+	set->bufs = malloc((size_t)RP__CS_NBUF * RP__CS_BUFSZ);
+	if (posix_memalign(&br, 4096, RP__CS_NBUF * sizeof(struct io_uring_buf)))
+		br = NULL;
+	if (!set->by_slot || !set->free_slots || !set->bufs || !br) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	set->br = br;
+	io_uring_buf_ring_init(set->br);
+	breg.ring_addr = (uintptr_t)br;
+	breg.ring_entries = RP__CS_NBUF;
+	breg.bgid = RP__CS_BGID;
+	ret = io_uring_register_buf_ring(&ep->ring.uring, &breg, 0);
+	if (ret < 0)
+		goto fail;
+	for (uint32_t i = 0; i < RP__CS_NBUF; i++)
+		io_uring_buf_ring_add(set->br, set->bufs + i * RP__CS_BUFSZ,
+				      RP__CS_BUFSZ, (unsigned short)i,
+				      io_uring_buf_ring_mask(RP__CS_NBUF),
+				      (int)i);
+	io_uring_buf_ring_advance(set->br, (int)RP__CS_NBUF);
+	/* Low slots first: the kernel's table is walked by index. */
+	for (uint32_t i = 0; i < n; i++)
+		set->free_slots[i] = n - 1 - i;
+	set->nfree = n;
+	set->nslots = n;
+	return 0;
+fail:
+	(void)syscall(SYS_io_uring_register, ep->ring.uring.ring_fd,
+		      IORING_UNREGISTER_FILES, NULL, 0);
+	free(set->by_slot);
+	free(set->free_slots);
+	free(set->bufs);
+	free(br);
+	set->by_slot = NULL;
+	set->free_slots = NULL;
+	set->bufs = NULL;
+	set->br = NULL;
+	set->broken = true;
+	return ret;
+}
+
+static void rp__cs_buf_return(struct rp__cs_set *set, unsigned bid)
+{
+	io_uring_buf_ring_add(set->br, set->bufs + bid * RP__CS_BUFSZ,
+			      RP__CS_BUFSZ, (unsigned short)bid,
+			      io_uring_buf_ring_mask(RP__CS_NBUF), 0);
+	io_uring_buf_ring_advance(set->br, 1);
+}
+
+/* An SQE for cs, or NULL: then set->retry, and the next wait tries again. */
+static struct io_uring_sqe *rp__cs_sqe(struct rp__ep *ep)
+{
+	return rp__ring_sqe(&ep->ring, NULL);
+}
+
+static void rp__cs_recv_arm(struct rp__ep *ep, struct rp__cs *cs)
+{
+	struct io_uring_sqe *sqe;
+
+	if (cs->recv_armed || cs->recv_stopped || cs->rx_eof || cs->closed)
+		return;
+	sqe = rp__cs_sqe(ep);
+	if (!sqe)
+		return;
+	io_uring_prep_recv(sqe, (int)cs->slot, NULL, 0, 0);
+	sqe->ioprio |= IORING_RECV_MULTISHOT;
+	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+	sqe->buf_group = RP__CS_BGID;
+	sqe->user_data = rp__ud(RP__UD_CS_RECV, cs->slot, cs->gen);
+	cs->recv_armed = true;
+}
+
+static void rp__cs_recv_stop(struct rp__ep *ep, struct rp__cs *cs)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!cs->recv_armed || cs->recv_stopped)
+		return;
+	sqe = rp__cs_sqe(ep);
+	if (!sqe)
+		return;
+	io_uring_prep_cancel64(sqe, rp__ud(RP__UD_CS_RECV, cs->slot, cs->gen),
+			       0);
+	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+	cs->recv_stopped = true;
+}
+
+/* The last request of a closed socket is done: the ring lets it go. */
+static void rp__cs_finish(struct rp__ep *ep, struct rp__cs *cs)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!cs->closed || cs->recv_armed || cs->tx_out ||
+	    (cs->tx_len && !cs->dead))
+		return;
+	sqe = rp__cs_sqe(ep);
+	if (!sqe)
+		return; /* tried again at the socket's next CQE or wait */
+	io_uring_prep_files_update(sqe, (int *)&rp__cs_nofile, 1,
+				   (int)cs->slot);
+	sqe->user_data = rp__ud(RP__UD_CS_FREE, cs->slot, cs->gen);
+	ep->cs.by_slot[cs->slot] = NULL;
+	ep->cs.nsock--;
+	rp__cs_recycle(cs);
+}
+
+static void rp__cs_send_next(struct rp__ep *ep, struct rp__cs *cs)
+{
+	struct io_uring_sqe *sqe;
+
+	if (cs->tx_out || cs->dead)
+		return;
+	if (!cs->tx_len) {
+		cs->tx_off = 0;
+		if (cs->shut_wr && !cs->shut_queued) {
+			sqe = rp__cs_sqe(ep);
+			if (!sqe)
+				return;
+			io_uring_prep_shutdown(sqe, (int)cs->slot, SHUT_WR);
+			sqe->flags |= IOSQE_FIXED_FILE;
+			sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+			cs->shut_queued = true;
+		}
+		rp__cs_finish(ep, cs);
+		return;
+	}
+	sqe = rp__cs_sqe(ep);
+	if (!sqe)
+		return;
+	io_uring_prep_send(sqe, (int)cs->slot, cs->tx + cs->tx_off, cs->tx_len,
+			   MSG_WAITALL | MSG_NOSIGNAL);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	sqe->user_data = rp__ud(RP__UD_CS_SEND, cs->slot, cs->gen);
+	cs->tx_out = cs->tx_len;
+}
+
+struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int type = 0, fl;
+	socklen_t tl = sizeof(type);
+	struct rp__cs *cs;
+	uint32_t slot;
+
+	if (events & ~RP__CS_EVENTS)
+		goto decline;
+	/*
+	 * Connected: a listening or connecting socket is out (a connect in
+	 * progress is reported by EPOLLOUT, which the mode would answer
+	 * from its buffer). TCP only: a unix socket may carry fds
+	 * (SCM_RIGHTS), which a recv without a control buffer would drop.
+	 */
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+		goto decline;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+	    type != SOCK_STREAM)
+		goto decline;
+	/* The syscall: under the preload fcntl is ours. */
+	fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
+	if (fl < 0 || !(fl & O_NONBLOCK))
+		goto decline;
+	if (rp__cs_setup(ep) < 0 || !ep->cs.nfree)
+		goto decline;
+	slot = ep->cs.free_slots[--ep->cs.nfree];
+	if (io_uring_register_files_update(&ep->ring.uring, slot, &fd, 1) != 1) {
+		ep->cs.free_slots[ep->cs.nfree++] = slot;
+		goto decline;
+	}
+	cs = rp__cs_new();
+	if (!cs) {
+		(void)io_uring_register_files_update(&ep->ring.uring, slot,
+						     (int *)&rp__cs_nofile, 1);
+		ep->cs.free_slots[ep->cs.nfree++] = slot;
+		goto decline;
+	}
+	memset(&cs->slot, 0, sizeof(*cs) - offsetof(struct rp__cs, slot));
+	atomic_store(&cs->ep, ep);
+	cs->slot = slot;
+	cs->gen = atomic_fetch_add(&rp__cs_gen, 1) + 1;
+	cs->fd = fd;
+	cs->nfds = 1;
+	cs->registered = true;
+	atomic_store(&cs->live, true);
+	ep->cs.by_slot[slot] = cs;
+	ep->cs.nsock++;
+	rp__cs_recv_arm(ep, cs);
+	atomic_fetch_add(&rp__cs_st.sockets, 1);
+	return cs;
+decline:
+	atomic_fetch_add(&rp__cs_st.declined, 1);
+	return NULL;
+}
+
+void rp__cs_unadopt(struct rp__ep *ep, struct rp__cs *cs)
+{
+	cs->registered = false;
+	rp__cs_put_fd(cs);
+	(void)ep;
+}
+
+uint32_t rp__cs_mask(const struct rp__cs *cs)
+{
+	uint32_t m = 0;
+
+	if (cs->rx_len || cs->rx_eof || cs->err)
+		m |= EPOLLIN | EPOLLRDNORM;
+	if (cs->rx_eof)
+		m |= EPOLLRDHUP;
+	/* As tcp_poll: a shut send side is writable (the write fails). */
+	if (cs->dead || cs->shut_wr || cs->tx_len <= RP__CS_TX_CAP / 2)
+		m |= EPOLLOUT | EPOLLWRNORM;
+	if (cs->err)
+		m |= EPOLLERR;
+	if ((cs->rx_eof && cs->shut_wr) || cs->dead)
+		m |= EPOLLHUP;
+	return m;
+}
+
+/* Appends n bytes to rx; false if there is no memory for them. */
+static bool rp__cs_rx_put(struct rp__cs *cs, const char *p, size_t n)
+{
+	if (cs->rx_off + cs->rx_len + n > cs->rx_cap) {
+		if (cs->rx_off) {
+			memmove(cs->rx, cs->rx + cs->rx_off, cs->rx_len);
+			cs->rx_off = 0;
+		}
+		if (cs->rx_len + n > cs->rx_cap) {
+			size_t cap = cs->rx_cap ? cs->rx_cap * 2 : 4096;
+			char *rx;
+
+			while (cap < cs->rx_len + n)
+				cap *= 2;
+			rx = realloc(cs->rx, cap);
+			if (!rx)
+				return false;
+			cs->rx = rx;
+			cs->rx_cap = cap;
+		}
+	}
+	memcpy(cs->rx + cs->rx_off + cs->rx_len, p, n);
+	cs->rx_len += n;
+	return true;
+}
+
+static uint32_t rp__cs_recv_cqe(struct rp__ep *ep, struct rp__cs *cs,
+				const struct io_uring_cqe *cqe)
+{
+	uint32_t bits = 0;
+
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+
+		/*
+		 * No memory to keep the bytes: the socket fails as a
+		 * socket whose kernel ran out would, never silently.
+		 */
+		if (cqe->res > 0 &&
+		    !rp__cs_rx_put(cs, ep->cs.bufs + bid * RP__CS_BUFSZ,
+				   (size_t)cqe->res) &&
+		    !cs->err)
+			cs->err = -ENOMEM;
+		rp__cs_buf_return(&ep->cs, bid);
+	}
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		cs->recv_armed = false;
+	if (cqe->res > 0) {
+		atomic_fetch_add(&rp__cs_st.rx_bytes, (unsigned long)cqe->res);
+		bits = EPOLLIN | EPOLLRDNORM;
+		if (cs->rx_len >= RP__CS_RX_MAX)
+			rp__cs_recv_stop(ep, cs);
+	} else if (cqe->res == 0) {
+		cs->rx_eof = true;
+		bits = rp__cs_mask(cs);
+	} else if (cqe->res == -ENOBUFS || cqe->res == -ECANCELED) {
+		/*
+		 * Out of buffers (handed back above: armed again below), or
+		 * cancelled: by us (recv_stopped, closed: not armed again),
+		 * or by the kernel when the thread that submitted it exited
+		 * (the socket lives on: armed again).
+		 */
+	} else {
+		/* A reset, a timeout: the error once, then end of file. */
+		if (!cs->err)
+			cs->err = cqe->res;
+		cs->rx_eof = true;
+		cs->dead = true;
+		bits = rp__cs_mask(cs);
+	}
+	if (!cs->recv_armed) {
+		if (cs->closed)
+			rp__cs_finish(ep, cs);
+		else
+			rp__cs_recv_arm(ep, cs);
+	}
+	return bits;
+}
+
+static uint32_t rp__cs_send_cqe(struct rp__ep *ep, struct rp__cs *cs,
+				const struct io_uring_cqe *cqe)
+{
+	size_t out = cs->tx_out;
+
+	cs->tx_out = 0;
+	if (cqe->res >= 0) {
+		size_t done = (size_t)cqe->res < out ? (size_t)cqe->res : out;
+
+		cs->tx_off += done;
+		cs->tx_len -= done;
+		atomic_fetch_add(&rp__cs_st.tx_bytes, done);
+	} else if (cqe->res != -ECANCELED) {
+		/*
+		 * The kernel's asynchronous error: the next call on the
+		 * socket returns it; nothing more can go out.
+		 */
+		if (!cs->err)
+			cs->err = cqe->res;
+		cs->dead = true;
+		cs->tx_len = 0;
+	}
+	rp__cs_send_next(ep, cs);
+	return rp__cs_mask(cs) & (EPOLLOUT | EPOLLWRNORM | EPOLLERR |
+				  EPOLLHUP);
+}
+
+struct rp__cs *rp__cs_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe,
+			  uint32_t *bits)
+{
+	uint32_t slot = rp__ud_slot(cqe->user_data);
+	struct rp__cs *cs = slot < ep->cs.nslots ? ep->cs.by_slot[slot] : NULL;
+
+	*bits = 0;
+	if (rp__ud_kind(cqe->user_data) == RP__UD_CS_FREE) {
+		/* The file is let go: the slot may take another. */
+		if (slot < ep->cs.nslots)
+			ep->cs.free_slots[ep->cs.nfree++] = slot;
+		return NULL;
+	}
+	if (!cs || cs->gen != rp__ud_gen(cqe->user_data)) {
+		/* A buffer of a socket since let go still comes back. */
+		if (cqe->flags & IORING_CQE_F_BUFFER)
+			rp__cs_buf_return(&ep->cs, cqe->flags >>
+							   IORING_CQE_BUFFER_SHIFT);
+		return NULL;
+	}
+	if (rp__ud_kind(cqe->user_data) == RP__UD_CS_RECV)
+		*bits = rp__cs_recv_cqe(ep, cs, cqe);
+	else
+		*bits = rp__cs_send_cqe(ep, cs, cqe);
+	if (!atomic_load_explicit(&cs->live, memory_order_relaxed))
+		return NULL; /* finished and recycled */
+	return cs->registered ? cs : NULL;
+}
+
+static size_t rp__iov_len(const struct iovec *iov, int n)
+{
+	size_t t = 0;
+
+	for (int i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
+ssize_t rp__cs_read(struct rp__cs *cs, const struct iovec *iov, int n,
+		    int flags)
+{
+	struct rp__ep *ep = atomic_load(&cs->ep);
+	size_t want = rp__iov_len(iov, n), got = 0;
+
+	if (!want)
+		return 0;
+	if (!cs->rx_len) {
+		if (cs->err) {
+			int e = cs->err;
+
+			if (!(flags & MSG_PEEK))
+				cs->err = 0;
+			return e;
+		}
+		return cs->rx_eof ? 0 : -EAGAIN;
+	}
+	for (int i = 0; i < n && got < cs->rx_len; i++) {
+		size_t k = iov[i].iov_len, ok;
+
+		if (k > cs->rx_len - got)
+			k = cs->rx_len - got;
+		if (!k)
+			continue;
+		/* A bad pointer is EFAULT, as the kernel's copy gives. */
+		ok = rp__mem_user(&ep->mem, iov[i].iov_base, k, true);
+		if (ok < (uintptr_t)iov[i].iov_base + k) {
+			if (!got)
+				return -EFAULT;
+			break;
+		}
+		memcpy(iov[i].iov_base, cs->rx + cs->rx_off + got, k);
+		got += k;
+	}
+	if (!(flags & MSG_PEEK)) {
+		cs->rx_off += got;
+		cs->rx_len -= got;
+		if (!cs->rx_len)
+			cs->rx_off = 0;
+		if (cs->recv_stopped && !cs->recv_armed &&
+		    cs->rx_len < RP__CS_RX_MAX / 2) {
+			cs->recv_stopped = false;
+			rp__cs_recv_arm(ep, cs);
+		}
+	}
+	atomic_fetch_add_explicit(&rp__cs_st.reads, 1, memory_order_relaxed);
+	return (ssize_t)got;
+}
+
+ssize_t rp__cs_write(struct rp__cs *cs, int fd, const struct iovec *iov,
+		     int n, int flags)
+{
+	struct rp__ep *ep = atomic_load(&cs->ep);
+	size_t want = rp__iov_len(iov, n), put = 0, room;
+
+	if (cs->err) {
+		int e = cs->err;
+
+		cs->err = 0;
+		return e;
+	}
+	if (cs->dead || cs->shut_wr)
+		return -EPIPE;
+	if (!want)
+		return 0;
+	/*
+	 * A thread that cannot submit (the ring is another's, or nobody's
+	 * before the first wait) would leave the bytes until the owner's
+	 * next enter: with nothing of ours queued ahead, the kernel takes
+	 * them now, in order.
+	 */
+	if (!cs->tx_len && rp__ring_own(&ep->ring, false) < 0) {
+		struct msghdr m = { .msg_iov = (struct iovec *)iov,
+				    .msg_iovlen = (size_t)n };
+		ssize_t ret = syscall(SYS_sendmsg, fd, &m,
+				      flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		return ret < 0 ? -errno : ret;
+	}
+	if (!cs->tx) {
+		cs->tx = malloc(RP__CS_TX_CAP);
+		if (!cs->tx)
+			return -ENOMEM;
+	}
+	/* Nothing in flight: the queued bytes may move to the front. */
+	if (!cs->tx_out && cs->tx_off) {
+		memmove(cs->tx, cs->tx + cs->tx_off, cs->tx_len);
+		cs->tx_off = 0;
+	}
+	room = RP__CS_TX_CAP - cs->tx_off - cs->tx_len;
+	if (!room)
+		return -EAGAIN;
+	for (int i = 0; i < n && put < room; i++) {
+		size_t k = iov[i].iov_len, ok;
+
+		if (k > room - put)
+			k = room - put;
+		if (!k)
+			continue;
+		ok = rp__mem_user(&ep->mem, iov[i].iov_base, k, false);
+		if (ok < (uintptr_t)iov[i].iov_base + k) {
+			if (!put)
+				return -EFAULT;
+			break;
+		}
+		memcpy(cs->tx + cs->tx_off + cs->tx_len + put, iov[i].iov_base,
+		       k);
+		put += k;
+	}
+	/* Appended behind a send in flight: it goes with the next. */
+	cs->tx_len += put;
+	rp__cs_send_next(ep, cs);
+	atomic_fetch_add_explicit(&rp__cs_st.writes, 1, memory_order_relaxed);
+	return (ssize_t)put;
+}
+
+size_t rp__cs_buffered(const struct rp__cs *cs)
+{
+	return cs->rx_len;
+}
+
+int rp__cs_shutdown(struct rp__cs *cs, int how, int fd)
+{
+	struct rp__ep *ep = atomic_load(&cs->ep);
+
+	/*
+	 * The receive side is the kernel's to shut: the recv then ends
+	 * with end of file, after what was buffered.
+	 */
+	if (how == SHUT_RD || how == SHUT_RDWR) {
+		if (syscall(SYS_shutdown, fd, SHUT_RD) < 0)
+			return -errno;
+	}
+	if (how == SHUT_WR || how == SHUT_RDWR) {
+		/* The FIN goes after every byte written before it. */
+		cs->shut_wr = true;
+		rp__cs_send_next(ep, cs);
+	}
+	return 0;
+}
+
+bool rp__cs_catch_up(struct rp__ep *ep)
+{
+	/*
+	 * Not the owner (or nobody owns it yet, before the first wait):
+	 * the next wait does it.
+	 */
+	if (rp__ring_own(&ep->ring, false) < 0 ||
+	    (!rp__ring_tw_pending(&ep->ring) &&
+	     !rp__ring_unsubmitted(&ep->ring)))
+		return false;
+	if (rp__ring_settle(&ep->ring) < 0)
+		return false;
+	rp__ep_harvest(ep);
+	return true;
+}
+
+bool rp__cs_push(struct rp__ep *ep)
+{
+	if (rp__ring_own(&ep->ring, false) < 0 ||
+	    !rp__ring_unsubmitted(&ep->ring))
+		return false;
+	if (rp__ring_settle(&ep->ring) < 0)
+		return false;
+	rp__ep_harvest(ep);
+	return true;
+}
+
+void rp__cs_get_fd(struct rp__cs *cs)
+{
+	cs->nfds++;
+}
+
+void rp__cs_put_fd(struct rp__cs *cs)
+{
+	struct rp__ep *ep = atomic_load(&cs->ep);
+
+	if (cs->orphan) {
+		pthread_mutex_lock(&rp__cs_pool_lock);
+		if (--cs->nfds) {
+			pthread_mutex_unlock(&rp__cs_pool_lock);
+			return;
+		}
+		/*
+		 * A send of its ring may have been running when the ring
+		 * was torn down: its memory is not ours to reuse.
+		 */
+		cs->tx = NULL;
+		cs->orphan = false;
+		pthread_mutex_unlock(&rp__cs_pool_lock);
+		rp__cs_recycle(cs);
+		return;
+	}
+	if (--cs->nfds)
+		return;
+	cs->closed = true;
+	cs->registered = false;
+	atomic_store(&cs->live, false);
+	if (cs->recv_armed) {
+		/* Stopped already, for the cap: its cancel is queued. */
+		if (!cs->recv_stopped)
+			rp__cs_recv_stop(ep, cs);
+	}
+	rp__cs_send_next(ep, cs);
+	rp__cs_finish(ep, cs);
+}
+
+void rp__cs_release_all(struct rp__ep *ep)
+{
+	for (uint32_t s = 0; s < ep->cs.nslots && ep->cs.nsock; s++) {
+		struct rp__cs *cs = ep->cs.by_slot[s];
+
+		if (!cs)
+			continue;
+		ep->cs.by_slot[s] = NULL;
+		ep->cs.nsock--;
+		if (cs->closed) {
+			/* Its requests die with the ring; see orphan. */
+			cs->tx = NULL;
+			rp__cs_recycle(cs);
+			continue;
+		}
+		atomic_fetch_add(&rp__cs_st.reverted, 1);
+		if (cs->recv_armed && !cs->recv_stopped)
+			rp__cs_recv_stop(ep, cs);
+		rp__cs_send_next(ep, cs);
+		atomic_store(&cs->live, false);
+		cs->registered = false;
+		cs->orphan = true;
+	}
+}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Completion sockets (compat/epcs.c): the opt-in transparent completion
+ * mode (RINGPOLL_COMPLETION=1, ringpoll-run --completion). A connected,
+ * nonblocking stream socket registered in an instance is served by that
+ * instance's ring: a multishot IORING_OP_RECV receives ahead into user
+ * memory, writes are copied into a send buffer and go out as
+ * IORING_OP_SEND with the next enter, and the registration's readiness is
+ * the buffers' state, with no poll and no syscall. The interposed read
+ * and write family (compat/epio.c) is served from the buffers.
+ *
+ * Every request names the socket through the ring's registered-file
+ * table, never by the program's fd number: the program may close or dup2
+ * over that number at any moment, and no SQE of ours can then reach
+ * another file. The table takes a reference, dropped (an SQE) when the
+ * socket's last request is done.
+ *
+ * State is guarded by the instance's lock (ep->lock), like the rest of the
+ * instance; a cs struct is never freed (recycled), so that a lock-free
+ * lookup by fd (struct rp__fdent's cs) is safe, checked again under the
+ * lock.
+ */
+#ifndef RP_EPCS_H
+#define RP_EPCS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct rp__ep;
+struct io_uring_cqe;
+struct io_uring_buf_ring;
+
+/* RINGPOLL_COMPLETION=1, read once when the library loads. */
+extern bool rp__cs_on;
+
+/* The counters of the mode, process-wide (the stats line's cs_*). */
+struct rp__cs_stats {
+	atomic_ulong sockets;  /* sockets served by the mode */
+	atomic_ulong declined; /* stream sockets registered plainly */
+	atomic_ulong reverted; /* taken back to the plain path */
+	atomic_ulong rx_bytes; /* bytes received ahead */
+	atomic_ulong tx_bytes; /* bytes sent from the send buffers */
+	atomic_ulong reads;    /* read-family calls served from a buffer */
+	atomic_ulong writes;   /* write-family calls served by a buffer */
+};
+extern struct rp__cs_stats rp__cs_st;
+
+struct rp__cs {
+	/* Written under the lock of ep, read without it by lookups. */
+	_Atomic(struct rp__ep *) ep;
+	atomic_bool live;	/* serving: fd numbers may name it */
+	uint32_t slot;		/* its index in the ring's file table */
+	uint32_t gen;		/* its requests' user_data generation */
+	int fd;			/* the number it was registered under */
+	unsigned nfds;		/* numbers naming it (dup aliases) */
+	bool registered;	/* an epoll registration reports it */
+	bool closed;		/* no number names it: finish and let go */
+	/*
+	 * Its instance closed or left the ring while numbers still name it:
+	 * they are the kernel's socket again (the buffered bytes are gone
+	 * with the ring: see README). ep is no longer its to touch.
+	 */
+	bool orphan;
+	bool blocking;		/* O_NONBLOCK cleared since: calls wait */
+
+	/* Received ahead: rx[rx_off, rx_off + rx_len). */
+	char *rx;
+	size_t rx_off, rx_len, rx_cap;
+	bool rx_eof;	   /* the peer's FIN, after the data */
+	int err;	   /* the socket's pending error (-errno), once */
+	bool recv_armed;   /* the multishot is in the kernel */
+	bool recv_stopped; /* cancelled: too much buffered, or leaving */
+
+	/* To send: tx[tx_off, tx_off + tx_len); tx_out of it in flight. */
+	char *tx;
+	size_t tx_off, tx_len, tx_out;
+	bool shut_wr;	   /* shutdown(SHUT_WR) asked */
+	bool shut_queued;  /* and handed to the ring after the data */
+	bool dead;	   /* send side failed: nothing more goes out */
+
+	struct rp__cs *next_free;
+};
+
+/* An instance's part: its file table, its buffer ring, its sockets. */
+struct rp__cs_set {
+	struct rp__cs **by_slot;
+	uint32_t nslots;	/* the registered table's size; 0 none */
+	uint32_t *free_slots;
+	uint32_t nfree;
+	struct io_uring_buf_ring *br;
+	char *bufs;
+	uint32_t nsock;		/* sockets served (slots in use) */
+	bool broken;		/* setup failed: decline from now on */
+};
+
+/*
+ * ADD of fd with ev: a cs for it if it qualifies (see compat/epcs.c),
+ * else NULL and the registration is a plain one. ep->lock held.
+ */
+struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events);
+/* The ADD that adopted cs failed after all. */
+void rp__cs_unadopt(struct rp__ep *ep, struct rp__cs *cs);
+
+/* The readiness of cs, as tcp_poll would give it. */
+uint32_t rp__cs_mask(const struct rp__cs *cs);
+
+/*
+ * A CQE of one of the mode's kinds. Returns the cs whose readiness
+ * changed (*bits: the bits of this change, an edge) or NULL.
+ */
+struct rp__cs *rp__cs_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe,
+			  uint32_t *bits);
+
+/*
+ * The read and write family on cs, ep->lock held; -errno. flags are the
+ * MSG_ flags the mode serves (MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL,
+ * MSG_NOSIGNAL); the caller declines the rest.
+ */
+ssize_t rp__cs_read(struct rp__cs *cs, const struct iovec *iov, int n,
+		    int flags);
+ssize_t rp__cs_write(struct rp__cs *cs, int fd, const struct iovec *iov,
+		     int n, int flags);
+/* Bytes a read would get now (FIONREAD's part of ours). */
+size_t rp__cs_buffered(const struct rp__cs *cs);
+/* shutdown(2) on cs: SHUT_WR after the data queued. -errno. */
+int rp__cs_shutdown(struct rp__cs *cs, int how, int fd);
+/*
+ * The owner runs the ring's deferred completions, so that what the
+ * kernel has received is in the buffer (a read that found it empty).
+ * Returns true if it could.
+ */
+bool rp__cs_catch_up(struct rp__ep *ep);
+
+/*
+ * The owner hands the queued sends to the kernel now and takes their
+ * completions (a writer found the buffer full). True if it could.
+ */
+bool rp__cs_push(struct rp__ep *ep);
+
+/*
+ * A number that named cs is closed; the last one lets the socket go.
+ * Under the lock of cs->ep, or of nothing for an orphan.
+ */
+void rp__cs_put_fd(struct rp__cs *cs);
+/* A new number names cs too (dup). */
+void rp__cs_get_fd(struct rp__cs *cs);
+
+/*
+ * The instance is closing or leaving its ring: every socket goes back to
+ * the plain path, its queued sends submitted first; bytes received ahead
+ * stay readable. ep->lock held.
+ */
+void rp__cs_release_all(struct rp__ep *ep);
+
+#endif /* RP_EPCS_H */
