@@ -45,6 +45,12 @@ static void usage(FILE *f)
 		"  -s, --stats     each process prints a ringpoll-stats line to "
 		"stderr at exit\n"
 		"                  (RINGPOLL_STATS=1)\n"
+		"  -c, --completion\n"
+		"                  opt-in: the reads and writes of connected "
+		"stream sockets in\n"
+		"                  ring-backed instances run on the completion "
+		"model\n"
+		"                  (RINGPOLL_COMPLETION=1)\n"
 		"  -v, --verbose   say which library is preloaded; each process "
 		"says once\n"
 		"                  whether its epoll runs on io_uring or on the "
@@ -61,9 +67,10 @@ static void usage(FILE *f)
 		"options follow it.\n"
 		"Environment: RINGPOLL_DISABLE=1 (the kernel's epoll), "
 		"RINGPOLL_STATS=1,\n"
-		"RINGPOLL_DEBUG=1. Exit status: COMMAND's; 2 for a usage error, "
-		"126 if COMMAND\n"
-		"cannot be run, 127 if it or the library is not found.\n"
+		"RINGPOLL_DEBUG=1, RINGPOLL_COMPLETION=1. Exit status: "
+		"COMMAND's; 2 for a usage\n"
+		"error, 126 if COMMAND cannot be run, 127 if it or the library "
+		"is not found.\n"
 		"See ringpoll-run(1) and ringpoll(7).\n",
 		RP_PRELOAD_NAME);
 }
@@ -128,6 +135,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "stats", no_argument, NULL, 's' },
+		{ "completion", no_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -136,13 +144,16 @@ int main(int argc, char **argv)
 	};
 	char lib[RP_DIRLEN + sizeof(RP_PRELOAD_NAME)], *preload;
 	const char *old;
-	int c, stats = 0, verbose = 0, quiet = 0;
+	int c, stats = 0, completion = 0, verbose = 0, quiet = 0;
 
 	/* "+": stop at the first word that is not an option (COMMAND). */
-	while ((c = getopt_long(argc, argv, "+svqhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+scvqhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			stats = 1;
+			break;
+		case 'c':
+			completion = 1;
 			break;
 		case 'v':
 			verbose = 1;
@@ -180,6 +191,9 @@ int main(int argc, char **argv)
 		setenv("RINGPOLL_STATS", "1", 1);
 	else if (quiet)
 		unsetenv("RINGPOLL_STATS");
+	/* A mode, not a message: --quiet leaves an inherited one alone. */
+	if (completion)
+		setenv("RINGPOLL_COMPLETION", "1", 1);
 	if (verbose)
 		setenv("RINGPOLL_DEBUG", "1", 1);
 	else if (quiet)

@@ -22,7 +22,7 @@ else
 fi
 want="mode,conns,size,rps,p50_us,p99_us,p999_us,server_cpu_us_per_req,server_syscalls_per_req,ratio_vs_epoll"
 if [ "$(head -1 "$out/demo/results.csv" 2>/dev/null)" = "$want" ] &&
-    [ "$(grep -c . "$out/demo/results.csv")" -eq 25 ]; then
+    [ "$(grep -c . "$out/demo/results.csv")" -eq 27 ]; then
 	ok "results.csv has the header and a row per mode and size"
 else
 	no "results.csv has the header and a row per mode and size"

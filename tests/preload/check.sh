@@ -233,6 +233,17 @@ else
 	no "-v says what it does, -q silences, -q --stats still counts"
 	cat "$out/v.txt" "$out/q.txt" "$out/qs.txt"
 fi
+# -c/--completion sets RINGPOLL_COMPLETION=1, and -q, a mode's business
+# not a message's, leaves it set; without it the environment is untouched.
+say='echo "$RINGPOLL_COMPLETION."'
+if [ "$("$B/ringpoll-run" --completion sh -c "$say")" = 1. ] &&
+    [ "$("$B/ringpoll-run" -c -q sh -c "$say")" = 1. ] &&
+    [ "$(env -u RINGPOLL_COMPLETION "$B/ringpoll-run" sh -c "$say")" = . ]
+then
+	ok "--completion and -c set RINGPOLL_COMPLETION=1, -q keeps it"
+else
+	no "--completion and -c set RINGPOLL_COMPLETION=1, -q keeps it"
+fi
 # A launcher away from its library says where it looked, with status 127.
 rm -rf "$out/away" && mkdir -p "$out/away/bin" &&
     cp "$B/ringpoll-run" "$out/away/bin/"

@@ -104,7 +104,9 @@ static int rpb_server_usage(FILE *f)
 		fprintf(f, "  %-17s %s\n", rpb_modes[i].name,
 			rpb_modes[i].about);
 	fprintf(f, "The preload is measured as: ringpoll-run rpbench server "
-		   "--mode epoll ...\n");
+		   "--mode epoll ...\n"
+		   "(preload-completion: ringpoll-run --completion rpbench "
+		   "server --mode epoll ...)\n");
 	return RPB_EXIT_USAGE;
 }
 
@@ -477,6 +479,9 @@ int rpb_server_main(int argc, char **argv)
 			strcmp(mode, "preload") == 0
 			    ? " (run: ringpoll-run rpbench server --mode "
 			      "epoll)"
+			: strcmp(mode, "preload-completion") == 0
+			    ? " (run: ringpoll-run --completion rpbench server "
+			      "--mode epoll)"
 			    : "");
 		return rpb_server_usage(stderr);
 	}
