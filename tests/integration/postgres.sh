@@ -70,9 +70,27 @@ start_pg() {  # TAG [ENV=VAL...]
 PSQL() { timeout 30 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres "$@"; }
 PGBENCH() { timeout 60 pgbench -h 127.0.0.1 -p "$PORT" -U postgres "$@" postgres; }
 
-# aux_pids: the postmaster's children (checkpointer, walwriter, ...: each
-# waits on epoll; the postmaster itself uses select(2) in PostgreSQL 15)
-aux_pids() { pgrep -P "$SRV_PID" | xargs; }
+# aux_pids: the postmaster's auxiliary processes (checkpointer, walwriter,
+# ...: each waits on epoll; the postmaster itself uses select(2) in
+# PostgreSQL 15), once at least 4 run and each has made its wait set; not
+# the backends, which come and go (wait_port's connection forks one)
+aux_pids() {
+    local i p k pids n ready
+    for i in $(seq 1 100); do
+        pids=""; n=0; ready=1
+        for p in $(pgrep -P "$SRV_PID"); do
+            tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null |
+                grep -Eq '^postgres: (checkpointer|background writer|walwriter|autovacuum launcher|logical replication launcher)' ||
+                continue
+            pids="$pids $p"; n=$((n + 1))
+            k=$(fd_kinds "$p")
+            [ $((${k% *} + ${k#* })) -ge 1 ] || ready=0
+        done
+        [ "$n" -ge 4 ] && [ "$ready" = 1 ] && break
+        sleep 0.05
+    done
+    echo $pids
+}
 
 # rows.py N FILE: N rows "id<TAB>hex of random bytes", sizes 0 B to 2 MiB;
 # prints the md5 of the hex strings concatenated in id order
