@@ -108,6 +108,7 @@ fetch_cmp() {  # every body checked by sha256: alone, keep-alive, 8 at once, a r
     rm -f "$TMPD"/ka.*
     # every file twice on one connection, the sizes mixed
     args=()
+    # shellcheck disable=SC2206
     local names=($FILES $FILES)
     for i in "${!names[@]}"; do args+=("http://127.0.0.1:$PORT/${names[$i]}" -o "$TMPD/mix.$i"); done
     timeout 20 curl -sS --fail --max-time 15 "${args[@]}" || { echo "mixed keep-alive curl failed"; rc=1; }
