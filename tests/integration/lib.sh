@@ -6,6 +6,13 @@
 #            command.  With a launcher the tests also prove the server ran on
 #            io_uring, and run it once more with RINGPOLL_STATS=1 and once
 #            with RINGPOLL_DISABLE=1.
+#   IT_MODE  native, shim or completion (default: native without RUNNER,
+#            shim with it).  completion: the launcher runs the server with
+#            RINGPOLL_COMPLETION=1 (issue 15's transparent completion) and
+#            RINGPOLL_STATS=1, and the test looks for cs_sockets=N in the
+#            ringpoll-stats lines at exit (check_cs).
+#   IT_CS_REQUIRE=1  under completion, cs_sockets must be > 0 (the mode
+#            took sockets); 0 (default): a run without it is a "skip:".
 #   KEEP=1   keep the temp dir under build/integration/ even on success.
 #   TEST_TIME_LIMIT  seconds before the whole test script is stopped (90).
 
@@ -13,6 +20,17 @@ set -u
 
 IT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RUNNER=${RUNNER:-}
+IT_MODE=${IT_MODE:-}
+if [ -z "$IT_MODE" ]; then
+    if [ -n "$RUNNER" ]; then IT_MODE=shim; else IT_MODE=native; fi
+fi
+IT_CS_REQUIRE=${IT_CS_REQUIRE:-0}
+if [ "$IT_MODE" = completion ]; then
+    [ -n "$RUNNER" ] || { echo "IT_MODE=completion needs RUNNER (the launcher)" >&2; exit 2; }
+    # The variable, not the launcher's --completion: the same either way,
+    # and it works with a launcher that predates the option.
+    RUNNER="env RINGPOLL_COMPLETION=1 $RUNNER"
+fi
 PYTHON=${PYTHON:-}
 if [ -z "$PYTHON" ]; then
     if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
@@ -39,7 +57,7 @@ check() {
     not_ok "$name"; diag <"$log" | tail -n 40; return 1
 }
 
-mode_label() { if [ -n "$RUNNER" ]; then echo "shim"; else echo "native"; fi; }
+mode_label() { echo "$IT_MODE"; }
 
 # pick_port: a free TCP port below the ephemeral range, not listened on.
 pick_port() {
@@ -61,6 +79,8 @@ pick_port() {
 start_server() {
     local tag=$1; shift
     local envs=()
+    # the counters at exit say whether the completion mode took sockets
+    [ "$IT_MODE" = completion ] && envs+=(RINGPOLL_STATS=1)
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do envs+=("$1"); shift; done
     shift
     # shellcheck disable=SC2086
@@ -166,6 +186,49 @@ expect_stats() {
     fi
     echo "no line with 'ringpoll' and 'enters' in $1:"; tail -n 20 "$1"
     return 1
+}
+
+# expect_cs FILE...: the ringpoll-stats lines in FILEs (one per process
+# that used ringpoll) show that the completion mode took sockets: the sum of
+# their cs_sockets=N is > 0.
+expect_cs() {
+    local lines n
+    lines=$(cat "$@" 2>/dev/null | grep -ao 'ringpoll-stats .*')
+    if [ -z "$lines" ]; then
+        echo "no ringpoll-stats line in: $*"; tail -n 5 "$@" 2>/dev/null
+        return 1
+    fi
+    # per process: pid, program, and the cs_ counters when there are any
+    printf '%s\n' "$lines" | awk '{
+        o = $2 " " $3
+        for (i = 4; i <= NF; i++) if ($i ~ /^cs_/) o = o " " $i
+        print o }' | head -n 20
+    if ! printf '%s\n' "$lines" | grep -q ' cs_sockets='; then
+        echo "cs_sockets: no such field in $(printf '%s\n' "$lines" | wc -l) ringpoll-stats lines"
+        return 1
+    fi
+    n=$(printf '%s\n' "$lines" | grep -o ' cs_sockets=[0-9]*' |
+        awk -F= '{ s += $2 } END { print s + 0 }')
+    echo "cs_sockets: $n in all"
+    [ "$n" -gt 0 ]
+}
+
+# check_cs NAME FILE...: under the completion mode only, expect_cs FILE...
+# as a check; with IT_CS_REQUIRE=0 a miss is a "skip:" line, not a failure
+# (until the mode's core is in the tree).
+check_cs() {
+    [ "$IT_MODE" = completion ] || return 0
+    local name=$1; shift
+    if [ "$IT_CS_REQUIRE" = 1 ]; then
+        check "$name" expect_cs "$@"
+        return
+    fi
+    local log="$TMPD/check_cs.$_tap_n.log"
+    if expect_cs "$@" >"$log" 2>&1; then
+        ok "$name"
+    else
+        echo "skip: integration-${IT_NAME:-test}: $name: $(tail -n 1 "$log") (IT_CS_REQUIRE=0)"
+    fi
 }
 
 _it_cleanup() {
