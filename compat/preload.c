@@ -616,3 +616,29 @@ RP_EXPORT int ioctl(int fd, unsigned long req, ...)
 		rp__io_blocking(fd, !*(int *)arg);
 	return ret;
 }
+
+/*
+ * Found when the library loads, not at first use: write is also the stats
+ * line's, which _exit may print from a signal handler, where dlsym is not
+ * safe to call.
+ */
+__attribute__((constructor)) static void rp__find_io(void)
+{
+	(void)rp__real_fn_read();
+	(void)rp__real_fn_readv();
+	(void)rp__real_fn_recv();
+	(void)rp__real_fn_recvfrom();
+	(void)rp__real_fn_recvmsg();
+	(void)rp__real_fn_write();
+	(void)rp__real_fn_writev();
+	(void)rp__real_fn_send();
+	(void)rp__real_fn_sendto();
+	(void)rp__real_fn_sendmsg();
+	(void)rp__real_fn_shutdown();
+	(void)rp__real_fn_fcntl();
+	(void)rp__real_fn_fcntl64();
+	(void)rp__real_fn_ioctl();
+	(void)rp__real_fn_dup();
+	(void)rp__real_fn_sendfile();
+	(void)rp__real_fn_sendfile64();
+}
