@@ -216,6 +216,9 @@ static void rp__cs_finish(struct rp__ep *ep, struct rp__cs *cs)
 {
 	struct io_uring_sqe *sqe;
 
+	/* Once: a send that finds nothing left finishes it too. */
+	if (cs->slot >= ep->cs.nslots || ep->cs.by_slot[cs->slot] != cs)
+		return;
 	if (!cs->closed || cs->recv_armed || cs->tx_out ||
 	    (cs->tx_len && !cs->dead))
 		return;
