@@ -98,6 +98,16 @@ $(B)/tests/relisten: tests/preload/relisten.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) $< -o $@
 
+# Byte-exactness of registered stream sockets (issue 15's completion mode),
+# on the conformance suite's helpers; run natively and under the preload.
+$(B)/tests/cmode: tests/preload/cmode.c tests/epoll/t_epoll.c \
+		tests/epoll/t_epoll.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g \
+		$(SAN_CFLAGS) $(CHECK_CFLAGS) -Itests/epoll \
+		tests/preload/cmode.c tests/epoll/t_epoll.c $(CHECK_LIBS) \
+		-lpthread -o $@
+
 $(B)/tests/epoll-probe: tests/preload/epoll-probe.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) $< -o $@
