@@ -167,7 +167,8 @@ static void pair_close(struct pair *p)
 		t_close(p->srv);
 	if (p->peer >= 0)
 		t_close(p->peer);
-	t_close(p->ep);
+	if (p->ep >= 0)
+		t_close(p->ep);
 }
 
 static void pair_mod(struct pair *p, uint32_t interest)
@@ -219,9 +220,10 @@ static void pump(struct pair *p)
 {
 	const struct timespec ms = {0, 1000000};
 	struct epoll_event ev[8];
-	int n, i;
+	int n = 0, i;
 
-	n = t_wait(p->ep, ev, 8, 0);
+	if (p->ep >= 0)
+		n = t_wait(p->ep, ev, 8, 0);
 	ck_assert_int_ge(n, 0);
 	for (i = 0; i < n; i++)
 		p->pumped |= ev[i].events;
@@ -873,8 +875,232 @@ static void et_new_arrival_new_edge(int kind)
 T_KINDS(et_new_arrival_new_edge)
 
 /*
+ * Zero-length calls. The kernel's surprise: on an empty socket read(fd,
+ * buf, 0) is 0 but recv(fd, buf, 0, 0) is EAGAIN; with bytes waiting both
+ * are 0 and take nothing; zero-length writes send nothing.
+ */
+static void zero_length_calls(int kind)
+{
+	uint8_t buf[16];
+	struct pair p;
+
+	pair_open(&p, kind, EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, 0), 0);
+	t_assert_errno(recv(p.srv, buf, 0, 0), EAGAIN);
+	ck_assert_int_eq(write(p.srv, buf, 0), 0);
+	ck_assert_int_eq(send(p.srv, buf, 0, 0), 0);
+	peer_expect_nothing(&p);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	peer_send(&p, 0, 3, 1);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, 0), 0);
+	ck_assert_int_eq(recv(p.srv, buf, 0, 0), 0);
+	ck_assert_int_eq(recv(p.srv, buf, 0, MSG_PEEK), 0);
+	ck_assert_int_eq(ev_wait(&p, 0), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 3);
+	T_PAT(buf, 0, 3, 1);
+	ck_assert_int_eq(shutdown(p.peer, SHUT_WR), 0);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, 0), 0);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 0);
+	pair_close(&p);
+}
+T_KINDS(zero_length_calls)
+
+/*
+ * SO_RCVLOWAT set after the registration: TCP reports EPOLLIN only from
+ * the low mark on (a nonblocking read below it still returns what is
+ * there); AF_UNIX streams report any byte.
+ */
+static void rcvlowat_epollin(int kind)
+{
+	uint8_t buf[1000];
+	struct pair p;
+	int lw = 500;
+
+	pair_open(&p, kind, EPOLLIN);
+	ck_assert_int_eq(
+	    setsockopt(p.srv, SOL_SOCKET, SO_RCVLOWAT, &lw, sizeof(lw)), 0);
+	peer_send(&p, 0, 100, 1);
+	if (kind == K_TCP) {
+		ck_assert_int_eq(ev_wait(&p, T_QUIET_MS), 0);
+		ck_assert_int_eq(t_poll1(p.srv, POLLIN, 0), 0);
+		peer_send(&p, 100, 450, 1);
+		ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+		ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 550);
+		T_PAT(buf, 0, 550, 1);
+		peer_send(&p, 550, 10, 1);
+		ck_assert_int_eq(ev_wait(&p, T_QUIET_MS), 0);
+		ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 10);
+		T_PAT(buf, 550, 10, 1);
+	} else {
+		ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+		ck_assert_int_eq(t_poll1(p.srv, POLLIN, 0), POLLIN);
+		ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 100);
+		T_PAT(buf, 0, 100, 1);
+	}
+	t_assert_errno(read(p.srv, buf, sizeof(buf)), EAGAIN);
+	pair_close(&p);
+}
+T_KINDS(rcvlowat_epollin)
+
+/* EPOLLONESHOT: one report, then silence with bytes left, until a MOD. */
+static void oneshot_rearm(int kind)
+{
+	uint8_t buf[1000];
+	struct pair p;
+
+	pair_open(&p, kind, EPOLLIN | EPOLLONESHOT);
+	peer_send(&p, 0, 1000, 1);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	ck_assert_int_eq(read(p.srv, buf, 300), 300);
+	T_PAT(buf, 0, 300, 1);
+	peer_send(&p, 1000, 10, 1);
+	ck_assert_int_eq(ev_wait(&p, T_QUIET_MS), 0);
+	t_ctl(p.ep, EPOLL_CTL_MOD, p.srv, EPOLLIN | EPOLLONESHOT, TAG);
+	ck_assert_int_eq(ev_wait(&p, 0), EPOLLIN);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 710);
+	T_PAT(buf, 300, 710, 1);
+	t_ctl(p.ep, EPOLL_CTL_MOD, p.srv, EPOLLIN | EPOLLONESHOT, TAG);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	peer_send(&p, 1010, 5, 1);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 5);
+	T_PAT(buf, 1010, 5, 1);
+	pair_close(&p);
+}
+T_KINDS(oneshot_rearm)
+
+/*
+ * The recvfrom address from a bound AF_UNIX peer: the kernel gives the
+ * sender's name (abstract here), 9 bytes of length for "\0cmode-c" + 2.
+ */
+START_TEST(recvfrom_bound_unix_peer)
+{
+	struct sockaddr_un la = {.sun_family = AF_UNIX};
+	struct sockaddr_un ca = {.sun_family = AF_UNIX};
+	struct sockaddr_un got;
+	struct iovec iov;
+	struct msghdr mh;
+	socklen_t len, nl;
+	uint8_t buf[100];
+	struct pair p;
+	int l, n;
+
+	n = snprintf(la.sun_path + 1, sizeof(la.sun_path) - 1,
+		     "cmode-l-%d", (int)getpid());
+	nl = offsetof(struct sockaddr_un, sun_path) + 1 + n;
+	snprintf(ca.sun_path + 1, sizeof(ca.sun_path) - 1, "cmode-c-%d",
+		 (int)getpid());
+	memset(&p, 0, sizeof(p));
+	p.kind = K_UNIX;
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(l, 0);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&la, nl), 0);
+	ck_assert_int_eq(listen(l, 1), 0);
+	p.peer = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(p.peer, 0);
+	ck_assert_int_eq(bind(p.peer, (struct sockaddr *)&ca, nl), 0);
+	ck_assert_int_eq(connect(p.peer, (struct sockaddr *)&la, nl), 0);
+	p.srv = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	ck_assert_int_ge(p.srv, 0);
+	t_close(l);
+	set_timeouts(p.peer, T_LONG_MS);
+	p.ep = t_epoll();
+	p.interest = EPOLLIN;
+	t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN, TAG);
+	peer_send(&p, 0, 100, 1);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	memset(&got, 0, sizeof(got));
+	len = sizeof(got);
+	ck_assert_int_eq(recvfrom(p.srv, buf, 40, 0, (struct sockaddr *)&got,
+				  &len),
+			 40);
+	T_PAT(buf, 0, 40, 1);
+	ck_assert_int_eq(len, nl);
+	ck_assert_int_eq(got.sun_family, AF_UNIX);
+	ck_assert_mem_eq(got.sun_path, ca.sun_path, nl - 2);
+	/* A short buffer: 4 bytes copied, the full length reported. */
+	len = 4;
+	memset(&got, 0, sizeof(got));
+	ck_assert_int_eq(recvfrom(p.srv, buf, 10, 0, (struct sockaddr *)&got,
+				  &len),
+			 10);
+	T_PAT(buf, 40, 10, 1);
+	ck_assert_int_eq(len, nl);
+	ck_assert_int_eq(got.sun_family, AF_UNIX);
+	ck_assert_mem_eq(got.sun_path, ca.sun_path, 2);
+	ck_assert_int_eq(got.sun_path[2], 0);
+	memset(&mh, 0, sizeof(mh));
+	memset(&got, 0, sizeof(got));
+	iov = (struct iovec){buf, sizeof(buf)};
+	mh.msg_name = &got;
+	mh.msg_namelen = sizeof(got);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	ck_assert_int_eq(recvmsg(p.srv, &mh, 0), 50);
+	T_PAT(buf, 50, 50, 1);
+	ck_assert_int_eq(mh.msg_namelen, nl);
+	ck_assert_mem_eq(got.sun_path, ca.sun_path, nl - 2);
+	pair_close(&p);
+}
+END_TEST
+
+/*
  * Writes.
  */
+
+struct writer3 {
+	pthread_t t;
+	int fd;
+	int err;
+	atomic_bool finished;
+};
+
+/* Three writes of 1,000 bytes of stream 2, from 0. */
+static void *writer3_main(void *arg)
+{
+	struct writer3 *w = arg;
+	uint8_t buf[1000];
+	int i;
+
+	for (i = 0; i < 3 && !w->err; i++) {
+		pat_fill(buf, i * 1000, 1000, 2);
+		if (write(w->fd, buf, 1000) != 1000)
+			w->err = errno ? errno : EIO;
+	}
+	atomic_store(&w->finished, true);
+	return NULL;
+}
+
+/*
+ * Writes from a thread that is not the one waiting on the instance, then
+ * from the waiting one: in order on the wire.
+ */
+static void write_from_other_thread(int kind)
+{
+	struct writer3 w = {.fd = -1};
+	int64_t end = t_now_ms() + T_LONG_MS;
+	uint8_t buf[1000];
+	struct pair p;
+
+	pair_open(&p, kind, EPOLLIN);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	w.fd = p.srv;
+	t_thread_start(&w.t, writer3_main, &w);
+	while (!atomic_load(&w.finished) && t_now_ms() < end)
+		ev_wait(&p, 5);
+	t_thread_join(w.t);
+	ck_assert_int_eq(w.err, 0);
+	pat_fill(buf, 3000, 1000, 2);
+	ck_assert_int_eq(write(p.srv, buf, 1000), 1000);
+	peer_expect(&p, 0, 4000, 2);
+	peer_expect_nothing(&p);
+	pair_close(&p);
+}
+T_KINDS(write_from_other_thread)
 
 /*
  * Write until EAGAIN while the peer reads nothing; once it reads, EPOLLOUT
@@ -1265,6 +1491,69 @@ START_TEST(msg_oob_tcp)
 	pair_close(&p);
 }
 END_TEST
+
+/*
+ * The instance lets go: EPOLL_CTL_DEL or its close, with bytes received
+ * and unread, and bytes written that the peer has not read. Nothing runs
+ * the instance after that (no epoll_wait on it): the peer still gets
+ * every byte, and reads still return the unread ones, in order.
+ */
+static void instance_lets_go(int kind, bool close_it)
+{
+	static uint8_t buf[4096];
+	struct peer_io r;
+	struct pair p;
+	size_t w;
+
+	pair_open(&p, kind, EPOLLIN);
+	peer_send(&p, 0, 1000, 1);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	pat_fill(buf, 0, 500, 2);
+	ck_assert_int_eq(write(p.srv, buf, 500), 500);
+	w = srv_fill(&p, 500, 2);
+	if (close_it) {
+		t_close(p.ep);
+		p.ep = -1;
+	} else {
+		t_ctl(p.ep, EPOLL_CTL_DEL, p.srv, 0, 0);
+	}
+	peer_io_start(&r, &p, false, 0, 500 + w, 2);
+	peer_io_join(&r);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 1000);
+	T_PAT(buf, 0, 1000, 1);
+	t_assert_errno(read(p.srv, buf, sizeof(buf)), EAGAIN);
+	peer_send(&p, 1000, 10, 1);
+	ck_assert_int_eq(t_poll1(p.srv, POLLIN, T_LONG_MS), POLLIN);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 10);
+	T_PAT(buf, 1000, 10, 1);
+	pat_fill(buf, 500 + w, 20, 2);
+	ck_assert_int_eq(write(p.srv, buf, 20), 20);
+	ck_assert_int_eq(t_poll1(p.peer, POLLIN, T_LONG_MS), POLLIN);
+	ck_assert_int_eq(recv(p.peer, buf, sizeof(buf), MSG_DONTWAIT), 20);
+	T_PAT(buf, 500 + w, 20, 2);
+	if (!close_it) {
+		/* Registered again: as new. */
+		t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN, TAG);
+		ck_assert_int_eq(ev_wait(&p, 0), 0);
+		peer_send(&p, 1010, 5, 1);
+		ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+		ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 5);
+		T_PAT(buf, 1010, 5, 1);
+	}
+	pair_close(&p);
+}
+
+static void ctl_del_keeps_bytes(int kind)
+{
+	instance_lets_go(kind, false);
+}
+T_KINDS(ctl_del_keeps_bytes)
+
+static void close_instance_keeps_bytes(int kind)
+{
+	instance_lets_go(kind, true);
+}
+T_KINDS(close_instance_keeps_bytes)
 
 /*
  * dup and friends: one socket under several numbers.
@@ -1958,11 +2247,16 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, read_eagain_when_empty);
 	T_ADD_KINDS(tc, lt_epollin_until_all_read);
 	T_ADD_KINDS(tc, et_new_arrival_new_edge);
+	T_ADD_KINDS(tc, zero_length_calls);
+	T_ADD_KINDS(tc, rcvlowat_epollin);
+	T_ADD_KINDS(tc, oneshot_rearm);
+	tcase_add_test(tc, recvfrom_bound_unix_peer);
 	suite_add_tcase(s, tc);
 
 	tc = t_tcase("write");
 	T_ADD_KINDS(tc, write_until_eagain_then_epollout);
 	T_ADD_KINDS(tc, epipe_raises_sigpipe);
+	T_ADD_KINDS(tc, write_from_other_thread);
 	suite_add_tcase(s, tc);
 
 	tc = t_tcase("shutdown");
@@ -1976,6 +2270,8 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, close_with_unread_data_peer_sees);
 	T_ADD_KINDS(tc, close_after_reading_all_peer_sees_eof);
 	T_ADD_KINDS(tc, close_with_unsent_data_peer_gets_all);
+	T_ADD_KINDS(tc, ctl_del_keeps_bytes);
+	T_ADD_KINDS(tc, close_instance_keeps_bytes);
 	suite_add_tcase(s, tc);
 
 	tc = t_tcase("flags");
