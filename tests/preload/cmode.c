@@ -15,8 +15,9 @@
  * registered in an epoll instance of its own, which the test drives as a
  * server would (epoll_wait between steps), and the other end "peer",
  * never registered, so that the kernel, not the mode, tells what went
- * over the wire. Every case runs twice, on an AF_UNIX socketpair (_unix)
- * and on TCP over 127.0.0.1 (_tcp), except MSG_OOB (TCP only).
+ * over the wire. Most cases run twice, on an AF_UNIX socketpair (_unix)
+ * and on TCP over 127.0.0.1 (_tcp); MSG_OOB is TCP's, a bound peer's
+ * address AF_UNIX's, and the 500-socket echo has both kinds in one case.
  *
  * The bytes are a pseudo-random stream indexed by offset (pat_*), so a
  * byte lost, doubled or moved is seen where it happens. The peer's side
