@@ -47,6 +47,7 @@ EPOLL_T_DEPS := $(EPOLL_T_SRCS) tests/epoll/t_epoll.h
 	check-integration check-bench check-soak check-soak-lsan \
 	check-quick check-unit check-conformance check-deps check-harness \
 	check-man check-examples check-install check-readme \
+	check-cmode check-cmode-engaged \
 	demo install uninstall clean format FORCE
 
 # Every test command of make check runs as `$(T) NAME SECONDS CMD...`:
@@ -99,6 +100,16 @@ $(B)/tests/seccomp-run: tests/preload/seccomp-run.c
 $(B)/tests/relisten: tests/preload/relisten.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g $(SAN_CFLAGS) $< -o $@
+
+# Byte-exactness of registered stream sockets (issue 15's completion mode),
+# on the conformance suite's helpers; run natively and under the preload.
+$(B)/tests/cmode: tests/preload/cmode.c tests/epoll/t_epoll.c \
+		tests/epoll/t_epoll.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g \
+		$(SAN_CFLAGS) $(CHECK_CFLAGS) -Itests/epoll \
+		tests/preload/cmode.c tests/epoll/t_epoll.c $(CHECK_LIBS) \
+		-lpthread -o $@
 
 $(B)/tests/epoll-probe: tests/preload/epoll-probe.c
 	@mkdir -p $(dir $@)
@@ -214,6 +225,36 @@ check-conformance: $(B)/tests/epoll-kernel $(B)/tests/epoll-rp \
 	$(T) epoll-rp 300 $(B)/tests/epoll-rp
 	RINGPOLL_T_PRELOAD=1 ASAN_OPTIONS=verify_asan_link_order=0 \
 		$(T) epoll-preload 300 $(B)/ringpoll-run $(B)/tests/epoll-kernel
+	RINGPOLL_T_PRELOAD=1 RINGPOLL_COMPLETION=1 \
+		ASAN_OPTIONS=verify_asan_link_order=0 \
+		$(T) epoll-completion 300 $(B)/ringpoll-run \
+		$(B)/tests/epoll-kernel
+
+# tests/preload/cmode.c natively (the kernel's answers), under the preload,
+# and under the preload in the completion mode (issue 15): the same
+# assertions for all three.
+check-cmode: $(B)/tests/cmode $(B)/ringpoll-run $(B)/libringpoll-preload.so
+	$(T) cmode-kernel 300 $(B)/tests/cmode
+	ASAN_OPTIONS=verify_asan_link_order=0 \
+		$(T) cmode-preload 300 $(B)/ringpoll-run $(B)/tests/cmode
+	RINGPOLL_COMPLETION=1 ASAN_OPTIONS=verify_asan_link_order=0 \
+		$(T) cmode-completion 300 $(B)/ringpoll-run $(B)/tests/cmode
+
+# The completion runs above prove nothing if the mode never engaged: one
+# process (CK_FORK=no) runs cmode's echo cases in the mode, and its stats
+# line must count completion sockets (cs_sockets=N, N > 0).
+check-cmode-engaged: $(B)/tests/cmode $(B)/ringpoll-run \
+		$(B)/libringpoll-preload.so
+	RINGPOLL_COMPLETION=1 RINGPOLL_STATS=1 CK_FORK=no CK_RUN_CASE=echo \
+		ASAN_OPTIONS=verify_asan_link_order=0 \
+		$(T) cmode-engaged 300 sh -c \
+		'"$$1" "$$2" 2> "$$2.stats"; rc=$$?; cat "$$2.stats"; \
+		 [ $$rc = 0 ] || exit $$rc; \
+		 grep -Eq "^ringpoll-stats .* cs_sockets=[1-9]" "$$2.stats" \
+			&& exit 0; \
+		 echo "cmode-engaged: no ringpoll-stats line with" \
+			"cs_sockets > 0: the completion mode did not engage"; \
+		 exit 1' sh $(B)/ringpoll-run $(B)/tests/cmode
 
 check-unit: $(B)/tests/rp-unit
 	$(T) rp-unit 600 $(B)/tests/rp-unit
@@ -230,11 +271,13 @@ check-readme: all
 check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
 		$(B)/tests/epoll-rp $(B)/ringpoll-run $(B)/libringpoll-preload.so \
 		$(B)/tests/seccomp-run $(B)/tests/epoll-probe \
-		$(B)/tests/epoll-probe-rp $(B)/tests/relisten $(COMPAT_T_BINS)
+		$(B)/tests/epoll-probe-rp $(B)/tests/relisten $(COMPAT_T_BINS) \
+		$(B)/tests/cmode
 	for t in $(COMPAT_T_BINS); do $(T) compat-$$(basename $$t) 60 $$t; done
 	$(T) readme-example 60 $(B)/readme_example
 	$(T) readme-example-completion 60 $(B)/readme_example completion
 	$(MAKE) check-conformance
+	$(MAKE) check-cmode
 	ASAN_OPTIONS=verify_asan_link_order=0 \
 		$(T) preload-checks 600 tests/preload/check.sh $(B)
 	$(MAKE) check-unit
@@ -316,9 +359,11 @@ CHECK_STAGES := check-deps:1200 check-harness:180 check-run:900 \
 check:
 	@MAKE="$(MAKE)" tools/check-driver $(CHECK_STAGES)
 
-# Unit tests and the conformance suite K/R/P, for development.
+# Unit tests, the conformance suite K/R/P (and in the completion mode), and
+# cmode's three runs, for development.
 check-quick:
-	@MAKE="$(MAKE)" tools/check-driver check-unit:300 check-conformance:600
+	@MAKE="$(MAKE)" tools/check-driver check-unit:300 check-conformance:600 \
+		check-cmode:300
 
 # The harness checks itself: the driver and t-run on tests/harness/'s
 # fixture count, name failures, stop a hang and leave nothing running.
