@@ -56,6 +56,8 @@ struct rp__cs_stats rp__cs_st;
 
 /* cs structs: recycled, never freed (a lookup may race a close). */
 static pthread_mutex_t rp__cs_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Guards orphans, which have no instance lock any more. */
+pthread_mutex_t rp__cs_orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rp__cs *rp__cs_pool;
 static atomic_uint rp__cs_gen;
 
@@ -183,7 +185,8 @@ static void rp__cs_recv_arm(struct rp__ep *ep, struct rp__cs *cs)
 {
 	struct io_uring_sqe *sqe;
 
-	if (cs->recv_armed || cs->recv_stopped || cs->rx_eof || cs->closed)
+	if (cs->recv_armed || cs->recv_stopped || cs->rx_eof || cs->closed ||
+	    cs->leaving)
 		return;
 	sqe = rp__cs_sqe(ep);
 	if (!sqe)
@@ -209,6 +212,35 @@ static void rp__cs_recv_stop(struct rp__ep *ep, struct rp__cs *cs)
 			       0);
 	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
 	cs->recv_stopped = true;
+}
+
+/*
+ * Receives ahead again once a reader made room after the cap stopped it.
+ * Called by reads and by the stopped recv's last CQE: whichever comes
+ * second finds both conditions.
+ */
+static void rp__cs_recv_resume(struct rp__ep *ep, struct rp__cs *cs)
+{
+	if (cs->recv_stopped && !cs->recv_armed && !cs->leaving &&
+	    cs->rx_len < RP__CS_RX_MAX / 2) {
+		cs->recv_stopped = false;
+		rp__cs_recv_arm(ep, cs);
+	}
+}
+
+/* Cancels the send in flight (leaving): its CQE says how much went. */
+static void rp__cs_send_stop(struct rp__ep *ep, struct rp__cs *cs)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!cs->tx_out)
+		return;
+	sqe = rp__cs_sqe(ep);
+	if (!sqe)
+		return;
+	io_uring_prep_cancel64(sqe, rp__ud(RP__UD_CS_SEND, cs->slot, cs->gen),
+			       0);
+	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
 }
 
 /* The last request of a closed socket is done: the ring lets it go. */
@@ -237,7 +269,7 @@ static void rp__cs_send_next(struct rp__ep *ep, struct rp__cs *cs)
 {
 	struct io_uring_sqe *sqe;
 
-	if (cs->tx_out || cs->dead)
+	if (cs->tx_out || cs->dead || cs->released)
 		return;
 	if (!cs->tx_len) {
 		cs->tx_off = 0;
@@ -267,7 +299,7 @@ struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	int type = 0, fl;
+	int type = 0, fl, lowat = 1;
 	socklen_t tl = sizeof(type);
 	struct rp__cs *cs;
 	uint32_t slot;
@@ -290,6 +322,16 @@ struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events)
 	fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
 	if (fl < 0 || !(fl & O_NONBLOCK))
 		goto decline;
+	/*
+	 * A low mark (inherited from the listener) would hold the recv
+	 * back until the kernel alone has that many bytes, not counting
+	 * ours: such a socket stays plain. One set later is ours to keep
+	 * (rp__io_lowat).
+	 */
+	tl = sizeof(lowat);
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &tl) < 0 ||
+	    lowat > 1)
+		goto decline;
 	if (rp__cs_setup(ep) < 0 || !ep->cs.nfree)
 		goto decline;
 	slot = ep->cs.free_slots[--ep->cs.nfree];
@@ -310,6 +352,7 @@ struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events)
 	cs->gen = atomic_fetch_add(&rp__cs_gen, 1) + 1;
 	cs->fd = fd;
 	cs->nfds = 1;
+	cs->lowat = lowat > 0 ? (uint32_t)lowat : 1;
 	cs->registered = true;
 	atomic_store(&cs->live, true);
 	ep->cs.by_slot[slot] = cs;
@@ -333,7 +376,7 @@ uint32_t rp__cs_mask(const struct rp__cs *cs)
 {
 	uint32_t m = 0;
 
-	if (cs->rx_len || cs->rx_eof || cs->err)
+	if (cs->rx_len >= cs->lowat || cs->rx_eof || cs->err)
 		m |= EPOLLIN | EPOLLRDNORM;
 	if (cs->rx_eof)
 		m |= EPOLLRDHUP;
@@ -420,6 +463,8 @@ static uint32_t rp__cs_recv_cqe(struct rp__ep *ep, struct rp__cs *cs,
 	if (!cs->recv_armed) {
 		if (cs->closed)
 			rp__cs_finish(ep, cs);
+		else if (cs->recv_stopped)
+			rp__cs_recv_resume(ep, cs);
 		else
 			rp__cs_recv_arm(ep, cs);
 	}
@@ -491,14 +536,49 @@ static size_t rp__iov_len(const struct iovec *iov, int n)
 	return t;
 }
 
-ssize_t rp__cs_read(struct rp__cs *cs, const struct iovec *iov, int n,
-		    int flags)
+/*
+ * Copies k bytes to the caller's dst, false if the kernel would fault
+ * there (a bad pointer is EFAULT, as the kernel's copy gives). The probe
+ * of a range writes 4 bytes inside it (rp__mem_user): a shorter one is
+ * copied by the kernel itself, process_vm_readv from this process.
+ */
+static bool rp__cs_copy_out(struct rp__mem *mem, void *dst, const void *src,
+			    size_t k)
 {
-	struct rp__ep *ep = atomic_load(&cs->ep);
-	size_t want = rp__iov_len(iov, n), got = 0;
+	if (k < 4) {
+		struct iovec l = { dst, k }, r = { (void *)src, k };
+		int saved = errno;
+		ssize_t n = syscall(SYS_process_vm_readv, getpid(), &l, 1UL,
+				    &r, 1UL, 0UL);
 
-	if (!want)
-		return 0;
+		if (n == (ssize_t)k)
+			return true;
+		if (n < 0 && errno == EFAULT) {
+			errno = saved;
+			return false;
+		}
+		errno = saved;
+		/* Not allowed here (seccomp): readable is the best we know. */
+		if (rp__mem_user(mem, dst, k, false) < (uintptr_t)dst + k)
+			return false;
+		memcpy(dst, src, k);
+		return true;
+	}
+	if (rp__mem_user(mem, dst, k, true) < (uintptr_t)dst + k)
+		return false;
+	memcpy(dst, src, k);
+	return true;
+}
+
+/* The memory of orphans' callers (no instance to remember it in). */
+static struct rp__mem rp__cs_orphan_mem;
+
+ssize_t rp__cs_read(struct rp__cs *cs, struct rp__ep *ep,
+		    const struct iovec *iov, int n, int flags)
+{
+	struct rp__mem *mem = ep ? &ep->mem : &rp__cs_orphan_mem;
+	size_t got = 0;
+
 	if (!cs->rx_len) {
 		if (cs->err) {
 			int e = cs->err;
@@ -507,23 +587,29 @@ ssize_t rp__cs_read(struct rp__cs *cs, const struct iovec *iov, int n,
 				cs->err = 0;
 			return e;
 		}
-		return cs->rx_eof ? 0 : -EAGAIN;
+		if (cs->rx_eof)
+			return 0;
+		/*
+		 * Left the mode (a DEL, its instance closed) and nothing of
+		 * ours is left to read or on its way: the kernel's socket.
+		 */
+		if ((cs->leaving || cs->orphan) && !cs->recv_armed)
+			return RP__CS_PASS;
+		return -EAGAIN;
 	}
 	for (int i = 0; i < n && got < cs->rx_len; i++) {
-		size_t k = iov[i].iov_len, ok;
+		size_t k = iov[i].iov_len;
 
 		if (k > cs->rx_len - got)
 			k = cs->rx_len - got;
 		if (!k)
 			continue;
-		/* A bad pointer is EFAULT, as the kernel's copy gives. */
-		ok = rp__mem_user(&ep->mem, iov[i].iov_base, k, true);
-		if (ok < (uintptr_t)iov[i].iov_base + k) {
+		if (!rp__cs_copy_out(mem, iov[i].iov_base,
+				     cs->rx + cs->rx_off + got, k)) {
 			if (!got)
 				return -EFAULT;
 			break;
 		}
-		memcpy(iov[i].iov_base, cs->rx + cs->rx_off + got, k);
 		got += k;
 	}
 	if (!(flags & MSG_PEEK)) {
@@ -531,22 +617,46 @@ ssize_t rp__cs_read(struct rp__cs *cs, const struct iovec *iov, int n,
 		cs->rx_len -= got;
 		if (!cs->rx_len)
 			cs->rx_off = 0;
-		if (cs->recv_stopped && !cs->recv_armed &&
-		    cs->rx_len < RP__CS_RX_MAX / 2) {
-			cs->recv_stopped = false;
-			rp__cs_recv_arm(ep, cs);
-		}
+		if (ep)
+			rp__cs_recv_resume(ep, cs);
 	}
 	atomic_fetch_add_explicit(&rp__cs_st.reads, 1, memory_order_relaxed);
 	return (ssize_t)got;
 }
 
-ssize_t rp__cs_write(struct rp__cs *cs, int fd, const struct iovec *iov,
-		     int n, int flags)
+/*
+ * An orphan's bytes still to send, handed to the kernel's socket by the
+ * next call on it: 0 when none are left, -EAGAIN while some are.
+ */
+static int rp__cs_orphan_flush(struct rp__cs *cs, int fd)
 {
-	struct rp__ep *ep = atomic_load(&cs->ep);
+	while (cs->tx_len) {
+		ssize_t r = syscall(SYS_sendto, fd, cs->tx + cs->tx_off,
+				    cs->tx_len, MSG_DONTWAIT | MSG_NOSIGNAL,
+				    NULL, 0);
+
+		if (r < 0)
+			return errno == EINTR ? -EAGAIN : -errno;
+		cs->tx_off += (size_t)r;
+		cs->tx_len -= (size_t)r;
+	}
+	cs->tx_off = 0;
+	return 0;
+}
+
+ssize_t rp__cs_write(struct rp__cs *cs, struct rp__ep *ep, int fd,
+		     const struct iovec *iov, int n, int flags)
+{
 	size_t want = rp__iov_len(iov, n), put = 0, room;
 
+	if (!ep) {
+		int ret = rp__cs_orphan_flush(cs, fd);
+
+		return ret < 0 ? ret : RP__CS_PASS;
+	}
+	/* Left the mode: once ours are out, the kernel's socket. */
+	if (cs->leaving && !cs->tx_len && !cs->err)
+		return RP__CS_PASS;
 	if (cs->err) {
 		int e = cs->err;
 
@@ -660,6 +770,30 @@ bool rp__cs_push(struct rp__ep *ep)
 	return true;
 }
 
+void rp__cs_closing(struct rp__cs *cs, struct rp__ep *ep, int fd)
+{
+	if (cs->nfds != 1)
+		return;
+	if (cs->rx_len) {
+		/*
+		 * The kernel resets a connection closed with bytes unread,
+		 * and drops what was not sent: ours are unread, so say so
+		 * to it the way a program would, with a zero linger.
+		 */
+		struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+		(void)syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_LINGER, &l,
+			      sizeof(l));
+		cs->tx_len = cs->tx_out;
+		cs->dead = true;
+		if (ep)
+			rp__cs_send_stop(ep, cs);
+	} else if (!ep && cs->tx_len) {
+		/* An orphan's last bytes, as far as the socket takes them. */
+		(void)rp__cs_orphan_flush(cs, fd);
+	}
+}
+
 void rp__cs_get_fd(struct rp__cs *cs)
 {
 	cs->nfds++;
@@ -669,19 +803,17 @@ void rp__cs_put_fd(struct rp__cs *cs)
 {
 	struct rp__ep *ep = atomic_load(&cs->ep);
 
-	if (cs->orphan) {
-		pthread_mutex_lock(&rp__cs_pool_lock);
-		if (--cs->nfds) {
-			pthread_mutex_unlock(&rp__cs_pool_lock);
+	if (atomic_load(&cs->orphan)) {
+		/* Under rp__cs_orphan_lock, taken by the caller. */
+		if (--cs->nfds)
 			return;
-		}
 		/*
-		 * A send of its ring may have been running when the ring
-		 * was torn down: its memory is not ours to reuse.
+		 * A send whose end its ring never told (a ring torn down by
+		 * another thread): its memory may still be read.
 		 */
-		cs->tx = NULL;
-		cs->orphan = false;
-		pthread_mutex_unlock(&rp__cs_pool_lock);
+		if (cs->tx_out)
+			cs->tx = NULL;
+		atomic_store(&cs->orphan, false);
 		rp__cs_recycle(cs);
 		return;
 	}
@@ -699,8 +831,71 @@ void rp__cs_put_fd(struct rp__cs *cs)
 	rp__cs_finish(ep, cs);
 }
 
+void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs)
+{
+	if (cs->leaving)
+		return;
+	cs->leaving = true;
+	cs->registered = false;
+	atomic_fetch_add(&rp__cs_st.reverted, 1);
+	if (cs->recv_armed && !cs->recv_stopped)
+		rp__cs_recv_stop(ep, cs);
+	/*
+	 * What was written goes out now if this thread may submit: nobody
+	 * may wait on the instance for this socket any more.
+	 */
+	(void)rp__cs_push(ep);
+}
+
+void rp__cs_rejoin(struct rp__ep *ep, struct rp__cs *cs)
+{
+	cs->leaving = false;
+	cs->registered = true;
+	if (!cs->recv_armed) {
+		cs->recv_stopped = false;
+		rp__cs_recv_arm(ep, cs);
+	}
+}
+
 void rp__cs_release_all(struct rp__ep *ep)
 {
+	for (uint32_t s = 0; s < ep->cs.nslots && ep->cs.nsock; s++) {
+		struct rp__cs *cs = ep->cs.by_slot[s];
+
+		if (!cs)
+			continue;
+		if (!cs->closed && !cs->leaving) {
+			cs->leaving = true;
+			cs->registered = false;
+			atomic_fetch_add(&rp__cs_st.reverted, 1);
+		}
+		if (cs->recv_armed && !cs->recv_stopped)
+			rp__cs_recv_stop(ep, cs);
+	}
+}
+
+void rp__cs_orphan_all(struct rp__ep *ep)
+{
+	bool stopped = false;
+
+	/*
+	 * A send still in flight (the socket was full) is cancelled; its
+	 * CQE says how much went, and the rest is the orphan's to send.
+	 */
+	for (uint32_t s = 0; s < ep->cs.nslots && ep->cs.nsock; s++) {
+		struct rp__cs *cs = ep->cs.by_slot[s];
+
+		if (cs) {
+			cs->released = true;
+			if (cs->tx_out) {
+				rp__cs_send_stop(ep, cs);
+				stopped = true;
+			}
+		}
+	}
+	if (stopped && rp__ring_own(&ep->ring, false) == 0 &&
+	    rp__ring_settle(&ep->ring) == 0)
+		rp__ep_harvest(ep);
 	for (uint32_t s = 0; s < ep->cs.nslots && ep->cs.nsock; s++) {
 		struct rp__cs *cs = ep->cs.by_slot[s];
 
@@ -709,17 +904,36 @@ void rp__cs_release_all(struct rp__ep *ep)
 		ep->cs.by_slot[s] = NULL;
 		ep->cs.nsock--;
 		if (cs->closed) {
-			/* Its requests die with the ring; see orphan. */
-			cs->tx = NULL;
+			if (cs->tx_out)
+				cs->tx = NULL; /* see rp__cs_put_fd */
 			rp__cs_recycle(cs);
 			continue;
 		}
-		atomic_fetch_add(&rp__cs_st.reverted, 1);
-		if (cs->recv_armed && !cs->recv_stopped)
-			rp__cs_recv_stop(ep, cs);
-		rp__cs_send_next(ep, cs);
+		pthread_mutex_lock(&rp__cs_orphan_lock);
+		atomic_store(&cs->orphan, true);
 		atomic_store(&cs->live, false);
-		cs->registered = false;
-		cs->orphan = true;
+		pthread_mutex_unlock(&rp__cs_orphan_lock);
 	}
+}
+
+void rp__cs_set_free(struct rp__ep *ep)
+{
+	struct rp__cs_set *set = &ep->cs;
+
+	/*
+	 * The kernel tears a ring down after its close, in the background:
+	 * a recv still armed would pick a buffer from our ring, and write
+	 * into it, after we freed both. Taken back first, they are ours to
+	 * free; a thread that may not (not the owner) leaves them, 1 MiB
+	 * for the rest of the process, rather than let the kernel write
+	 * into freed memory.
+	 */
+	if (set->br && io_uring_unregister_buf_ring(&ep->ring.uring,
+						    RP__CS_BGID) == 0) {
+		free(set->bufs);
+		free(set->br);
+	}
+	free(set->by_slot);
+	free(set->free_slots);
+	memset(set, 0, sizeof(*set));
 }

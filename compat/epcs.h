@@ -23,6 +23,7 @@
 #ifndef RP_EPCS_H
 #define RP_EPCS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -64,8 +65,16 @@ struct rp__cs {
 	 * they are the kernel's socket again (the buffered bytes are gone
 	 * with the ring: see README). ep is no longer its to touch.
 	 */
-	bool orphan;
+	atomic_bool orphan;
 	bool blocking;		/* O_NONBLOCK cleared since: calls wait */
+	/*
+	 * Out of the mode (a DEL, its instance closing): no receive ahead;
+	 * what is buffered is still read and sent first, then the calls
+	 * are the kernel's (RP__CS_PASS).
+	 */
+	bool leaving;
+	bool released;		/* its ring is going: nothing more is sent */
+	uint32_t lowat;		/* SO_RCVLOWAT: EPOLLIN from this many bytes */
 
 	/* Received ahead: rx[rx_off, rx_off + rx_len). */
 	char *rx;
@@ -120,10 +129,14 @@ struct rp__cs *rp__cs_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe,
  * MSG_ flags the mode serves (MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL,
  * MSG_NOSIGNAL); the caller declines the rest.
  */
-ssize_t rp__cs_read(struct rp__cs *cs, const struct iovec *iov, int n,
-		    int flags);
-ssize_t rp__cs_write(struct rp__cs *cs, int fd, const struct iovec *iov,
-		     int n, int flags);
+ssize_t rp__cs_read(struct rp__cs *cs, struct rp__ep *ep,
+		    const struct iovec *iov, int n, int flags);
+ssize_t rp__cs_write(struct rp__cs *cs, struct rp__ep *ep, int fd,
+		     const struct iovec *iov, int n, int flags);
+/* What rp__cs_read and rp__cs_write return for "the kernel's call". */
+#define RP__CS_PASS ((ssize_t)-100000)
+/* Guards orphans (ep NULL above), which no instance lock guards. */
+extern pthread_mutex_t rp__cs_orphan_lock;
 /* Bytes a read would get now (FIONREAD's part of ours). */
 size_t rp__cs_buffered(const struct rp__cs *cs);
 /* shutdown(2) on cs: SHUT_WR after the data queued. -errno. */
@@ -146,6 +159,12 @@ bool rp__cs_push(struct rp__ep *ep);
  * Under the lock of cs->ep, or of nothing for an orphan.
  */
 void rp__cs_put_fd(struct rp__cs *cs);
+/*
+ * fd, a number of cs, is about to be closed (ep NULL for an orphan): the
+ * last one resets the connection if bytes are unread, as the kernel's
+ * close does.
+ */
+void rp__cs_closing(struct rp__cs *cs, struct rp__ep *ep, int fd);
 /* A new number names cs too (dup). */
 void rp__cs_get_fd(struct rp__cs *cs);
 
@@ -155,5 +174,17 @@ void rp__cs_get_fd(struct rp__cs *cs);
  * stay readable. ep->lock held.
  */
 void rp__cs_release_all(struct rp__ep *ep);
+/*
+ * After the ring's last completions were taken (rp__ep_drop_removed):
+ * the sockets still open become orphans, readable until their buffer is
+ * empty, under rp__cs_orphan_lock.
+ */
+void rp__cs_orphan_all(struct rp__ep *ep);
+/* The instance's part, when its ring is about to close. */
+void rp__cs_set_free(struct rp__ep *ep);
+/* EPOLL_CTL_DEL: the socket leaves the mode (see leaving). */
+void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs);
+/* ADD again into the same instance: back in the mode. */
+void rp__cs_rejoin(struct rp__ep *ep, struct rp__cs *cs);
 
 #endif /* RP_EPCS_H */

@@ -439,11 +439,7 @@ fail:
 
 void rp__ep_release(struct rp__ep *ep)
 {
-	free(ep->cs.by_slot);
-	free(ep->cs.free_slots);
-	free(ep->cs.bufs);
-	free(ep->cs.br);
-	memset(&ep->cs, 0, sizeof(ep->cs));
+	rp__cs_set_free(ep);
 	for (uint32_t i = 0; i < ep->nchunks; i++)
 		free(ep->chunks[i]);
 	free(ep->chunks);
@@ -1748,9 +1744,12 @@ int rp__ep_del(struct rp__ep *ep, int fd, bool inherited)
 		if (ret < 0)
 			return ret;
 	}
-	/* The socket keeps its buffers: its fd still reads from them. */
+	/*
+	 * The socket keeps what it buffered, read first, and leaves the
+	 * mode: nobody may wait for it here any more.
+	 */
 	if (it->cs) {
-		it->cs->registered = false;
+		rp__cs_leave(ep, it->cs);
 		it->cs = NULL;
 	}
 	it->ready = 0;
@@ -1796,10 +1795,15 @@ void rp__ep_cancel_all(struct rp__ep *ep)
 						    it);
 		}
 	}
-	/* Completion sockets: their sends go out, their recvs stop. */
+	/*
+	 * Completion sockets: their recvs stop and their sends go out; what
+	 * the last completions bring is still theirs, read after the ring
+	 * is gone (orphans).
+	 */
 	rp__cs_release_all(ep);
 	rp__ep_wake_cancel(ep);
 	rp__ep_drop_removed(ep);
+	rp__cs_orphan_all(ep);
 }
 
 void rp__ep_drop_removed(struct rp__ep *ep)

@@ -36,6 +36,7 @@ static int rp__io_block(struct rp__ep *ep)
 	return ret;
 }
 
+/* Catches up and waits as the caller's socket asks; ep NULL: an orphan. */
 ssize_t rp__io_read(int fd, const struct iovec *iov, int n, int flags,
 		    bool *served)
 {
@@ -46,18 +47,27 @@ ssize_t rp__io_read(int fd, const struct iovec *iov, int n, int flags,
 	*served = cs != NULL;
 	if (!cs)
 		return 0;
+	/*
+	 * A blocking read returns what has arrived, ours and what the
+	 * kernel holds for us (deferred work), as the kernel's does.
+	 */
+	if (ep && cs->blocking && !(flags & MSG_DONTWAIT))
+		(void)rp__cs_catch_up(ep);
 	for (;;) {
-		ret = rp__cs_read(cs, iov, n, flags);
+		ret = rp__cs_read(cs, ep, iov, n, flags);
 		/* What the kernel has received may wait in deferred work. */
-		if (ret == -EAGAIN && rp__cs_catch_up(ep))
-			ret = rp__cs_read(cs, iov, n, flags);
-		if (ret != -EAGAIN || !cs->blocking || (flags & MSG_DONTWAIT))
+		if (ret == -EAGAIN && ep && rp__cs_catch_up(ep))
+			ret = rp__cs_read(cs, ep, iov, n, flags);
+		if (ret != -EAGAIN || !ep || !cs->blocking ||
+		    (flags & MSG_DONTWAIT))
 			break;
 		ret = rp__io_block(ep);
 		if (ret < 0 || !atomic_load(&cs->live) || ep->dead)
 			break;
 	}
 	rp__cs_unlock(ep);
+	if (ret == RP__CS_PASS)
+		*served = false;
 	return ret;
 }
 
@@ -72,22 +82,27 @@ ssize_t rp__io_write(int fd, const struct iovec *iov, int n, int flags,
 	if (!cs)
 		return 0;
 	for (;;) {
-		ret = rp__cs_write(cs, fd, iov, n, flags);
+		ret = rp__cs_write(cs, ep, fd, iov, n, flags);
 		/*
 		 * Full: the owner hands what is queued to the kernel now,
 		 * and takes what the socket will hold more, so that a
 		 * writer that meets EAGAIN has filled the socket, as
 		 * without us, and EPOLLOUT then means the peer read.
 		 */
-		if (ret == -EAGAIN && rp__cs_push(ep))
-			ret = rp__cs_write(cs, fd, iov, n, flags);
-		if (ret != -EAGAIN || !cs->blocking || (flags & MSG_DONTWAIT))
+		if (ret == -EAGAIN && ep && rp__cs_push(ep))
+			ret = rp__cs_write(cs, ep, fd, iov, n, flags);
+		if (ret != -EAGAIN || !ep || !cs->blocking ||
+		    (flags & MSG_DONTWAIT))
 			break;
 		ret = rp__io_block(ep);
 		if (ret < 0 || !atomic_load(&cs->live) || ep->dead)
 			break;
 	}
 	rp__cs_unlock(ep);
+	if (ret == RP__CS_PASS) {
+		*served = false;
+		return 0;
+	}
 	/* As the kernel's send on a shut or broken socket. */
 	if (ret == -EPIPE && !(flags & MSG_NOSIGNAL))
 		raise(SIGPIPE);
@@ -100,9 +115,13 @@ int rp__io_shutdown(int fd, int how, bool *served)
 	struct rp__cs *cs = rp__cs_lock(fd, &ep);
 	int ret;
 
-	*served = cs != NULL;
+	*served = cs != NULL && ep;
 	if (!cs)
 		return 0;
+	if (!ep) {
+		rp__cs_unlock(ep);
+		return 0;
+	}
 	ret = rp__cs_shutdown(cs, how, fd);
 	rp__cs_unlock(ep);
 	return ret;
@@ -117,7 +136,7 @@ int rp__io_flushed(int fd)
 	if (!cs)
 		return 0;
 	/* The owner hands the queued sends over and sees them done. */
-	if (cs->tx_len && rp__ring_own(&ep->ring, false) == 0) {
+	if (ep && cs->tx_len && rp__ring_own(&ep->ring, false) == 0) {
 		(void)rp__ring_settle(&ep->ring);
 		rp__ep_harvest(ep);
 	}
@@ -134,7 +153,8 @@ int rp__io_buffered(int fd, size_t *n)
 
 	if (!cs)
 		return 0;
-	(void)rp__cs_catch_up(ep);
+	if (ep)
+		(void)rp__cs_catch_up(ep);
 	*n = rp__cs_buffered(cs);
 	rp__cs_unlock(ep);
 	return 1;
@@ -148,6 +168,7 @@ void rp__io_blocking(int fd, bool blocking)
 	if (!cs)
 		return;
 	cs->blocking = blocking;
+	(void)ep;
 	rp__cs_unlock(ep);
 }
 
@@ -160,7 +181,8 @@ static int rp__io_mask(int fd)
 
 	if (!cs)
 		return -1;
-	(void)rp__cs_catch_up(ep);
+	if (ep)
+		(void)rp__cs_catch_up(ep);
 	m = (int)rp__cs_mask(cs);
 	rp__cs_unlock(ep);
 	return m;
@@ -248,4 +270,120 @@ int rp__io_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
 		    (deadline && rp__now_ns() >= deadline))
 			return ret;
 	}
+}
+
+bool rp__io_lowat(int fd, int lowat)
+{
+	struct rp__ep *ep;
+	struct rp__cs *cs = rp__cs_lock(fd, &ep);
+
+	if (!cs)
+		return false;
+	/* The kernel's sk_rcvlowat: 0 means 1, INT_MAX at most. */
+	cs->lowat = lowat > 0 ? (uint32_t)lowat : 1;
+	rp__cs_unlock(ep);
+	return true;
+}
+
+bool rp__io_get_lowat(int fd, uint32_t *lowat)
+{
+	struct rp__ep *ep;
+	struct rp__cs *cs = rp__cs_lock(fd, &ep);
+
+	if (!cs)
+		return false;
+	*lowat = cs->lowat;
+	rp__cs_unlock(ep);
+	return true;
+}
+
+/* The caller's fd_sets found readable, as rp__io_poll_mem. */
+static struct rp__mem rp__io_select_mem;
+
+bool rp__io_select_has(int nfds, const fd_set *r, const fd_set *w,
+		       const fd_set *e)
+{
+	const fd_set *sets[3] = { r, w, e };
+	size_t bytes = ((size_t)nfds + 7) / 8;
+
+	if (nfds <= 0 || nfds > FD_SETSIZE)
+		return false;
+	for (int k = 0; k < 3; k++)
+		if (sets[k] && !rp__mem_user(&rp__io_select_mem, sets[k],
+					     bytes, false))
+			return false;
+	for (int fd = 0; fd < nfds; fd++) {
+		struct rp__fdent *ent;
+		struct rp__cs *cs;
+
+		if (!((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||
+		      (e && FD_ISSET(fd, e))))
+			continue;
+		ent = rp__fdent(fd, false);
+		if (ent && (cs = atomic_load(&ent->cs)) &&
+		    atomic_load(&cs->live))
+			return true;
+	}
+	return false;
+}
+
+int rp__io_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
+		  const struct timespec *timeout, const sigset_t *sigmask,
+		  int (*real)(struct pollfd *, nfds_t, const struct timespec *,
+			      const sigset_t *))
+{
+	struct pollfd p[FD_SETSIZE];
+	nfds_t n = 0;
+	int ms = -1, ret;
+
+	if (timeout) {
+		if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
+		    timeout->tv_nsec >= 1000000000)
+			return -EINVAL;
+		ms = timeout->tv_sec > INT32_MAX / 1000 - 1 ?
+			     INT32_MAX :
+			     (int)(timeout->tv_sec * 1000 +
+				   (timeout->tv_nsec + 999999) / 1000000);
+	}
+	for (int fd = 0; fd < nfds; fd++) {
+		short ev = (short)((r && FD_ISSET(fd, r) ? POLLIN : 0) |
+				   (w && FD_ISSET(fd, w) ? POLLOUT : 0) |
+				   (e && FD_ISSET(fd, e) ? POLLPRI : 0));
+
+		if (ev)
+			p[n++] = (struct pollfd){ .fd = fd, .events = ev };
+	}
+	ret = rp__io_poll(p, n, ms, sigmask, real);
+	if (ret < 0)
+		return ret;
+	for (nfds_t i = 0; i < n; i++)
+		if (p[i].revents & POLLNVAL)
+			return -EBADF;
+	/* select's bits, as the kernel's POLLIN_SET, POLLOUT_SET, POLLEX_SET */
+	ret = 0;
+	for (nfds_t i = 0; i < n; i++) {
+		int fd = p[i].fd;
+		short rv = p[i].revents;
+
+		if (r && FD_ISSET(fd, r)) {
+			if (rv & (POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP |
+				  POLLERR))
+				ret++;
+			else
+				FD_CLR(fd, r);
+		}
+		if (w && FD_ISSET(fd, w)) {
+			if (rv & (POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR))
+				ret++;
+			else
+				FD_CLR(fd, w);
+		}
+		if (e && FD_ISSET(fd, e)) {
+			if (rv & POLLPRI)
+				ret++;
+			else
+				FD_CLR(fd, e);
+		}
+	}
+	return ret;
 }

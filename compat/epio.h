@@ -10,6 +10,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/select.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -35,5 +37,16 @@ int rp__io_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
 		const sigset_t *sigmask,
 		int (*real)(struct pollfd *, nfds_t, const struct timespec *,
 			    const sigset_t *));
+
+/* SO_RCVLOWAT of a completion socket: ours, not the kernel's (true). */
+bool rp__io_lowat(int fd, int lowat);
+bool rp__io_get_lowat(int fd, uint32_t *lowat);
+/* select(2) over sets holding completion sockets, as a poll of them. */
+bool rp__io_select_has(int nfds, const fd_set *r, const fd_set *w,
+		       const fd_set *e);
+int rp__io_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
+		  const struct timespec *timeout, const sigset_t *sigmask,
+		  int (*real)(struct pollfd *, nfds_t, const struct timespec *,
+			      const sigset_t *));
 
 #endif /* RP_EPIO_H */

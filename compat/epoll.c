@@ -129,10 +129,10 @@ static int rp__ctl_add(struct rp__ep *ep, int fd, struct epoll_event *ev,
 			rp__cs_unadopt(ep, cs);
 		return ret;
 	}
-	if (cs) {
-		cs->registered = true;
+	if (cs == had && cs)
+		rp__cs_rejoin(ep, cs);
+	else if (cs)
 		atomic_store(&e->cs, cs);
-	}
 	if (e)
 		atomic_store(&e->one, atomic_fetch_add(&e->nreg, 1) ? NULL :
 								       ep);

@@ -314,25 +314,39 @@ struct rp__cs *rp__cs_lock(int fd, struct rp__ep **epp)
 	if (!e)
 		return NULL;
 	cs = atomic_load_explicit(&e->cs, memory_order_acquire);
-	if (!cs || !atomic_load(&cs->live))
+	if (!cs)
 		return NULL;
-	ep = atomic_load(&cs->ep);
-	if (!ep || !rp__ep_tryget(ep))
-		return NULL;
-	rp__ep_lock(ep);
-	/* Closed, let go, or recycled for another socket since the look. */
-	if (atomic_load(&e->cs) != cs || !atomic_load(&cs->live) ||
-	    atomic_load(&cs->ep) != ep || ep->dead) {
+	if (atomic_load(&cs->live)) {
+		ep = atomic_load(&cs->ep);
+		if (!ep || !rp__ep_tryget(ep))
+			return NULL;
+		rp__ep_lock(ep);
+		if (atomic_load(&e->cs) == cs && atomic_load(&cs->live) &&
+		    atomic_load(&cs->ep) == ep && !ep->dead) {
+			*epp = ep;
+			return cs;
+		}
+		/* Closed, recycled, or its instance went: an orphan now? */
 		rp__ep_unlock(ep);
 		rp__ep_put(ep);
-		return NULL;
 	}
-	*epp = ep;
-	return cs;
+	if (!atomic_load(&cs->orphan))
+		return NULL;
+	pthread_mutex_lock(&rp__cs_orphan_lock);
+	if (atomic_load(&e->cs) == cs && atomic_load(&cs->orphan)) {
+		*epp = NULL;
+		return cs;
+	}
+	pthread_mutex_unlock(&rp__cs_orphan_lock);
+	return NULL;
 }
 
 void rp__cs_unlock(struct rp__ep *ep)
 {
+	if (!ep) {
+		pthread_mutex_unlock(&rp__cs_orphan_lock);
+		return;
+	}
 	/* A sleeping owner submits what this call queued. */
 	if (ep->waiters && rp__ring_unsubmitted(&ep->ring))
 		rp__ep_wake(ep);
@@ -348,6 +362,11 @@ void rp__cs_dup(int oldfd, int newfd)
 
 	if (oldfd == newfd || !(cs = rp__cs_lock(oldfd, &ep)))
 		return;
+	if (!ep) {
+		/* An orphan's number is the kernel's socket once drained. */
+		rp__cs_unlock(ep);
+		return;
+	}
 	e = rp__fdent(newfd, true);
 	if (e) {
 		rp__cs_get_fd(cs);
@@ -357,26 +376,21 @@ void rp__cs_dup(int oldfd, int newfd)
 }
 
 /* fd no longer names its completion socket, if it named one. */
-static void rp__cs_forget(struct rp__fdent *e)
+static void rp__cs_forget(int fd, struct rp__fdent *e)
 {
-	struct rp__cs *cs = atomic_exchange(&e->cs, NULL);
+	struct rp__cs *cs;
 	struct rp__ep *ep;
-	bool done = false;
 
-	if (!cs)
+	/* Under the lock that guards it: no read of it is halfway. */
+	cs = rp__cs_lock(fd, &ep);
+	if (!cs) {
+		atomic_store(&e->cs, NULL);
 		return;
-	ep = atomic_load(&cs->ep);
-	if (ep && rp__ep_tryget(ep)) {
-		rp__ep_lock(ep);
-		if (!cs->orphan && atomic_load(&cs->ep) == ep) {
-			rp__cs_put_fd(cs);
-			done = true;
-		}
-		rp__ep_unlock(ep);
-		rp__ep_put(ep);
 	}
-	if (!done)
-		rp__cs_put_fd(cs);
+	atomic_store(&e->cs, NULL);
+	rp__cs_closing(cs, ep, fd);
+	rp__cs_put_fd(cs);
+	rp__cs_unlock(ep);
 }
 
 /* Under rp__tab_lock. */
@@ -987,7 +1001,7 @@ int rp__forget(int fd)
 	if (rp__unlikely(rp__held))
 		return rp__defer_close(fd, e);
 	if (rp__unlikely(atomic_load_explicit(&e->cs, memory_order_relaxed)))
-		rp__cs_forget(e);
+		rp__cs_forget(fd, e);
 	/* An instance nested in others leaves them first. */
 	if (atomic_load(&e->nreg))
 		rp__close_registered(fd, e);

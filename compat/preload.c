@@ -268,6 +268,18 @@ RP_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n,
 RP_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		     struct timeval *timeout)
 {
+	if (rp__unlikely(rp__cs_on) && !rp__select_rings(nfds, r, w, e) &&
+	    rp__io_select_has(nfds, r, w, e)) {
+		struct timespec ts, *tp = NULL;
+
+		if (timeout) {
+			ts.tv_sec = timeout->tv_sec;
+			ts.tv_nsec = timeout->tv_usec * 1000;
+			tp = &ts;
+		}
+		RP_KEEP_ERRNO((int)rp__cs_ret(rp__io_select(
+			nfds, r, w, e, tp, NULL, rp__real_ppoll_fn)));
+	}
 	if (rp__likely(!rp__select_rings(nfds, r, w, e)))
 		return RP_REAL(rp__real_select, "select")(nfds, r, w, e,
 							  timeout);
@@ -277,6 +289,10 @@ RP_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 RP_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		      const struct timespec *timeout, const sigset_t *sigmask)
 {
+	if (rp__unlikely(rp__cs_on) && !rp__select_rings(nfds, r, w, e) &&
+	    rp__io_select_has(nfds, r, w, e))
+		RP_KEEP_ERRNO((int)rp__cs_ret(rp__io_select(
+			nfds, r, w, e, timeout, sigmask, rp__real_ppoll_fn)));
 	if (rp__likely(!rp__select_rings(nfds, r, w, e)))
 		return RP_REAL(rp__real_pselect, "pselect")(nfds, r, w, e,
 							    timeout, sigmask);
@@ -315,6 +331,10 @@ RP_CS_REAL(int, ioctl, (int, unsigned long, ...))
 RP_CS_REAL(int, dup, (int))
 RP_CS_REAL(ssize_t, sendfile, (int, int, off_t *, size_t))
 RP_CS_REAL(ssize_t, sendfile64, (int, int, off64_t *, size_t))
+RP_CS_REAL(ssize_t, splice, (int, loff_t *, int, loff_t *, size_t,
+			     unsigned int))
+RP_CS_REAL(int, setsockopt, (int, int, int, const void *, socklen_t))
+RP_CS_REAL(int, getsockopt, (int, int, int, void *, socklen_t *))
 
 /* Receive flags the buffers serve; MSG_OOB and MSG_ERRQUEUE are apart. */
 #define RP_CS_RECV_FLAGS                                                   \
@@ -325,7 +345,8 @@ RP_CS_REAL(ssize_t, sendfile64, (int, int, off64_t *, size_t))
 
 RP_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
-	if (rp__unlikely(rp__cs_on)) {
+	/* A read of nothing is 0 from the kernel, whatever is queued. */
+	if (rp__unlikely(rp__cs_on) && len) {
 		struct iovec v = { buf, len };
 		bool served;
 		ssize_t ret = rp__io_read(fd, &v, 1, 0, &served);
@@ -343,9 +364,18 @@ RP_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
 	return read(fd, buf, len);
 }
 
+static bool rp__iov_empty(const struct iovec *iov, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (iov[i].iov_len)
+			return false;
+	return true;
+}
+
 RP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 {
-	if (rp__unlikely(rp__cs_on) && n >= 0 && n <= IOV_MAX) {
+	if (rp__unlikely(rp__cs_on) && n > 0 && n <= IOV_MAX && iov &&
+	    !rp__iov_empty(iov, n)) {
 		bool served;
 		ssize_t ret = rp__io_read(fd, iov, n, 0, &served);
 
@@ -532,6 +562,71 @@ RP_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t len)
 	return rp__real_fn_sendfile64()(out, in, off, len);
 }
 
+/*
+ * splice out of a completion socket: its buffered bytes first, through a
+ * peek, a write to the other end and the read of what that took (the
+ * pipe may take less). Into one: after what it queued, as sendfile.
+ */
+RP_EXPORT ssize_t splice(int in, loff_t *in_off, int out, loff_t *out_off,
+			 size_t len, unsigned int flags)
+{
+	if (rp__unlikely(rp__cs_on)) {
+		char buf[65536];
+		struct iovec v = { buf, len < sizeof(buf) ? len : sizeof(buf) };
+		bool served;
+		ssize_t got, put;
+
+		if (rp__cs_behind(out))
+			return -1;
+		got = len && !in_off ?
+			      rp__io_read(in, &v, 1, MSG_PEEK | MSG_DONTWAIT,
+					  &served) :
+			      (served = false, 0);
+		if (served && got > 0) {
+			put = rp__real_fn_write()(out, buf, (size_t)got);
+			if (put <= 0)
+				return put;
+			v.iov_len = (size_t)put;
+			return rp__cs_ret(rp__io_read(in, &v, 1, MSG_DONTWAIT,
+						      &served));
+		}
+		if (served && got != -EAGAIN)
+			return rp__cs_ret(got);
+		/* Nothing buffered and nothing for the kernel to give: */
+		if (served)
+			return rp__cs_ret(-EAGAIN);
+	}
+	return rp__real_fn_splice()(in, in_off, out, out_off, len, flags);
+}
+
+/*
+ * SO_RCVLOWAT on a completion socket is ours: EPOLLIN from that many
+ * buffered bytes, as tcp_poll. The kernel's own would count only what
+ * the recv has not taken yet, and hold the recv back.
+ */
+RP_EXPORT int setsockopt(int fd, int level, int name, const void *val,
+			 socklen_t len)
+{
+	if (rp__unlikely(rp__cs_on) && level == SOL_SOCKET &&
+	    name == SO_RCVLOWAT && val && len >= sizeof(int) &&
+	    rp__io_lowat(fd, *(const int *)val))
+		return 0;
+	return rp__real_fn_setsockopt()(fd, level, name, val, len);
+}
+
+RP_EXPORT int getsockopt(int fd, int level, int name, void *val,
+			 socklen_t *len)
+{
+	int ret = rp__real_fn_getsockopt()(fd, level, name, val, len);
+	uint32_t lowat;
+
+	if (ret == 0 && rp__unlikely(rp__cs_on) && level == SOL_SOCKET &&
+	    name == SO_RCVLOWAT && val && len && *len >= sizeof(int) &&
+	    rp__io_get_lowat(fd, &lowat))
+		*(int *)val = (int)lowat;
+	return ret;
+}
+
 RP_EXPORT int shutdown(int fd, int how)
 {
 	if (rp__unlikely(rp__cs_on) &&
@@ -641,4 +736,7 @@ __attribute__((constructor)) static void rp__find_io(void)
 	(void)rp__real_fn_dup();
 	(void)rp__real_fn_sendfile();
 	(void)rp__real_fn_sendfile64();
+	(void)rp__real_fn_splice();
+	(void)rp__real_fn_setsockopt();
+	(void)rp__real_fn_getsockopt();
 }
