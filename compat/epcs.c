@@ -381,7 +381,8 @@ uint32_t rp__cs_mask(const struct rp__cs *cs)
 	if (cs->rx_eof)
 		m |= EPOLLRDHUP;
 	/* As tcp_poll: a shut send side is writable (the write fails). */
-	if (cs->dead || cs->shut_wr || cs->tx_len <= RP__CS_TX_CAP / 2)
+	if (cs->dead || cs->shut_wr ||
+	    (cs->tx_len <= RP__CS_TX_CAP / 2 && !cs->kfull))
 		m |= EPOLLOUT | EPOLLWRNORM;
 	if (cs->err)
 		m |= EPOLLERR;
@@ -518,10 +519,17 @@ struct rp__cs *rp__cs_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe,
 							   IORING_CQE_BUFFER_SHIFT);
 		return NULL;
 	}
-	if (rp__ud_kind(cqe->user_data) == RP__UD_CS_RECV)
+	if (rp__ud_kind(cqe->user_data) == RP__UD_CS_RECV) {
 		*bits = rp__cs_recv_cqe(ep, cs, cqe);
-	else
+	} else if (rp__ud_kind(cqe->user_data) == RP__UD_CS_POLL) {
+		/* Room in the socket (or an error): writable again. */
+		cs->out_polled = false;
+		cs->kfull = false;
+		*bits = rp__cs_mask(cs) & (EPOLLOUT | EPOLLWRNORM | EPOLLERR |
+					   EPOLLHUP);
+	} else {
 		*bits = rp__cs_send_cqe(ep, cs, cqe);
+	}
 	if (!atomic_load_explicit(&cs->live, memory_order_relaxed))
 		return NULL; /* finished and recycled */
 	return cs->registered ? cs : NULL;
@@ -914,6 +922,25 @@ void rp__cs_orphan_all(struct rp__ep *ep)
 		atomic_store(&cs->live, false);
 		pthread_mutex_unlock(&rp__cs_orphan_lock);
 	}
+}
+
+void rp__cs_kernel_full(struct rp__ep *ep, struct rp__cs *cs)
+{
+	struct io_uring_sqe *sqe;
+
+	cs->kfull = true;
+	if (cs->out_polled)
+		return;
+	sqe = rp__cs_sqe(ep);
+	if (!sqe) {
+		/* No way to hear of the room: writable, spurious at worst. */
+		cs->kfull = false;
+		return;
+	}
+	io_uring_prep_poll_add(sqe, (int)cs->slot, POLLOUT);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	sqe->user_data = rp__ud(RP__UD_CS_POLL, cs->slot, cs->gen);
+	cs->out_polled = true;
 }
 
 void rp__cs_set_free(struct rp__ep *ep)

@@ -75,6 +75,12 @@ struct rp__cs {
 	bool leaving;
 	bool released;		/* its ring is going: nothing more is sent */
 	uint32_t lowat;		/* SO_RCVLOWAT: EPOLLIN from this many bytes */
+	/*
+	 * A write that went around the buffer (sendfile, splice) found the
+	 * socket full: not writable until a poll of it says so.
+	 */
+	bool kfull;
+	bool out_polled;
 
 	/* Received ahead: rx[rx_off, rx_off + rx_len). */
 	char *rx;
@@ -180,6 +186,11 @@ void rp__cs_release_all(struct rp__ep *ep);
  * empty, under rp__cs_orphan_lock.
  */
 void rp__cs_orphan_all(struct rp__ep *ep);
+/*
+ * A write to the kernel's socket behind ours (sendfile) found it full:
+ * EPOLLOUT waits for the socket's room, which a poll on the ring tells.
+ */
+void rp__cs_kernel_full(struct rp__ep *ep, struct rp__cs *cs);
 /* The instance's part, when its ring is about to close. */
 void rp__cs_set_free(struct rp__ep *ep);
 /* EPOLL_CTL_DEL: the socket leaves the mode (see leaving). */

@@ -34,6 +34,7 @@ enum {
 	RP__UD_CS_RECV,		      /* a completion socket's recv */
 	RP__UD_CS_SEND,		      /* a completion socket's send */
 	RP__UD_CS_FREE,		      /* its file let go: the slot is free */
+	RP__UD_CS_POLL,		      /* its socket has room again */
 };
 
 #if defined(__SANITIZE_THREAD__)

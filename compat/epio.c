@@ -146,6 +146,18 @@ int rp__io_flushed(int fd)
 	return ret;
 }
 
+void rp__io_out_full(int fd)
+{
+	struct rp__ep *ep;
+	struct rp__cs *cs = rp__cs_lock(fd, &ep);
+
+	if (!cs)
+		return;
+	if (ep)
+		rp__cs_kernel_full(ep, cs);
+	rp__cs_unlock(ep);
+}
+
 int rp__io_buffered(int fd, size_t *n)
 {
 	struct rp__ep *ep;

@@ -27,6 +27,8 @@ int rp__io_shutdown(int fd, int how, bool *served);
  * -EAGAIN while it is (the caller fails the call so, as a full socket's).
  */
 int rp__io_flushed(int fd);
+/* A write around the buffer found the socket full (or took less). */
+void rp__io_out_full(int fd);
 /* 1 and *n the bytes buffered, if fd is a completion socket; else 0. */
 int rp__io_buffered(int fd, size_t *n);
 /* fcntl(F_SETFL) or FIONBIO changed O_NONBLOCK. */

@@ -364,6 +364,15 @@ RP_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
 	return read(fd, buf, len);
 }
 
+static size_t rp__iov_total(const struct iovec *iov, size_t n)
+{
+	size_t t = 0;
+
+	for (size_t i = 0; iov && i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
 static bool rp__iov_empty(const struct iovec *iov, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -494,6 +503,22 @@ static bool rp__cs_behind(int fd)
 	return false;
 }
 
+/*
+ * A write that went around a completion socket's buffer and found the
+ * socket full, or took less than asked: its EPOLLOUT waits for room.
+ */
+static ssize_t rp__cs_around(int fd, ssize_t ret, size_t len)
+{
+	if (rp__unlikely(rp__cs_on) &&
+	    ((ret < 0 && errno == EAGAIN) || (ret >= 0 && (size_t)ret < len))) {
+		int saved = errno;
+
+		rp__io_out_full(fd);
+		errno = saved;
+	}
+	return ret;
+}
+
 RP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
 	if (rp__unlikely(rp__cs_on)) {
@@ -508,7 +533,7 @@ RP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 			return -1;
 		}
 	}
-	return rp__real_fn_send()(fd, buf, len, flags);
+	return rp__cs_around(fd, rp__real_fn_send()(fd, buf, len, flags), len);
 }
 
 RP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
@@ -526,7 +551,9 @@ RP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 			return -1;
 		}
 	}
-	return rp__real_fn_sendto()(fd, buf, len, flags, to, tolen);
+	return rp__cs_around(fd, rp__real_fn_sendto()(fd, buf, len, flags, to,
+						      tolen),
+			     len);
 }
 
 RP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -545,21 +572,25 @@ RP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 			return -1;
 		}
 	}
-	return rp__real_fn_sendmsg()(fd, msg, flags);
+	return rp__cs_around(fd, rp__real_fn_sendmsg()(fd, msg, flags),
+			     msg ? rp__iov_total(msg->msg_iov, msg->msg_iovlen) :
+				   0);
 }
 
 RP_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t len)
 {
 	if (rp__unlikely(rp__cs_on) && rp__cs_behind(out))
 		return -1;
-	return rp__real_fn_sendfile()(out, in, off, len);
+	return rp__cs_around(out, rp__real_fn_sendfile()(out, in, off, len),
+			     len);
 }
 
 RP_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t len)
 {
 	if (rp__unlikely(rp__cs_on) && rp__cs_behind(out))
 		return -1;
-	return rp__real_fn_sendfile64()(out, in, off, len);
+	return rp__cs_around(out, rp__real_fn_sendfile64()(out, in, off, len),
+			     len);
 }
 
 /*
@@ -596,7 +627,9 @@ RP_EXPORT ssize_t splice(int in, loff_t *in_off, int out, loff_t *out_off,
 		if (served)
 			return rp__cs_ret(-EAGAIN);
 	}
-	return rp__real_fn_splice()(in, in_off, out, out_off, len, flags);
+	return rp__cs_around(out, rp__real_fn_splice()(in, in_off, out,
+						       out_off, len, flags),
+			     len);
 }
 
 /*

@@ -2126,6 +2126,50 @@ static void sendfile_splice_between_writes(int kind)
 T_KINDS(sendfile_splice_between_writes)
 
 /*
+ * sendfile until the socket is full, then (edge-triggered, as nginx
+ * serves files) the next EPOLLOUT edge comes when the peer has read: a
+ * write that goes around the mode's buffer must still bring that edge.
+ */
+static void sendfile_full_then_epollout_et(int kind)
+{
+	const size_t n = 8u << 20;
+	uint8_t *buf = malloc(n);
+	struct peer_io r;
+	struct pair p;
+	bool reading = false;
+	off_t off = 0;
+	int mfd;
+
+	ck_assert_ptr_nonnull(buf);
+	mfd = memfd_create("cmode", MFD_CLOEXEC);
+	ck_assert_int_ge(mfd, 0);
+	pat_fill(buf, 0, n, 4);
+	ck_assert_int_eq(write(mfd, buf, n), (ssize_t)n);
+	free(buf);
+	pair_open(&p, kind, EPOLLIN | EPOLLOUT | EPOLLET);
+	ck_assert_uint_ne(ev_until(&p, EPOLLOUT) & EPOLLOUT, 0);
+	while ((size_t)off < n) {
+		ssize_t k = sendfile(p.srv, mfd, &off, n - (size_t)off);
+
+		if (k > 0)
+			continue;
+		ck_assert_msg(k < 0 && errno == EAGAIN, "sendfile: %zd %s", k,
+			      strerror(errno));
+		/* Full, nobody reading: only now does the peer start. */
+		if (!reading) {
+			peer_io_start(&r, &p, false, 0, n, 4);
+			reading = true;
+		}
+		ck_assert_uint_ne(ev_until(&p, EPOLLOUT) & EPOLLOUT, 0);
+	}
+	ck_assert(reading);
+	peer_io_join_pumping(&r, &p);
+	t_close(mfd);
+	pair_close(&p);
+}
+T_KINDS(sendfile_full_then_epollout_et)
+
+/*
  * splice from the socket to a pipe after a read: the bytes after the
  * read's, EAGAIN when none are left.
  */
@@ -2350,6 +2394,7 @@ static Suite *cmode_suite(void)
 
 	tc = t_tcase("transfer");
 	T_ADD_KINDS(tc, sendfile_splice_between_writes);
+	T_ADD_KINDS(tc, sendfile_full_then_epollout_et);
 	T_ADD_KINDS(tc, splice_from_socket_after_read);
 	tcase_add_test(tc, many_sockets_echo);
 	suite_add_tcase(s, tc);
