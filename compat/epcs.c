@@ -243,7 +243,12 @@ static void rp__cs_send_stop(struct rp__ep *ep, struct rp__cs *cs)
 	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
 }
 
-/* The last request of a closed socket is done: the ring lets it go. */
+/*
+ * The last request of a closed socket, or of one that left the mode, is
+ * done: the ring lets the file go (a socket closed behind our back, as
+ * libuv closes after its DEL, then sends its FIN). A closed one is
+ * recycled; one that left stays an orphan, its unread bytes read first.
+ */
 static void rp__cs_finish(struct rp__ep *ep, struct rp__cs *cs)
 {
 	struct io_uring_sqe *sqe;
@@ -251,8 +256,9 @@ static void rp__cs_finish(struct rp__ep *ep, struct rp__cs *cs)
 	/* Once: a send that finds nothing left finishes it too. */
 	if (cs->slot >= ep->cs.nslots || ep->cs.by_slot[cs->slot] != cs)
 		return;
-	if (!cs->closed || cs->recv_armed || cs->tx_out ||
-	    (cs->tx_len && !cs->dead))
+	if (!(cs->closed || cs->leaving) || cs->recv_armed || cs->tx_out ||
+	    (cs->tx_len && !cs->dead) ||
+	    (cs->shut_wr && !cs->shut_queued && !cs->dead))
 		return;
 	sqe = rp__cs_sqe(ep);
 	if (!sqe)
@@ -262,7 +268,14 @@ static void rp__cs_finish(struct rp__ep *ep, struct rp__cs *cs)
 	sqe->user_data = rp__ud(RP__UD_CS_FREE, cs->slot, cs->gen);
 	ep->cs.by_slot[cs->slot] = NULL;
 	ep->cs.nsock--;
-	rp__cs_recycle(cs);
+	if (cs->closed) {
+		rp__cs_recycle(cs);
+		return;
+	}
+	pthread_mutex_lock(&rp__cs_orphan_lock);
+	atomic_store(&cs->orphan, true);
+	atomic_store(&cs->live, false);
+	pthread_mutex_unlock(&rp__cs_orphan_lock);
 }
 
 static void rp__cs_send_next(struct rp__ep *ep, struct rp__cs *cs)
@@ -295,7 +308,8 @@ static void rp__cs_send_next(struct rp__ep *ep, struct rp__cs *cs)
 	cs->tx_out = cs->tx_len;
 }
 
-struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events)
+struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events,
+			    ino_t ino)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -351,6 +365,7 @@ struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events)
 	cs->slot = slot;
 	cs->gen = atomic_fetch_add(&rp__cs_gen, 1) + 1;
 	cs->fd = fd;
+	cs->ino = ino;
 	cs->nfds = 1;
 	cs->lowat = lowat > 0 ? (uint32_t)lowat : 1;
 	cs->registered = true;
@@ -462,7 +477,7 @@ static uint32_t rp__cs_recv_cqe(struct rp__ep *ep, struct rp__cs *cs,
 		bits = rp__cs_mask(cs);
 	}
 	if (!cs->recv_armed) {
-		if (cs->closed)
+		if (cs->closed || cs->leaving)
 			rp__cs_finish(ep, cs);
 		else if (cs->recv_stopped)
 			rp__cs_recv_resume(ep, cs);
@@ -853,6 +868,7 @@ void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs)
 	 * may wait on the instance for this socket any more.
 	 */
 	(void)rp__cs_push(ep);
+	rp__cs_finish(ep, cs);
 }
 
 void rp__cs_rejoin(struct rp__ep *ep, struct rp__cs *cs)
@@ -943,9 +959,37 @@ void rp__cs_kernel_full(struct rp__ep *ep, struct rp__cs *cs)
 	cs->out_polled = true;
 }
 
+/*
+ * Buffer rings a dying ring may still write into, kept (and reachable,
+ * so that a leak checker sees them kept on purpose) for the process's
+ * life.
+ */
+struct rp__cs_parked {
+	void *br, *bufs;
+	struct rp__cs_parked *next;
+};
+static struct rp__cs_parked *rp__cs_parked;
+
+static void rp__cs_park(void *br, void *bufs)
+{
+	struct rp__cs_parked *p = malloc(sizeof(*p));
+
+	if (!p)
+		return; /* unreachable then, but never freed: still safe */
+	p->br = br;
+	p->bufs = bufs;
+	pthread_mutex_lock(&rp__cs_pool_lock);
+	p->next = rp__cs_parked;
+	rp__cs_parked = p;
+	pthread_mutex_unlock(&rp__cs_pool_lock);
+}
+
 void rp__cs_set_free(struct rp__ep *ep)
 {
 	struct rp__cs_set *set = &ep->cs;
+
+	/* Sockets its last look did not let go of (not the owner's). */
+	rp__cs_orphan_all(ep);
 
 	/*
 	 * The kernel tears a ring down after its close, in the background:
@@ -959,6 +1003,8 @@ void rp__cs_set_free(struct rp__ep *ep)
 						    RP__CS_BGID) == 0) {
 		free(set->bufs);
 		free(set->br);
+	} else if (set->br) {
+		rp__cs_park(set->br, set->bufs);
 	}
 	free(set->by_slot);
 	free(set->free_slots);

@@ -57,6 +57,7 @@ struct rp__cs {
 	uint32_t slot;		/* its index in the ring's file table */
 	uint32_t gen;		/* its requests' user_data generation */
 	int fd;			/* the number it was registered under */
+	ino_t ino;		/* its socket's inode: is a number still it? */
 	unsigned nfds;		/* numbers naming it (dup aliases) */
 	bool registered;	/* an epoll registration reports it */
 	bool closed;		/* no number names it: finish and let go */
@@ -116,7 +117,8 @@ struct rp__cs_set {
  * ADD of fd with ev: a cs for it if it qualifies (see compat/epcs.c),
  * else NULL and the registration is a plain one. ep->lock held.
  */
-struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events);
+struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events,
+			    ino_t ino);
 /* The ADD that adopted cs failed after all. */
 void rp__cs_unadopt(struct rp__ep *ep, struct rp__cs *cs);
 

@@ -109,19 +109,22 @@ static int rp__ctl_einval(struct rp__ep *ep, int op, int fd,
  * instance stays there, and is registered plainly here.
  */
 static int rp__ctl_add(struct rp__ep *ep, int fd, struct epoll_event *ev,
-		       bool sock)
+		       const struct stat *st)
 {
+	bool sock = st && S_ISSOCK(st->st_mode);
 	struct rp__fdent *e = rp__fdent(fd, true);
 	struct rp__cs *cs = NULL, *had = NULL;
 	int ret;
 
 	if (rp__unlikely(rp__cs_on) && sock && e) {
-		had = atomic_load(&e->cs);
 		if (had && atomic_load(&had->ep) == ep &&
-		    atomic_load(&had->live) && !had->registered)
+		    atomic_load(&had->live) && !had->registered &&
+		    had->ino == st->st_ino)
 			cs = had;
-		else if (!had && !atomic_load(&e->nreg))
-			cs = rp__cs_adopt(ep, fd, ev->events);
+		else if ((!had || (atomic_load(&had->orphan) &&
+				   rp__cs_drop_orphan(fd))) &&
+			 !atomic_load(&e->nreg))
+			cs = rp__cs_adopt(ep, fd, ev->events, st->st_ino);
 	}
 	ret = rp__ep_add(ep, fd, ev, cs);
 	if (ret < 0) {
@@ -172,6 +175,13 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 			rp__ep_put(child);
 			child = NULL;
 		}
+		/*
+		 * A completion socket's number closed behind our back (a raw
+		 * close, as libuv's) and given to this file: forget it first,
+		 * under its own instance's lock.
+		 */
+		if (rp__unlikely(rp__cs_on) && ret == 0)
+			rp__cs_check(fd, &st);
 		if (child)
 			pthread_mutex_lock(&rp__nest_lock);
 		rp__ep_lock(ep);
@@ -224,7 +234,7 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	st0 = ep->st.enters;
 	switch (op) {
 	case EPOLL_CTL_ADD:
-		ret = rp__ctl_add(ep, fd, ev, have_st && S_ISSOCK(st.st_mode));
+		ret = rp__ctl_add(ep, fd, ev, have_st ? &st : NULL);
 		break;
 	case EPOLL_CTL_MOD:
 		ret = rp__ep_mod(ep, fd, ev);

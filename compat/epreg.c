@@ -360,7 +360,11 @@ void rp__cs_dup(int oldfd, int newfd)
 	struct rp__cs *cs;
 	struct rp__ep *ep;
 
-	if (oldfd == newfd || !(cs = rp__cs_lock(oldfd, &ep)))
+	if (oldfd == newfd)
+		return;
+	/* The number newfd named before is gone: dup2 closed it. */
+	rp__cs_fresh(newfd);
+	if (!(cs = rp__cs_lock(oldfd, &ep)))
 		return;
 	if (!ep) {
 		/* An orphan's number is the kernel's socket once drained. */
@@ -375,8 +379,13 @@ void rp__cs_dup(int oldfd, int newfd)
 	rp__cs_unlock(ep);
 }
 
-/* fd no longer names its completion socket, if it named one. */
-static void rp__cs_forget(int fd, struct rp__fdent *e)
+/*
+ * fd no longer names its completion socket, if it named one: closing, it
+ * is about to be closed (the last number resets a connection with bytes
+ * unread); else it was closed long ago behind our back and now names
+ * another file.
+ */
+static void rp__cs_forget(int fd, struct rp__fdent *e, bool closing)
 {
 	struct rp__cs *cs;
 	struct rp__ep *ep;
@@ -388,9 +397,49 @@ static void rp__cs_forget(int fd, struct rp__fdent *e)
 		return;
 	}
 	atomic_store(&e->cs, NULL);
-	rp__cs_closing(cs, ep, fd);
+	if (closing)
+		rp__cs_closing(cs, ep, fd);
 	rp__cs_put_fd(cs);
 	rp__cs_unlock(ep);
+}
+
+void rp__cs_check(int fd, const struct stat *st)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+	struct rp__cs *cs;
+
+	if (e && (cs = atomic_load(&e->cs)) &&
+	    (!S_ISSOCK(st->st_mode) || cs->ino != st->st_ino))
+		rp__cs_forget(fd, e, false);
+}
+
+bool rp__cs_drop_orphan(int fd)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+	struct rp__cs *cs;
+	bool dropped = false;
+
+	if (!e)
+		return true;
+	pthread_mutex_lock(&rp__cs_orphan_lock);
+	cs = atomic_load(&e->cs);
+	if (!cs) {
+		dropped = true;
+	} else if (atomic_load(&cs->orphan) && !cs->rx_len && !cs->tx_len) {
+		atomic_store(&e->cs, NULL);
+		rp__cs_put_fd(cs);
+		dropped = true;
+	}
+	pthread_mutex_unlock(&rp__cs_orphan_lock);
+	return dropped;
+}
+
+void rp__cs_fresh(int fd)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+
+	if (e && atomic_load_explicit(&e->cs, memory_order_relaxed))
+		rp__cs_forget(fd, e, false);
 }
 
 /* Under rp__tab_lock. */
@@ -1001,7 +1050,7 @@ int rp__forget(int fd)
 	if (rp__unlikely(rp__held))
 		return rp__defer_close(fd, e);
 	if (rp__unlikely(atomic_load_explicit(&e->cs, memory_order_relaxed)))
-		rp__cs_forget(fd, e);
+		rp__cs_forget(fd, e, true);
 	/* An instance nested in others leaves them first. */
 	if (atomic_load(&e->nreg))
 		rp__close_registered(fd, e);

@@ -139,6 +139,20 @@ struct rp__cs *rp__cs_lock(int fd, struct rp__ep **epp);
 void rp__cs_unlock(struct rp__ep *ep);
 /* newfd is a dup of oldfd: it names oldfd's completion socket too. */
 void rp__cs_dup(int oldfd, int newfd);
+/*
+ * A call made fd (accept, open, socket, ...): whatever completion socket
+ * the number named was closed behind our back (a raw close, as libuv's),
+ * and the number is another file's now.
+ */
+void rp__cs_fresh(int fd);
+/* fd's file is st: forget the completion socket it named if not that. */
+void rp__cs_check(int fd, const struct stat *st);
+/*
+ * An orphan fd names (its socket left the mode) with nothing of ours left
+ * in it is forgotten, so that an ADD can take the socket in again. True
+ * if fd names no completion socket now. Any lock but the orphans' held.
+ */
+bool rp__cs_drop_orphan(int fd);
 /* In a forked child: no number names a completion socket. */
 void rp__cs_forget_all(void);
 

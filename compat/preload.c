@@ -32,14 +32,16 @@
 		return ret_;                                               \
 	} while (0)
 
+static int rp__fresh(int fd);
+
 RP_EXPORT int epoll_create(int size)
 {
-	RP_KEEP_ERRNO(rp_epoll_create(size));
+	RP_KEEP_ERRNO(rp__fresh(rp_epoll_create(size)));
 }
 
 RP_EXPORT int epoll_create1(int flags)
 {
-	RP_KEEP_ERRNO(rp_epoll_create1(flags));
+	RP_KEEP_ERRNO(rp__fresh(rp_epoll_create1(flags)));
 }
 
 RP_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -746,6 +748,180 @@ RP_EXPORT int ioctl(int fd, unsigned long req, ...)
 }
 
 /*
+ * Calls that make an fd number: a completion socket that number named
+ * was closed behind our back (libuv closes with syscall(SYS_close)), and
+ * reads and writes of the number are the new file's (rp__cs_fresh).
+ */
+static int rp__fresh(int fd)
+{
+	if (fd >= 0 && rp__unlikely(rp__cs_on)) {
+		int saved = errno;
+
+		rp__cs_fresh(fd);
+		errno = saved;
+	}
+	return fd;
+}
+
+RP_CS_REAL(int, accept, (int, struct sockaddr *, socklen_t *))
+RP_CS_REAL(int, accept4, (int, struct sockaddr *, socklen_t *, int))
+RP_CS_REAL(int, socket, (int, int, int))
+RP_CS_REAL(int, socketpair, (int, int, int, int *))
+RP_CS_REAL(int, open, (const char *, int, ...))
+RP_CS_REAL(int, open64, (const char *, int, ...))
+RP_CS_REAL(int, openat, (int, const char *, int, ...))
+RP_CS_REAL(int, openat64, (int, const char *, int, ...))
+RP_CS_REAL(int, __open_2, (const char *, int))
+RP_CS_REAL(int, __open64_2, (const char *, int))
+RP_CS_REAL(int, __openat_2, (int, const char *, int))
+RP_CS_REAL(int, __openat64_2, (int, const char *, int))
+RP_CS_REAL(int, creat, (const char *, mode_t))
+RP_CS_REAL(int, creat64, (const char *, mode_t))
+RP_CS_REAL(int, pipe, (int *))
+RP_CS_REAL(int, pipe2, (int *, int))
+RP_CS_REAL(int, eventfd, (unsigned int, int))
+RP_CS_REAL(int, memfd_create, (const char *, unsigned int))
+RP_CS_REAL(int, timerfd_create, (int, int))
+RP_CS_REAL(int, signalfd, (int, const sigset_t *, int))
+RP_CS_REAL(int, inotify_init, (void))
+RP_CS_REAL(int, inotify_init1, (int))
+
+RP_EXPORT int accept(int fd, struct sockaddr *a, socklen_t *l)
+{
+	return rp__fresh(rp__real_fn_accept()(fd, a, l));
+}
+
+RP_EXPORT int accept4(int fd, struct sockaddr *a, socklen_t *l, int flags)
+{
+	return rp__fresh(rp__real_fn_accept4()(fd, a, l, flags));
+}
+
+RP_EXPORT int socket(int domain, int type, int proto)
+{
+	return rp__fresh(rp__real_fn_socket()(domain, type, proto));
+}
+
+RP_EXPORT int socketpair(int domain, int type, int proto, int sv[2])
+{
+	int ret = rp__real_fn_socketpair()(domain, type, proto, sv);
+
+	if (ret == 0) {
+		rp__fresh(sv[0]);
+		rp__fresh(sv[1]);
+	}
+	return ret;
+}
+
+/* open's mode is there only with O_CREAT or O_TMPFILE; passed on always. */
+#define RP_OPEN_MODE(flags)                                                	mode_t mode = 0;                                                   	if ((flags) & (O_CREAT | O_TMPFILE)) {                             		va_list ap;                                                		va_start(ap, flags);                                       		mode = va_arg(ap, mode_t);                                 		va_end(ap);                                                	}
+
+RP_EXPORT int open(const char *path, int flags, ...)
+{
+	RP_OPEN_MODE(flags)
+	return rp__fresh(rp__real_fn_open()(path, flags, mode));
+}
+
+RP_EXPORT int open64(const char *path, int flags, ...)
+{
+	RP_OPEN_MODE(flags)
+	return rp__fresh(rp__real_fn_open64()(path, flags, mode));
+}
+
+RP_EXPORT int openat(int dir, const char *path, int flags, ...)
+{
+	RP_OPEN_MODE(flags)
+	return rp__fresh(rp__real_fn_openat()(dir, path, flags, mode));
+}
+
+RP_EXPORT int openat64(int dir, const char *path, int flags, ...)
+{
+	RP_OPEN_MODE(flags)
+	return rp__fresh(rp__real_fn_openat64()(dir, path, flags, mode));
+}
+
+RP_EXPORT int __open_2(const char *path, int flags)
+{
+	return rp__fresh(rp__real_fn___open_2()(path, flags));
+}
+
+RP_EXPORT int __open64_2(const char *path, int flags)
+{
+	return rp__fresh(rp__real_fn___open64_2()(path, flags));
+}
+
+RP_EXPORT int __openat_2(int dir, const char *path, int flags)
+{
+	return rp__fresh(rp__real_fn___openat_2()(dir, path, flags));
+}
+
+RP_EXPORT int __openat64_2(int dir, const char *path, int flags)
+{
+	return rp__fresh(rp__real_fn___openat64_2()(dir, path, flags));
+}
+
+RP_EXPORT int creat(const char *path, mode_t mode)
+{
+	return rp__fresh(rp__real_fn_creat()(path, mode));
+}
+
+RP_EXPORT int creat64(const char *path, mode_t mode)
+{
+	return rp__fresh(rp__real_fn_creat64()(path, mode));
+}
+
+RP_EXPORT int pipe(int fds[2])
+{
+	int ret = rp__real_fn_pipe()(fds);
+
+	if (ret == 0) {
+		rp__fresh(fds[0]);
+		rp__fresh(fds[1]);
+	}
+	return ret;
+}
+
+RP_EXPORT int pipe2(int fds[2], int flags)
+{
+	int ret = rp__real_fn_pipe2()(fds, flags);
+
+	if (ret == 0) {
+		rp__fresh(fds[0]);
+		rp__fresh(fds[1]);
+	}
+	return ret;
+}
+
+RP_EXPORT int eventfd(unsigned int n, int flags)
+{
+	return rp__fresh(rp__real_fn_eventfd()(n, flags));
+}
+
+RP_EXPORT int memfd_create(const char *name, unsigned int flags)
+{
+	return rp__fresh(rp__real_fn_memfd_create()(name, flags));
+}
+
+RP_EXPORT int timerfd_create(int clock, int flags)
+{
+	return rp__fresh(rp__real_fn_timerfd_create()(clock, flags));
+}
+
+RP_EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
+{
+	return rp__fresh(rp__real_fn_signalfd()(fd, mask, flags));
+}
+
+RP_EXPORT int inotify_init(void)
+{
+	return rp__fresh(rp__real_fn_inotify_init()());
+}
+
+RP_EXPORT int inotify_init1(int flags)
+{
+	return rp__fresh(rp__real_fn_inotify_init1()(flags));
+}
+
+/*
  * Found when the library loads, not at first use: write is also the stats
  * line's, which _exit may print from a signal handler, where dlsym is not
  * safe to call.
@@ -772,4 +948,14 @@ __attribute__((constructor)) static void rp__find_io(void)
 	(void)rp__real_fn_splice();
 	(void)rp__real_fn_setsockopt();
 	(void)rp__real_fn_getsockopt();
+	(void)rp__real_fn_accept();
+	(void)rp__real_fn_accept4();
+	(void)rp__real_fn_socket();
+	(void)rp__real_fn_socketpair();
+	(void)rp__real_fn_open();
+	(void)rp__real_fn_open64();
+	(void)rp__real_fn_openat();
+	(void)rp__real_fn_openat64();
+	(void)rp__real_fn_pipe();
+	(void)rp__real_fn_pipe2();
 }

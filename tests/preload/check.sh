@@ -279,7 +279,7 @@ fi
 # 7. Only the interposed symbols are exported.
 syms=$(nm -D --defined-only "$B/libringpoll-preload.so" | awk '{print $3}' |
 	LC_ALL=C sort | tr '\n' ' ')
-want="_Exit __close __poll_chk __ppoll_chk __read_chk __recv_chk __recvfrom_chk _exit close close_range dup dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_pwait epoll_pwait2 epoll_wait fcntl fcntl64 ioctl poll ppoll pselect read readv recv recvfrom recvmsg select send sendfile sendfile64 sendmsg sendto shutdown vfork write writev "
+want="_Exit __close __open64_2 __open_2 __openat64_2 __openat_2 __poll_chk __ppoll_chk __read_chk __recv_chk __recvfrom_chk _exit accept accept4 close close_range creat creat64 dup dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_pwait epoll_pwait2 epoll_wait eventfd fcntl fcntl64 getsockopt inotify_init inotify_init1 ioctl memfd_create open open64 openat openat64 pipe pipe2 poll ppoll pselect read readv recv recvfrom recvmsg select send sendfile sendfile64 sendmsg sendto setsockopt shutdown signalfd socket socketpair splice timerfd_create vfork write writev "
 if [ "$syms" = "$want" ]; then
 	ok "the shim exports only what it interposes"
 else

@@ -2170,6 +2170,43 @@ static void sendfile_full_then_epollout_et(int kind)
 T_KINDS(sendfile_full_then_epollout_et)
 
 /*
+ * libuv's way out: DEL, then syscall(SYS_close), which the preload never
+ * sees. The peer still gets every byte written and then its EOF (with
+ * the instance still running), and a connection that gets the number
+ * next has its own bytes, not the old one's.
+ */
+static void raw_close_after_del(int kind)
+{
+	uint8_t buf[200];
+	struct pair p, q;
+
+	pair_open(&p, kind, EPOLLIN);
+	peer_send(&p, 0, 100, 5);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 100);
+	T_PAT(buf, 0, 100, 5);
+	pat_fill(buf, 0, 10, 6);
+	ck_assert_int_eq(write(p.srv, buf, 10), 10);
+	t_ctl(p.ep, EPOLL_CTL_DEL, p.srv, 0, 0);
+	ck_assert_int_eq(syscall(SYS_close, p.srv), 0);
+	p.srv = -1;
+	peer_expect(&p, 0, 10, 6);
+	peer_expect_end(&p, 0);
+
+	pair_open(&q, kind, EPOLLIN);
+	peer_send(&q, 0, 150, 7);
+	ck_assert_int_eq(ev_until(&q, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(q.srv, buf, sizeof(buf)), 150);
+	T_PAT(buf, 0, 150, 7);
+	pat_fill(buf, 0, 20, 8);
+	ck_assert_int_eq(write(q.srv, buf, 20), 20);
+	peer_expect(&q, 0, 20, 8);
+	pair_close(&q);
+	pair_close(&p);
+}
+T_KINDS(raw_close_after_del)
+
+/*
  * splice from the socket to a pipe after a read: the bytes after the
  * read's, EAGAIN when none are left.
  */
@@ -2395,6 +2432,7 @@ static Suite *cmode_suite(void)
 	tc = t_tcase("transfer");
 	T_ADD_KINDS(tc, sendfile_splice_between_writes);
 	T_ADD_KINDS(tc, sendfile_full_then_epollout_et);
+	T_ADD_KINDS(tc, raw_close_after_del);
 	T_ADD_KINDS(tc, splice_from_socket_after_read);
 	tcase_add_test(tc, many_sockets_echo);
 	suite_add_tcase(s, tc);
