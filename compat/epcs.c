@@ -257,9 +257,29 @@ static void rp__cs_finish(struct rp__ep *ep, struct rp__cs *cs)
 	if (cs->slot >= ep->cs.nslots || ep->cs.by_slot[cs->slot] != cs)
 		return;
 	if (!(cs->closed || cs->leaving) || cs->recv_armed || cs->tx_out ||
-	    (cs->tx_len && !cs->dead) ||
+	    (cs->tx_len && !cs->dead) || cs->shut_out ||
 	    (cs->shut_wr && !cs->shut_queued && !cs->dead))
 		return;
+	/*
+	 * Every request that names the slot must be done before the slot
+	 * names another socket: the kernel looks a fixed file up when it
+	 * issues a request, and one it runs in its workers (a shutdown, a
+	 * poll retried) is issued late.
+	 */
+	if (cs->out_polled) {
+		if (!cs->poll_cancelled) {
+			sqe = rp__cs_sqe(ep);
+			if (!sqe)
+				return;
+			io_uring_prep_cancel64(sqe,
+					       rp__ud(RP__UD_CS_POLL, cs->slot,
+						      cs->gen),
+					       0);
+			sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+			cs->poll_cancelled = true;
+		}
+		return;
+	}
 	sqe = rp__cs_sqe(ep);
 	if (!sqe)
 		return; /* tried again at the socket's next CQE or wait */
@@ -292,8 +312,11 @@ static void rp__cs_send_next(struct rp__ep *ep, struct rp__cs *cs)
 				return;
 			io_uring_prep_shutdown(sqe, (int)cs->slot, SHUT_WR);
 			sqe->flags |= IOSQE_FIXED_FILE;
-			sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+			sqe->user_data = rp__ud(RP__UD_CS_SHUT, cs->slot,
+						cs->gen);
 			cs->shut_queued = true;
+			cs->shut_out = true;
+			return;
 		}
 		rp__cs_finish(ep, cs);
 		return;
@@ -539,9 +562,14 @@ struct rp__cs *rp__cs_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe,
 	} else if (rp__ud_kind(cqe->user_data) == RP__UD_CS_POLL) {
 		/* Room in the socket (or an error): writable again. */
 		cs->out_polled = false;
+		cs->poll_cancelled = false;
 		cs->kfull = false;
 		*bits = rp__cs_mask(cs) & (EPOLLOUT | EPOLLWRNORM | EPOLLERR |
 					   EPOLLHUP);
+		rp__cs_finish(ep, cs);
+	} else if (rp__ud_kind(cqe->user_data) == RP__UD_CS_SHUT) {
+		cs->shut_out = false;
+		rp__cs_finish(ep, cs);
 	} else {
 		*bits = rp__cs_send_cqe(ep, cs, cqe);
 	}

@@ -81,7 +81,9 @@ struct rp__cs {
 	 * socket full: not writable until a poll of it says so.
 	 */
 	bool kfull;
-	bool out_polled;
+	bool out_polled;	/* that poll is in the kernel */
+	bool poll_cancelled;	/* and its cancel is queued */
+	bool shut_out;		/* the shutdown is in the kernel */
 
 	/* Received ahead: rx[rx_off, rx_off + rx_len). */
 	char *rx;

@@ -541,6 +541,7 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	case RP__UD_CS_SEND:
 	case RP__UD_CS_FREE:
 	case RP__UD_CS_POLL:
+	case RP__UD_CS_SHUT:
 		rp__ep_cs_cqe(ep, cqe);
 		return;
 	default:

@@ -35,6 +35,7 @@ enum {
 	RP__UD_CS_SEND,		      /* a completion socket's send */
 	RP__UD_CS_FREE,		      /* its file let go: the slot is free */
 	RP__UD_CS_POLL,		      /* its socket has room again */
+	RP__UD_CS_SHUT,		      /* its shutdown(SHUT_WR) is done */
 };
 
 #if defined(__SANITIZE_THREAD__)

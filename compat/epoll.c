@@ -109,7 +109,7 @@ static int rp__ctl_einval(struct rp__ep *ep, int op, int fd,
  * instance stays there, and is registered plainly here.
  */
 static int rp__ctl_add(struct rp__ep *ep, int fd, struct epoll_event *ev,
-		       const struct stat *st)
+		       const struct stat *st, bool alone)
 {
 	bool sock = st && S_ISSOCK(st->st_mode);
 	struct rp__fdent *e = rp__fdent(fd, true);
@@ -123,7 +123,7 @@ static int rp__ctl_add(struct rp__ep *ep, int fd, struct epoll_event *ev,
 			cs = had;
 		else if ((!had || (atomic_load(&had->orphan) &&
 				   rp__cs_drop_orphan(fd))) &&
-			 !atomic_load(&e->nreg))
+			 alone)
 			cs = rp__cs_adopt(ep, fd, ev->events, st->st_ino);
 	}
 	ret = rp__ep_add(ep, fd, ev, cs);
@@ -149,7 +149,7 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	struct rp__fdent *e;
 	uint64_t ring0, st0, calls = 0;
 	struct stat st;
-	bool have_st = false;
+	bool have_st = false, alone = false;
 	int ret = 0;
 
 	/*
@@ -180,8 +180,10 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 		 * close, as libuv's) and given to this file: forget it first,
 		 * under its own instance's lock.
 		 */
-		if (rp__unlikely(rp__cs_on) && ret == 0)
+		if (rp__unlikely(rp__cs_on) && ret == 0) {
 			rp__cs_check(fd, &st);
+			alone = S_ISSOCK(st.st_mode) && rp__reg_alone(ep, fd);
+		}
 		if (child)
 			pthread_mutex_lock(&rp__nest_lock);
 		rp__ep_lock(ep);
@@ -234,7 +236,7 @@ static int rp__ctl(struct rp__ep *ep, int op, int fd, struct epoll_event *ev)
 	st0 = ep->st.enters;
 	switch (op) {
 	case EPOLL_CTL_ADD:
-		ret = rp__ctl_add(ep, fd, ev, have_st ? &st : NULL);
+		ret = rp__ctl_add(ep, fd, ev, have_st ? &st : NULL, alone);
 		break;
 	case EPOLL_CTL_MOD:
 		ret = rp__ep_mod(ep, fd, ev);

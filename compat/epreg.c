@@ -403,6 +403,39 @@ static void rp__cs_forget(int fd, struct rp__fdent *e, bool closing)
 	rp__cs_unlock(ep);
 }
 
+bool rp__reg_alone(struct rp__ep *ep, int fd)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+	unsigned n;
+
+	if (!e)
+		return true;
+	n = atomic_load(&e->nreg);
+	/*
+	 * nreg counts since the last close we saw: after a close behind
+	 * our back (libuv's) it counts registrations of the old file, so
+	 * when it says "maybe", ask the instances.
+	 */
+	if (!n || (n == 1 && atomic_load(&e->one) == ep))
+		return true;
+	for (uint32_t i = 0; i < rp__ep_count(); i++) {
+		struct rp__ep *x = rp__ep_nth(i);
+		struct rp__ep_item *it;
+		bool used;
+
+		if (x == ep || !rp__ep_tryget(x))
+			continue;
+		rp__ep_lock(x);
+		it = x->dead ? NULL : rp__ep_item(x, fd);
+		used = it && (it->flags & RP__EPI_USED);
+		rp__ep_unlock(x);
+		rp__ep_put(x);
+		if (used)
+			return false;
+	}
+	return true;
+}
+
 void rp__cs_check(int fd, const struct stat *st)
 {
 	struct rp__fdent *e = rp__fdent(fd, false);

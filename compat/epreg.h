@@ -145,6 +145,11 @@ void rp__cs_dup(int oldfd, int newfd);
  * and the number is another file's now.
  */
 void rp__cs_fresh(int fd);
+/*
+ * Is fd registered in no instance but ep (the completion mode adopts only
+ * such sockets)? Takes other instances' locks: call without ep's.
+ */
+bool rp__reg_alone(struct rp__ep *ep, int fd);
 /* fd's file is st: forget the completion socket it named if not that. */
 void rp__cs_check(int fd, const struct stat *st);
 /*

@@ -2175,7 +2175,7 @@ T_KINDS(sendfile_full_then_epollout_et)
  * the instance still running), and a connection that gets the number
  * next has its own bytes, not the old one's.
  */
-static void raw_close_after_del(int kind)
+static void raw_close_after(int kind, bool shut)
 {
 	uint8_t buf[200];
 	struct pair p, q;
@@ -2187,13 +2187,25 @@ static void raw_close_after_del(int kind)
 	T_PAT(buf, 0, 100, 5);
 	pat_fill(buf, 0, 10, 6);
 	ck_assert_int_eq(write(p.srv, buf, 10), 10);
+	/* node's end(): a shutdown first, done by the kernel's workers. */
+	if (shut)
+		ck_assert_int_eq(shutdown(p.srv, SHUT_WR), 0);
 	t_ctl(p.ep, EPOLL_CTL_DEL, p.srv, 0, 0);
 	ck_assert_int_eq(syscall(SYS_close, p.srv), 0);
 	p.srv = -1;
-	peer_expect(&p, 0, 10, 6);
-	peer_expect_end(&p, 0);
+	if (!shut) {
+		peer_expect(&p, 0, 10, 6);
+		peer_expect_end(&p, 0);
+	} else {
+		/* Let the instance run once: the old place may be free. */
+		pump(&p);
+	}
 
+	/* The next connection in the same instance, as a server's. */
 	pair_open(&q, kind, EPOLLIN);
+	t_close(q.ep);
+	q.ep = p.ep;
+	t_ctl(q.ep, EPOLL_CTL_ADD, q.srv, EPOLLIN, TAG);
 	peer_send(&q, 0, 150, 7);
 	ck_assert_int_eq(ev_until(&q, EPOLLIN), EPOLLIN);
 	ck_assert_int_eq(read(q.srv, buf, sizeof(buf)), 150);
@@ -2201,10 +2213,36 @@ static void raw_close_after_del(int kind)
 	pat_fill(buf, 0, 20, 8);
 	ck_assert_int_eq(write(q.srv, buf, 20), 20);
 	peer_expect(&q, 0, 20, 8);
+	/* Meanwhile the old connection ended, after its bytes. */
+	if (shut) {
+		peer_expect(&p, 0, 10, 6);
+		peer_expect_end(&p, 0);
+	}
+	q.ep = -1;
 	pair_close(&q);
 	pair_close(&p);
 }
+
+static void raw_close_after_del(int kind)
+{
+	raw_close_after(kind, false);
+}
 T_KINDS(raw_close_after_del)
+
+/*
+ * The same after shutdown(SHUT_WR): the next connection (it may get the
+ * old one's place in the ring) keeps its own write side. In the mode the
+ * kernel runs a shutdown in its workers, which look the socket up late:
+ * a ring that freed the old place before that ran shut the next
+ * connection down (node's echo test found it). The window is narrow;
+ * this case repeats the sequence but does not force it.
+ */
+static void raw_close_after_shutdown_del(int kind)
+{
+	for (int i = 0; i < 20; i++)
+		raw_close_after(kind, true);
+}
+T_KINDS(raw_close_after_shutdown_del)
 
 /*
  * splice from the socket to a pipe after a read: the bytes after the
@@ -2433,6 +2471,7 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, sendfile_splice_between_writes);
 	T_ADD_KINDS(tc, sendfile_full_then_epollout_et);
 	T_ADD_KINDS(tc, raw_close_after_del);
+	T_ADD_KINDS(tc, raw_close_after_shutdown_del);
 	T_ADD_KINDS(tc, splice_from_socket_after_read);
 	tcase_add_test(tc, many_sockets_echo);
 	suite_add_tcase(s, tc);
