@@ -261,6 +261,12 @@ static void rp__cs_finish(struct rp__ep *ep, struct rp__cs *cs)
 	    (cs->shut_wr && !cs->shut_queued && !cs->dead))
 		return;
 	/*
+	 * One that left with bytes unread keeps its place until they are
+	 * read: an ADD again (libevent's DEL and ADD) takes it back whole.
+	 */
+	if (!cs->closed && cs->rx_len)
+		return;
+	/*
 	 * Every request that names the slot must be done before the slot
 	 * names another socket: the kernel looks a fixed file up when it
 	 * issues a request, and one it runs in its workers (a shutdown, a
@@ -349,10 +355,15 @@ struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events,
 	 * from its buffer). TCP only: a unix socket may carry fds
 	 * (SCM_RIGHTS), which a recv without a control buffer would drop.
 	 */
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	if (syscall(SYS_getpeername, fd, (struct sockaddr *)&ss, &sl) < 0 ||
 	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
 		goto decline;
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+	/*
+	 * The syscalls, not the C library's names: under the preload
+	 * getsockopt is ours, and would look the number up again, with
+	 * this instance's lock held.
+	 */
+	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
 	    type != SOCK_STREAM)
 		goto decline;
 	/* The syscall: under the preload fcntl is ours. */
@@ -366,7 +377,8 @@ struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events,
 	 * (rp__io_lowat).
 	 */
 	tl = sizeof(lowat);
-	if (getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &tl) < 0 ||
+	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
+		    &tl) < 0 ||
 	    lowat > 1)
 		goto decline;
 	if (rp__cs_setup(ep) < 0 || !ep->cs.nfree)
@@ -668,8 +680,11 @@ ssize_t rp__cs_read(struct rp__cs *cs, struct rp__ep *ep,
 		cs->rx_len -= got;
 		if (!cs->rx_len)
 			cs->rx_off = 0;
-		if (ep)
+		if (ep) {
 			rp__cs_recv_resume(ep, cs);
+			if (!cs->rx_len && cs->leaving)
+				rp__cs_finish(ep, cs);
+		}
 	}
 	atomic_fetch_add_explicit(&rp__cs_st.reads, 1, memory_order_relaxed);
 	return (ssize_t)got;

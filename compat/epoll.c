@@ -117,13 +117,19 @@ static int rp__ctl_add(struct rp__ep *ep, int fd, struct epoll_event *ev,
 	int ret;
 
 	if (rp__unlikely(rp__cs_on) && sock && e) {
+		had = atomic_load(&e->cs);
+		/*
+		 * An orphan with nothing of ours left is forgotten, and the
+		 * socket taken in anew (its struct may come back from the
+		 * pool as the new one).
+		 */
+		if (had && atomic_load(&had->orphan) && rp__cs_drop_orphan(fd))
+			had = NULL;
 		if (had && atomic_load(&had->ep) == ep &&
 		    atomic_load(&had->live) && !had->registered &&
 		    had->ino == st->st_ino)
 			cs = had;
-		else if ((!had || (atomic_load(&had->orphan) &&
-				   rp__cs_drop_orphan(fd))) &&
-			 alone)
+		else if (!had && alone)
 			cs = rp__cs_adopt(ep, fd, ev->events, st->st_ino);
 	}
 	ret = rp__ep_add(ep, fd, ev, cs);
