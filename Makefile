@@ -278,6 +278,7 @@ check-run: $(B)/tests/rp-unit $(B)/readme_example $(B)/tests/epoll-kernel \
 	$(T) readme-example-completion 60 $(B)/readme_example completion
 	$(MAKE) check-conformance
 	$(MAKE) check-cmode
+	$(MAKE) check-cmode-engaged
 	ASAN_OPTIONS=verify_asan_link_order=0 \
 		$(T) preload-checks 600 tests/preload/check.sh $(B)
 	$(MAKE) check-unit
@@ -363,7 +364,7 @@ check:
 # cmode's three runs, for development.
 check-quick:
 	@MAKE="$(MAKE)" tools/check-driver check-unit:300 check-conformance:600 \
-		check-cmode:300
+		check-cmode:300 check-cmode-engaged:300
 
 # The harness checks itself: the driver and t-run on tests/harness/'s
 # fixture count, name failures, stop a hang and leave nothing running.

@@ -11,8 +11,8 @@
 #            RINGPOLL_COMPLETION=1 (issue 15's transparent completion) and
 #            RINGPOLL_STATS=1, and the test looks for cs_sockets=N in the
 #            ringpoll-stats lines at exit (check_cs).
-#   IT_CS_REQUIRE=1  under completion, cs_sockets must be > 0 (the mode
-#            took sockets); 0 (default): a run without it is a "skip:".
+#   IT_CS_REQUIRE=1  (default) under completion, cs_sockets must be > 0 (the mode
+#            took sockets); 0: a run without it is a "skip:".
 #   KEEP=1   keep the temp dir under build/integration/ even on success.
 #   TEST_TIME_LIMIT  seconds before the whole test script is stopped (90).
 
@@ -24,7 +24,7 @@ IT_MODE=${IT_MODE:-}
 if [ -z "$IT_MODE" ]; then
     if [ -n "$RUNNER" ]; then IT_MODE=shim; else IT_MODE=native; fi
 fi
-IT_CS_REQUIRE=${IT_CS_REQUIRE:-0}
+IT_CS_REQUIRE=${IT_CS_REQUIRE:-1}
 if [ "$IT_MODE" = completion ]; then
     [ -n "$RUNNER" ] || { echo "IT_MODE=completion needs RUNNER (the launcher)" >&2; exit 2; }
     # The variable, not the launcher's --completion: the same either way,
