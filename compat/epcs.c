@@ -54,6 +54,25 @@ struct rp__cs_stats rp__cs_st;
 	(EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET | EPOLLONESHOT |        \
 	 EPOLLERR | EPOLLHUP | EPOLLRDNORM | EPOLLWRNORM)
 
+/*
+ * A syscall of the mode's own (checks at ADD, a send around the ring, a
+ * reset's linger), counted: the stats' cs_syscalls.
+ */
+#define RP__CS_SYSCALL(...)                                                \
+	(atomic_fetch_add_explicit(&rp__cs_st.syscalls, 1,                 \
+				   memory_order_relaxed),                  \
+	 syscall(__VA_ARGS__))
+
+int rp__cs_settle(struct rp__ep *ep)
+{
+	uint64_t before = ep->ring.enters;
+	int ret = rp__ring_settle(&ep->ring);
+
+	/* Outside a wait: counted here, as the wait counts its own. */
+	ep->st.enters += ep->ring.enters - before;
+	return ret;
+}
+
 /* cs structs: recycled, never freed (a lookup may race a close). */
 static pthread_mutex_t rp__cs_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Guards orphans, which have no instance lock any more. */
@@ -115,7 +134,7 @@ static int rp__cs_setup(struct rp__ep *ep)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n)
 		n = (uint32_t)rl.rlim_cur;
 	reg.nr = n;
-	ret = (int)syscall(SYS_io_uring_register, ep->ring.uring.ring_fd,
+	ret = (int)RP__CS_SYSCALL(SYS_io_uring_register, ep->ring.uring.ring_fd,
 			   IORING_REGISTER_FILES2, &reg, sizeof(reg));
 	if (ret < 0) {
 		ret = -errno;
@@ -137,6 +156,7 @@ static int rp__cs_setup(struct rp__ep *ep)
 	breg.ring_addr = (uintptr_t)br;
 	breg.ring_entries = RP__CS_NBUF;
 	breg.bgid = RP__CS_BGID;
+	atomic_fetch_add(&rp__cs_st.syscalls, 1);
 	ret = io_uring_register_buf_ring(&ep->ring.uring, &breg, 0);
 	if (ret < 0)
 		goto fail;
@@ -153,7 +173,7 @@ static int rp__cs_setup(struct rp__ep *ep)
 	set->nslots = n;
 	return 0;
 fail:
-	(void)syscall(SYS_io_uring_register, ep->ring.uring.ring_fd,
+	(void)RP__CS_SYSCALL(SYS_io_uring_register, ep->ring.uring.ring_fd,
 		      IORING_UNREGISTER_FILES, NULL, 0);
 	free(set->by_slot);
 	free(set->free_slots);
@@ -355,7 +375,7 @@ struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events,
 	 * from its buffer). TCP only: a unix socket may carry fds
 	 * (SCM_RIGHTS), which a recv without a control buffer would drop.
 	 */
-	if (syscall(SYS_getpeername, fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	if (RP__CS_SYSCALL(SYS_getpeername, fd, (struct sockaddr *)&ss, &sl) < 0 ||
 	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
 		goto decline;
 	/*
@@ -363,11 +383,11 @@ struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events,
 	 * getsockopt is ours, and would look the number up again, with
 	 * this instance's lock held.
 	 */
-	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+	if (RP__CS_SYSCALL(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
 	    type != SOCK_STREAM)
 		goto decline;
 	/* The syscall: under the preload fcntl is ours. */
-	fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
+	fl = (int)RP__CS_SYSCALL(SYS_fcntl, fd, F_GETFL);
 	if (fl < 0 || !(fl & O_NONBLOCK))
 		goto decline;
 	/*
@@ -377,13 +397,14 @@ struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events,
 	 * (rp__io_lowat).
 	 */
 	tl = sizeof(lowat);
-	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
+	if (RP__CS_SYSCALL(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
 		    &tl) < 0 ||
 	    lowat > 1)
 		goto decline;
 	if (rp__cs_setup(ep) < 0 || !ep->cs.nfree)
 		goto decline;
 	slot = ep->cs.free_slots[--ep->cs.nfree];
+	atomic_fetch_add(&rp__cs_st.syscalls, 1);
 	if (io_uring_register_files_update(&ep->ring.uring, slot, &fd, 1) != 1) {
 		ep->cs.free_slots[ep->cs.nfree++] = slot;
 		goto decline;
@@ -611,7 +632,7 @@ static bool rp__cs_copy_out(struct rp__mem *mem, void *dst, const void *src,
 	if (k < 4) {
 		struct iovec l = { dst, k }, r = { (void *)src, k };
 		int saved = errno;
-		ssize_t n = syscall(SYS_process_vm_readv, getpid(), &l, 1UL,
+		ssize_t n = RP__CS_SYSCALL(SYS_process_vm_readv, getpid(), &l, 1UL,
 				    &r, 1UL, 0UL);
 
 		if (n == (ssize_t)k)
@@ -697,7 +718,7 @@ ssize_t rp__cs_read(struct rp__cs *cs, struct rp__ep *ep,
 static int rp__cs_orphan_flush(struct rp__cs *cs, int fd)
 {
 	while (cs->tx_len) {
-		ssize_t r = syscall(SYS_sendto, fd, cs->tx + cs->tx_off,
+		ssize_t r = RP__CS_SYSCALL(SYS_sendto, fd, cs->tx + cs->tx_off,
 				    cs->tx_len, MSG_DONTWAIT | MSG_NOSIGNAL,
 				    NULL, 0);
 
@@ -742,7 +763,7 @@ ssize_t rp__cs_write(struct rp__cs *cs, struct rp__ep *ep, int fd,
 	if (!cs->tx_len && rp__ring_own(&ep->ring, false) < 0) {
 		struct msghdr m = { .msg_iov = (struct iovec *)iov,
 				    .msg_iovlen = (size_t)n };
-		ssize_t ret = syscall(SYS_sendmsg, fd, &m,
+		ssize_t ret = RP__CS_SYSCALL(SYS_sendmsg, fd, &m,
 				      flags | MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		return ret < 0 ? -errno : ret;
@@ -798,7 +819,7 @@ int rp__cs_shutdown(struct rp__cs *cs, int how, int fd)
 	 * with end of file, after what was buffered.
 	 */
 	if (how == SHUT_RD || how == SHUT_RDWR) {
-		if (syscall(SYS_shutdown, fd, SHUT_RD) < 0)
+		if (RP__CS_SYSCALL(SYS_shutdown, fd, SHUT_RD) < 0)
 			return -errno;
 	}
 	if (how == SHUT_WR || how == SHUT_RDWR) {
@@ -819,7 +840,7 @@ bool rp__cs_catch_up(struct rp__ep *ep)
 	    (!rp__ring_tw_pending(&ep->ring) &&
 	     !rp__ring_unsubmitted(&ep->ring)))
 		return false;
-	if (rp__ring_settle(&ep->ring) < 0)
+	if (rp__cs_settle(ep) < 0)
 		return false;
 	rp__ep_harvest(ep);
 	return true;
@@ -830,7 +851,7 @@ bool rp__cs_push(struct rp__ep *ep)
 	if (rp__ring_own(&ep->ring, false) < 0 ||
 	    !rp__ring_unsubmitted(&ep->ring))
 		return false;
-	if (rp__ring_settle(&ep->ring) < 0)
+	if (rp__cs_settle(ep) < 0)
 		return false;
 	rp__ep_harvest(ep);
 	return true;
@@ -848,7 +869,7 @@ void rp__cs_closing(struct rp__cs *cs, struct rp__ep *ep, int fd)
 		 */
 		struct linger l = { .l_onoff = 1, .l_linger = 0 };
 
-		(void)syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_LINGER, &l,
+		(void)RP__CS_SYSCALL(SYS_setsockopt, fd, SOL_SOCKET, SO_LINGER, &l,
 			      sizeof(l));
 		cs->tx_len = cs->tx_out;
 		cs->dead = true;
@@ -961,7 +982,7 @@ void rp__cs_orphan_all(struct rp__ep *ep)
 		}
 	}
 	if (stopped && rp__ring_own(&ep->ring, false) == 0 &&
-	    rp__ring_settle(&ep->ring) == 0)
+	    rp__cs_settle(ep) == 0)
 		rp__ep_harvest(ep);
 	for (uint32_t s = 0; s < ep->cs.nslots && ep->cs.nsock; s++) {
 		struct rp__cs *cs = ep->cs.by_slot[s];

@@ -47,6 +47,7 @@ struct rp__cs_stats {
 	atomic_ulong tx_bytes; /* bytes sent from the send buffers */
 	atomic_ulong reads;    /* read-family calls served from a buffer */
 	atomic_ulong writes;   /* write-family calls served by a buffer */
+	atomic_ulong syscalls; /* syscalls of its own, enters apart */
 };
 extern struct rp__cs_stats rp__cs_st;
 
@@ -163,6 +164,9 @@ bool rp__cs_catch_up(struct rp__ep *ep);
  * completions (a writer found the buffer full). True if it could.
  */
 bool rp__cs_push(struct rp__ep *ep);
+
+/* Submits and runs deferred work, its enters counted as the instance's. */
+int rp__cs_settle(struct rp__ep *ep);
 
 /*
  * A number that named cs is closed; the last one lets the socket go.

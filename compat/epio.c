@@ -26,7 +26,10 @@ static int rp__io_block(struct rp__ep *ep)
 	int ret;
 
 	if (rp__ring_own(&ep->ring, false) == 0) {
+		uint64_t before = ep->ring.enters;
+
 		ret = rp__ring_enter(&ep->ring, true, 1000000, NULL);
+		ep->st.enters += ep->ring.enters - before;
 		rp__ep_harvest(ep);
 		return ret == -EINTR ? -EINTR : 0;
 	}
@@ -137,7 +140,7 @@ int rp__io_flushed(int fd)
 		return 0;
 	/* The owner hands the queued sends over and sees them done. */
 	if (ep && cs->tx_len && rp__ring_own(&ep->ring, false) == 0) {
-		(void)rp__ring_settle(&ep->ring);
+		(void)rp__cs_settle(ep);
 		rp__ep_harvest(ep);
 	}
 	if (cs->tx_len)

@@ -559,14 +559,15 @@ void rp__st_report(bool any_context)
 		n += snprintf(line + n - 1, sizeof(line) - (size_t)n + 1,
 			      " cs_sockets=%lu cs_declined=%lu cs_reverted=%lu"
 			      " cs_rx_bytes=%lu cs_tx_bytes=%lu cs_reads=%lu"
-			      " cs_writes=%lu\n",
+			      " cs_writes=%lu cs_syscalls=%lu\n",
 			      atomic_load(&rp__cs_st.sockets),
 			      atomic_load(&rp__cs_st.declined),
 			      atomic_load(&rp__cs_st.reverted),
 			      atomic_load(&rp__cs_st.rx_bytes),
 			      atomic_load(&rp__cs_st.tx_bytes),
 			      atomic_load(&rp__cs_st.reads),
-			      atomic_load(&rp__cs_st.writes)) -
+			      atomic_load(&rp__cs_st.writes),
+			      atomic_load(&rp__cs_st.syscalls)) -
 		     1;
 	/* One write(2), not stdio: no lock, and lines of processes apart. */
 	if (n > 0 && write(STDERR_FILENO, line,
