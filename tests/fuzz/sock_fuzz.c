@@ -346,6 +346,9 @@ static int readable_known(const struct conn *c, int d)
 {
 	const struct dir *s = &c->d[d];
 
+	/* Seen before an ADD to a ring with no owner yet: not A's yet. */
+	if (d == 1 && !a_sees(c))
+		return 0;
 	if (s->peek || s->promised)
 		return 1;
 	if (!known_at_reader(c, d))
@@ -883,10 +886,18 @@ static int x_write(const struct op *o)
 				if ((c->reg[e] & EPOLLET) &&
 				    (c->reg[e] & EPOLLIN))
 					c->etin[e] = 1;
-		if (side == 1 && c->a_gone)
+		/*
+		 * Bytes to a closed end draw an RST, which drops what that
+		 * end still had to send (past the window, or in the
+		 * completion mode not yet flushed): its stream may end early.
+		 */
+		if (r && (side == 1 ? c->a_gone : c->b_gone)) {
+			struct dir *back = &c->d[!d];
+
 			c->reset = 1;
-		if (side == 0 && c->b_gone)
-			c->reset = 1;
+			if (!back->strict || !flushed(back))
+				back->trunc = 1;
+		}
 		return 0;
 	}
 	if (err == EAGAIN) {
