@@ -29,7 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -318,6 +321,11 @@ static void rp__cs_finish(struct rp__ep *ep, struct rp__cs *cs)
 		rp__cs_recycle(cs);
 		return;
 	}
+	/* A registration that reported from it polls the socket now. */
+	if (cs->registered) {
+		rp__ep_cs_gone(ep, cs);
+		cs->registered = false;
+	}
 	pthread_mutex_lock(&rp__cs_orphan_lock);
 	atomic_store(&cs->orphan, true);
 	atomic_store(&cs->live, false);
@@ -360,31 +368,30 @@ static void rp__cs_send_next(struct rp__ep *ep, struct rp__cs *cs)
 struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events,
 			    ino_t ino)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	int type = 0, fl, lowat = 1;
-	socklen_t tl = sizeof(type);
+	struct tcp_info ti;
+	socklen_t tl = sizeof(ti);
+	int fl, lowat = 1;
 	struct rp__cs *cs;
 	uint32_t slot;
 
 	if (events & ~RP__CS_EVENTS)
 		goto decline;
 	/*
-	 * Connected: a listening or connecting socket is out (a connect in
-	 * progress is reported by EPOLLOUT, which the mode would answer
-	 * from its buffer). TCP only: a unix socket may carry fds
+	 * A TCP connection whose sending side is open: established, or shut
+	 * by the peer only. A listening or connecting socket is out (a
+	 * connect in progress is reported by EPOLLOUT, which the mode would
+	 * answer from its buffer), and so is one shut for writing already
+	 * (its writes fail, EPIPE). TCP only: a unix socket may carry fds
 	 * (SCM_RIGHTS), which a recv without a control buffer would drop.
-	 */
-	if (RP__CS_SYSCALL(SYS_getpeername, fd, (struct sockaddr *)&ss, &sl) < 0 ||
-	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
-		goto decline;
-	/*
 	 * The syscalls, not the C library's names: under the preload
 	 * getsockopt is ours, and would look the number up again, with
 	 * this instance's lock held.
 	 */
-	if (RP__CS_SYSCALL(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
-	    type != SOCK_STREAM)
+	if (RP__CS_SYSCALL(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &ti,
+			   &tl) < 0 ||
+	    tl < offsetof(struct tcp_info, tcpi_retransmits) ||
+	    (ti.tcpi_state != TCP_ESTABLISHED &&
+	     ti.tcpi_state != TCP_CLOSE_WAIT))
 		goto decline;
 	/* The syscall: under the preload fcntl is ours. */
 	fl = (int)RP__CS_SYSCALL(SYS_fcntl, fd, F_GETFL);
@@ -398,7 +405,7 @@ struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events,
 	 */
 	tl = sizeof(lowat);
 	if (RP__CS_SYSCALL(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
-		    &tl) < 0 ||
+			   &tl) < 0 ||
 	    lowat > 1)
 		goto decline;
 	if (rp__cs_setup(ep) < 0 || !ep->cs.nfree)
@@ -728,6 +735,14 @@ static int rp__cs_orphan_flush(struct rp__cs *cs, int fd)
 		cs->tx_len -= (size_t)r;
 	}
 	cs->tx_off = 0;
+	/*
+	 * A shutdown that waited for them, or that the ring, gone now, may
+	 * not have run: again is harmless.
+	 */
+	if (cs->shut_wr && !cs->shut_done) {
+		cs->shut_done = true;
+		(void)RP__CS_SYSCALL(SYS_shutdown, fd, SHUT_WR);
+	}
 	return 0;
 }
 
@@ -736,22 +751,24 @@ ssize_t rp__cs_write(struct rp__cs *cs, struct rp__ep *ep, int fd,
 {
 	size_t want = rp__iov_len(iov, n), put = 0, room;
 
-	if (!ep) {
-		int ret = rp__cs_orphan_flush(cs, fd);
-
-		return ret < 0 ? ret : RP__CS_PASS;
-	}
-	/* Left the mode: once ours are out, the kernel's socket. */
-	if (cs->leaving && !cs->tx_len && !cs->err)
-		return RP__CS_PASS;
 	if (cs->err) {
 		int e = cs->err;
 
 		cs->err = 0;
 		return e;
 	}
+	if (!ep) {
+		int ret = rp__cs_orphan_flush(cs, fd);
+
+		if (ret < 0)
+			return ret;
+		return cs->dead || cs->shut_wr ? -EPIPE : RP__CS_PASS;
+	}
 	if (cs->dead || cs->shut_wr)
 		return -EPIPE;
+	/* Left the mode: once ours are out, the kernel's socket. */
+	if (cs->leaving && !cs->tx_len)
+		return RP__CS_PASS;
 	if (!want)
 		return 0;
 	/*
@@ -823,7 +840,16 @@ int rp__cs_shutdown(struct rp__cs *cs, int how, int fd)
 			return -errno;
 	}
 	if (how == SHUT_WR || how == SHUT_RDWR) {
-		/* The FIN goes after every byte written before it. */
+		/*
+		 * The FIN goes after every byte written before it: at once
+		 * when nothing of ours is queued, else after the last send.
+		 */
+		if (!cs->tx_len && !cs->tx_out && !cs->shut_wr) {
+			if (RP__CS_SYSCALL(SYS_shutdown, fd, SHUT_WR) < 0)
+				return -errno;
+			cs->shut_queued = true;
+			cs->shut_done = true;
+		}
 		cs->shut_wr = true;
 		rp__cs_send_next(ep, cs);
 	}
@@ -918,12 +944,12 @@ void rp__cs_put_fd(struct rp__cs *cs)
 	rp__cs_finish(ep, cs);
 }
 
-void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs)
+void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs, bool registered)
 {
 	if (cs->leaving)
 		return;
 	cs->leaving = true;
-	cs->registered = false;
+	cs->registered = registered;
 	atomic_fetch_add(&rp__cs_st.reverted, 1);
 	if (cs->recv_armed && !cs->recv_stopped)
 		rp__cs_recv_stop(ep, cs);
@@ -986,11 +1012,20 @@ void rp__cs_orphan_all(struct rp__ep *ep)
 		rp__ep_harvest(ep);
 	for (uint32_t s = 0; s < ep->cs.nslots && ep->cs.nsock; s++) {
 		struct rp__cs *cs = ep->cs.by_slot[s];
+		struct stat st;
 
 		if (!cs)
 			continue;
 		ep->cs.by_slot[s] = NULL;
 		ep->cs.nsock--;
+		/*
+		 * A ring nobody ever waited on submitted nothing: its recv
+		 * never ran, its sends are still ours to make.
+		 */
+		if (ep->ring.owned && !ep->ring.owner) {
+			cs->recv_armed = false;
+			cs->tx_out = 0;
+		}
 		if (cs->closed) {
 			if (cs->tx_out)
 				cs->tx = NULL; /* see rp__cs_put_fd */
@@ -1000,6 +1035,15 @@ void rp__cs_orphan_all(struct rp__ep *ep)
 		pthread_mutex_lock(&rp__cs_orphan_lock);
 		atomic_store(&cs->orphan, true);
 		atomic_store(&cs->live, false);
+		/*
+		 * What it still has to send goes now, through its number if
+		 * that still names its socket; else with the next call.
+		 */
+		if ((cs->tx_len || cs->shut_wr) && !cs->tx_out && !cs->dead &&
+		    cs->fd >= 0 &&
+		    fstat(cs->fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+		    st.st_ino == cs->ino)
+			(void)rp__cs_orphan_flush(cs, cs->fd);
 		pthread_mutex_unlock(&rp__cs_orphan_lock);
 	}
 }

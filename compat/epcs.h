@@ -99,6 +99,7 @@ struct rp__cs {
 	size_t tx_off, tx_len, tx_out;
 	bool shut_wr;	   /* shutdown(SHUT_WR) asked */
 	bool shut_queued;  /* and handed to the ring after the data */
+	bool shut_done;	   /* or made at once: nothing of ours queued */
 	bool dead;	   /* send side failed: nothing more goes out */
 
 	struct rp__cs *next_free;
@@ -202,7 +203,7 @@ void rp__cs_kernel_full(struct rp__ep *ep, struct rp__cs *cs);
 /* The instance's part, when its ring is about to close. */
 void rp__cs_set_free(struct rp__ep *ep);
 /* EPOLL_CTL_DEL: the socket leaves the mode (see leaving). */
-void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs);
+void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs, bool registered);
 /* ADD again into the same instance: back in the mode. */
 void rp__cs_rejoin(struct rp__ep *ep, struct rp__cs *cs);
 

@@ -102,6 +102,19 @@ static uint32_t rp__ep_cs_level(struct rp__ep *ep, int fd,
 	return bits & want;
 }
 
+/*
+ * A plain registration of a file whose bytes a completion socket holds
+ * (its socket is in another instance too, which took it in first): their
+ * EPOLLIN, which no poll of the kernel's sees. Read without that
+ * instance's lock: a hint, spurious at worst (the read finds them).
+ */
+static uint32_t rp__ep_cs_held(int fd, const struct rp__ep_item *it)
+{
+	if (rp__likely(!rp__cs_on) || it->cs || !rp__cs_holds(fd))
+		return 0;
+	return (EPOLLIN | EPOLLRDNORM) & rp__ep_reportable(it->events);
+}
+
 /* Disarms a registration's poll; a completion socket's is a flag. */
 static int rp__ep_disarm(struct rp__ep *ep, int fd, struct rp__ep_item *it)
 {
@@ -710,6 +723,7 @@ static unsigned rp__ep_confirm(struct rp__ep *ep)
 		}
 		bits = (uint32_t)ep->pfd[i].revents &
 		       rp__ep_reportable(it->events);
+		bits |= rp__ep_cs_held(fd, it);
 		if (bits) {
 			it->ready = bits;
 			it->flags |= RP__EPI_FRESH;
@@ -762,6 +776,16 @@ static void rp__ep_rearm_due(struct rp__ep *ep)
 			it->ready |= rp__ep_reportable(it->events);
 			rp__ep_list(ep, fd, it);
 			continue;
+		}
+		/*
+		 * Bytes another instance's completion socket holds for this
+		 * file are level too: no poll of the kernel's sees them.
+		 */
+		if (rp__ep_cs_held(fd, it)) {
+			it->ready |= rp__ep_reportable(it->events);
+			rp__ep_list(ep, fd, it);
+			if (it->poll.armed)
+				continue;
 		}
 		/* A MOD since the report has armed it already. */
 		if (it->poll.armed)
@@ -1622,6 +1646,10 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 	}
 	/* As ep_insert does, look at it once now: the arm's completion. */
 	rp__ep_arm_candidate(ep, fd, it);
+	if (rp__ep_cs_held(fd, it)) {
+		it->ready |= rp__ep_reportable(it->events);
+		rp__ep_list(ep, fd, it);
+	}
 	ep->nitems++;
 	if (rp__unlikely(ep->nitems > ep->grow_at))
 		rp__ep_grow(ep);
@@ -1679,7 +1707,25 @@ static int rp__ep_mod_armed(struct rp__ep *ep, int fd, struct rp__ep_item *it,
 	return 0;
 }
 
+static int rp__ep_mod_one(struct rp__ep *ep, int fd,
+			  const struct epoll_event *ev);
+
 int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev)
+{
+	int ret = rp__ep_mod_one(ep, fd, ev);
+	struct rp__ep_item *it;
+
+	/* As ep_modify looks anew: bytes held for it (rp__ep_cs_held). */
+	if (ret == 0 && rp__unlikely(rp__cs_on) &&
+	    (it = rp__ep_item(ep, fd)) && rp__ep_cs_held(fd, it)) {
+		it->ready |= rp__ep_reportable(it->events);
+		rp__ep_list(ep, fd, it);
+	}
+	return ret;
+}
+
+static int rp__ep_mod_one(struct rp__ep *ep, int fd,
+			  const struct epoll_event *ev)
 {
 	struct rp__ep_item *it = rp__ep_item(ep, fd), old;
 	int ret;
@@ -1751,13 +1797,37 @@ int rp__ep_del(struct rp__ep *ep, int fd, bool inherited)
 	 * mode: nobody may wait for it here any more.
 	 */
 	if (it->cs) {
-		rp__cs_leave(ep, it->cs);
+		rp__cs_leave(ep, it->cs, false);
 		it->cs = NULL;
 	}
 	it->ready = 0;
 	it->flags &= RP__EPI_LISTED | RP__EPI_REARM;
 	ep->nitems--;
 	return 0;
+}
+
+void rp__ep_cs_drop(struct rp__ep *ep, struct rp__cs *cs)
+{
+	/*
+	 * Its registration here reports from its buffer until that is read
+	 * and its recv has stopped; then it is a plain one (rp__ep_cs_gone).
+	 */
+	rp__cs_leave(ep, cs, true);
+}
+
+void rp__ep_cs_gone(struct rp__ep *ep, struct rp__cs *cs)
+{
+	struct rp__ep_item *it = rp__ep_item(ep, cs->fd);
+
+	if (!it || !(it->flags & RP__EPI_USED) || it->cs != cs)
+		return;
+	it->cs = NULL;
+	it->poll.armed = false;
+	it->poll.multishot = false;
+	it->flags &= ~RP__EPI_FRESH;
+	/* A poll armed on a ready file completes at once: nothing lost. */
+	if (!(it->flags & RP__EPI_DISABLED))
+		rp__ep_rearm(ep, cs->fd, it);
 }
 
 void rp__ep_ctl_done(struct rp__ep *ep)

@@ -451,6 +451,13 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 int rp__ep_mod(struct rp__ep *ep, int fd, const struct epoll_event *ev);
 /* inherited: the ring is a forked parent's; touch only the table. */
 int rp__ep_del(struct rp__ep *ep, int fd, bool inherited);
+/*
+ * cs leaves the mode (its socket goes into another instance too): its
+ * registration here becomes a plain one, what it buffered reported.
+ */
+void rp__ep_cs_drop(struct rp__ep *ep, struct rp__cs *cs);
+/* cs, registered here and leaving, has let its socket go: a plain one. */
+void rp__ep_cs_gone(struct rp__ep *ep, struct rp__cs *cs);
 /* Hands kernel work queued by ctl to the kernel if anybody needs it now. */
 void rp__ep_ctl_done(struct rp__ep *ep);
 void rp__ep_wake(struct rp__ep *ep);

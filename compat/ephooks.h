@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 struct rp__ep;
 
@@ -66,6 +67,14 @@ extern __thread unsigned rp__held __attribute__((tls_model("initial-exec")));
 extern atomic_bool rp__pending_any;
 
 void rp__ep_pending(struct rp__ep *ep);
+
+/*
+ *   rp__cs_holds        does a completion socket hold bytes read ahead
+ *                       for fd (epctx.c: a plain registration of the same
+ *                       socket in another instance reports them)? The
+ *                       fd table is the registry's.
+ */
+bool rp__cs_holds(int fd);
 void rp__ep_pending_late(struct rp__ep *ep);
 
 #endif /* RP_EPHOOKS_H */

@@ -364,6 +364,10 @@ void rp__cs_dup(int oldfd, int newfd)
 		return;
 	/* The number newfd named before is gone: dup2 closed it. */
 	rp__cs_fresh(newfd);
+	if ((e = rp__fdent(oldfd, true)))
+		atomic_store(&e->dupped, true);
+	if ((e = rp__fdent(newfd, true)))
+		atomic_store(&e->dupped, true);
 	if (!(cs = rp__cs_lock(oldfd, &ep)))
 		return;
 	if (!ep) {
@@ -406,10 +410,28 @@ static void rp__cs_forget(int fd, struct rp__fdent *e, bool closing)
 bool rp__reg_alone(struct rp__ep *ep, int fd)
 {
 	struct rp__fdent *e = rp__fdent(fd, false);
+	struct rp__ep *x;
+	struct rp__cs *cs;
 	unsigned n;
 
 	if (!e)
 		return true;
+	/*
+	 * A completion socket of another instance: it leaves the mode there
+	 * (both instances must see the kernel's readiness), and this ADD
+	 * is a plain one.
+	 */
+	cs = atomic_load(&e->cs);
+	if (cs && atomic_load(&cs->live) && (x = atomic_load(&cs->ep)) &&
+	    x != ep && rp__ep_tryget(x)) {
+		rp__ep_lock(x);
+		if (atomic_load(&cs->live) && atomic_load(&cs->ep) == x &&
+		    !x->dead)
+			rp__ep_cs_drop(x, cs);
+		rp__ep_unlock(x);
+		rp__ep_put(x);
+		return false;
+	}
 	n = atomic_load(&e->nreg);
 	/*
 	 * nreg counts since the last close we saw: after a close behind
@@ -434,6 +456,16 @@ bool rp__reg_alone(struct rp__ep *ep, int fd)
 			return false;
 	}
 	return true;
+}
+
+bool rp__cs_holds(int fd)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+	struct rp__cs *cs = e ? atomic_load(&e->cs) : NULL;
+
+	/* A racy read of rx_len: a hint (see rp__ep_cs_held). */
+	return cs && (atomic_load(&cs->live) || atomic_load(&cs->orphan)) &&
+	       __atomic_load_n(&cs->rx_len, __ATOMIC_RELAXED);
 }
 
 void rp__cs_check(int fd, const struct stat *st)
@@ -471,6 +503,8 @@ void rp__cs_fresh(int fd)
 {
 	struct rp__fdent *e = rp__fdent(fd, false);
 
+	if (e)
+		atomic_store(&e->dupped, false);
 	if (e && atomic_load_explicit(&e->cs, memory_order_relaxed))
 		rp__cs_forget(fd, e, false);
 }
@@ -1085,6 +1119,7 @@ int rp__forget(int fd)
 		return rp__defer_close(fd, e);
 	if (rp__unlikely(atomic_load_explicit(&e->cs, memory_order_relaxed)))
 		rp__cs_forget(fd, e, true);
+	atomic_store(&e->dupped, false);
 	/* An instance nested in others leaves them first. */
 	if (atomic_load(&e->nreg))
 		rp__close_registered(fd, e);

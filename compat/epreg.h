@@ -44,6 +44,12 @@ struct rp__fdent {
 	 * again under its instance's lock.
 	 */
 	_Atomic(struct rp__cs *) cs;
+	/*
+	 * Another number names its file too (a dup we saw): reads there
+	 * would go around a completion socket's buffer, so the mode does
+	 * not take it. Until the number is closed or made anew.
+	 */
+	atomic_bool dupped;
 };
 
 /* The table's chunks: made by rp__fdent, never freed; no lock to read. */

@@ -733,14 +733,21 @@ RP_EXPORT int ioctl(int fd, unsigned long req, ...)
 	size_t n;
 	int ret;
 
+	bool ours = false;
+
 	va_start(ap, req);
 	arg = va_arg(ap, void *);
 	va_end(ap);
+	/*
+	 * What is readable is ours and the kernel's: ours first (taking in
+	 * what the recv has received), then the kernel's rest.
+	 */
+	if (rp__unlikely(rp__cs_on) && req == FIONREAD && arg)
+		ours = rp__io_buffered(fd, &n);
 	ret = rp__real_fn_ioctl()(fd, req, arg);
 	if (ret < 0 || !rp__unlikely(rp__cs_on))
 		return ret;
-	/* What is readable is ours and the kernel's, in that order. */
-	if (req == FIONREAD && arg && rp__io_buffered(fd, &n))
+	if (ours)
 		*(int *)arg += (int)n;
 	else if (req == FIONBIO && arg)
 		rp__io_blocking(fd, !*(int *)arg);
