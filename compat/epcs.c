@@ -41,6 +41,18 @@
 bool rp__cs_on;
 struct rp__cs_stats rp__cs_st;
 
+/*
+ * The kernel fills a provided buffer in the background, which valgrind
+ * cannot see: say so, or every byte received looks uninitialised to it.
+ * (A few instructions outside valgrind; nothing without its header.)
+ */
+#if defined(__has_include) && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define RP__CS_KERNEL_WROTE(p, n) VALGRIND_MAKE_MEM_DEFINED(p, n)
+#else
+#define RP__CS_KERNEL_WROTE(p, n) ((void)0)
+#endif
+
 /* Provided buffers per instance: 1 MiB, made with its first socket. */
 #define RP__CS_NBUF 256u
 #define RP__CS_BUFSZ 4096u
@@ -507,6 +519,9 @@ static uint32_t rp__cs_recv_cqe(struct rp__ep *ep, struct rp__cs *cs,
 		 * No memory to keep the bytes: the socket fails as a
 		 * socket whose kernel ran out would, never silently.
 		 */
+		if (cqe->res > 0)
+			RP__CS_KERNEL_WROTE(ep->cs.bufs + bid * RP__CS_BUFSZ,
+					    (size_t)cqe->res);
 		if (cqe->res > 0 &&
 		    !rp__cs_rx_put(cs, ep->cs.bufs + bid * RP__CS_BUFSZ,
 				   (size_t)cqe->res) &&
@@ -628,34 +643,38 @@ static size_t rp__iov_len(const struct iovec *iov, int n)
 }
 
 /*
- * Copies k bytes to the caller's dst, false if the kernel would fault
- * there (a bad pointer is EFAULT, as the kernel's copy gives). The probe
- * of a range writes 4 bytes inside it (rp__mem_user): a shorter one is
- * copied by the kernel itself, process_vm_readv from this process.
+ * Copies k bytes between our buffer and the caller's memory (to it:
+ * out), false if the kernel would fault there: a bad pointer is EFAULT,
+ * as the kernel's own copy gives. Memory not known good yet is copied by
+ * the kernel itself (process_vm_readv from this process: exactly those
+ * bytes, no probe around them), and its blocks remembered; where that
+ * call is not allowed (seccomp), probed, then copied.
  */
-static bool rp__cs_copy_out(struct rp__mem *mem, void *dst, const void *src,
-			    size_t k)
+static bool rp__cs_copy(struct rp__mem *mem, void *dst, const void *src,
+			size_t k, bool out)
 {
-	if (k < 4) {
-		struct iovec l = { dst, k }, r = { (void *)src, k };
-		int saved = errno;
-		ssize_t n = RP__CS_SYSCALL(SYS_process_vm_readv, getpid(), &l, 1UL,
-				    &r, 1UL, 0UL);
+	const void *user = out ? dst : src;
+	struct iovec l = { dst, k }, r = { (void *)src, k };
+	int saved = errno;
+	ssize_t n;
 
-		if (n == (ssize_t)k)
-			return true;
-		if (n < 0 && errno == EFAULT) {
-			errno = saved;
-			return false;
-		}
-		errno = saved;
-		/* Not allowed here (seccomp): readable is the best we know. */
-		if (rp__mem_user(mem, dst, k, false) < (uintptr_t)dst + k)
-			return false;
+	if (rp__mem_cached(mem, user, k, out)) {
 		memcpy(dst, src, k);
 		return true;
 	}
-	if (rp__mem_user(mem, dst, k, true) < (uintptr_t)dst + k)
+	n = RP__CS_SYSCALL(SYS_process_vm_readv, getpid(), &l, 1UL, &r, 1UL,
+			   0UL);
+	if (n == (ssize_t)k) {
+		rp__mem_known(mem, user, k, out);
+		return true;
+	}
+	if (n < 0 && errno == EFAULT) {
+		errno = saved;
+		return false;
+	}
+	errno = saved;
+	/* The probe of a write writes 4 bytes: short ones only read. */
+	if (rp__mem_user(mem, user, k, out && k >= 4) < (uintptr_t)user + k)
 		return false;
 	memcpy(dst, src, k);
 	return true;
@@ -695,8 +714,8 @@ ssize_t rp__cs_read(struct rp__cs *cs, struct rp__ep *ep,
 			k = cs->rx_len - got;
 		if (!k)
 			continue;
-		if (!rp__cs_copy_out(mem, iov[i].iov_base,
-				     cs->rx + cs->rx_off + got, k)) {
+		if (!rp__cs_copy(mem, iov[i].iov_base,
+				 cs->rx + cs->rx_off + got, k, true)) {
 			if (!got)
 				return -EFAULT;
 			break;
@@ -799,20 +818,18 @@ ssize_t rp__cs_write(struct rp__cs *cs, struct rp__ep *ep, int fd,
 	if (!room)
 		return -EAGAIN;
 	for (int i = 0; i < n && put < room; i++) {
-		size_t k = iov[i].iov_len, ok;
+		size_t k = iov[i].iov_len;
 
 		if (k > room - put)
 			k = room - put;
 		if (!k)
 			continue;
-		ok = rp__mem_user(&ep->mem, iov[i].iov_base, k, false);
-		if (ok < (uintptr_t)iov[i].iov_base + k) {
+		if (!rp__cs_copy(&ep->mem, cs->tx + cs->tx_off + cs->tx_len + put,
+				 iov[i].iov_base, k, false)) {
 			if (!put)
 				return -EFAULT;
 			break;
 		}
-		memcpy(cs->tx + cs->tx_off + cs->tx_len + put, iov[i].iov_base,
-		       k);
 		put += k;
 	}
 	/* Appended behind a send in flight: it goes with the next. */

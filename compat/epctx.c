@@ -1088,6 +1088,28 @@ static bool rp__mem_faults(uintptr_t at, bool write)
 	return fault;
 }
 
+bool rp__mem_cached(struct rp__mem *m, const void *p, size_t len, bool write)
+{
+	uintptr_t a = (uintptr_t)p, e = a + len;
+
+	if (e < a)
+		return false;
+	return rp__mem_find(m->w, a, e) ||
+	       (!write && rp__mem_find(m->r, a, e));
+}
+
+void rp__mem_known(struct rp__mem *m, const void *p, size_t len, bool write)
+{
+	uintptr_t a = (uintptr_t)p, e = a + len;
+
+	if (!len || e < a)
+		return;
+	(void)rp__mem_add(write ? m->w : m->r, write ? &m->wnext : &m->rnext,
+			  a & ~(uintptr_t)(RP__MEM_BLOCK - 1),
+			  (e + RP__MEM_BLOCK - 1) &
+				  ~(uintptr_t)(RP__MEM_BLOCK - 1));
+}
+
 uintptr_t rp__mem_user(struct rp__mem *m, const void *p, size_t len,
 		       bool write)
 {

@@ -207,6 +207,10 @@ struct rp__mem {
  */
 uintptr_t rp__mem_user(struct rp__mem *m, const void *p, size_t len,
 		       bool write);
+/* Is [p, p + len) known good already (no probe)? */
+bool rp__mem_cached(struct rp__mem *m, const void *p, size_t len, bool write);
+/* The kernel just copied [p, p + len): remember its blocks as good. */
+void rp__mem_known(struct rp__mem *m, const void *p, size_t len, bool write);
 
 /*
  * poll(2) with a zero timeout, as the library asks its own questions: the
