@@ -932,8 +932,16 @@ static void rp__ep_forget_fd(struct rp__ep *ep, int fd)
 		rp__ep_del(ep, fd, true);
 		return;
 	}
-	/* -ENOENT: fd is not (or no longer) registered here. */
-	rp__ep_del(ep, fd, false);
+	/*
+	 * -ENOENT: fd is not (or no longer) registered here. With no remove
+	 * waiting to be submitted either, this instance holds nothing of fd's:
+	 * leave it alone. (A close walks every instance when fd's count of
+	 * registrations says more than one, which a DEL and an ADD again
+	 * make; moving another thread's instance to the kernel's epoll for
+	 * nothing cost memcached's workers their rings.)
+	 */
+	if (rp__ep_del(ep, fd, false) == -ENOENT && !ep->ring.removes_queued)
+		return;
 	/*
 	 * A cancelled poll (now, or by an earlier DEL whose remove is still
 	 * queued) holds the file: let the kernel drop it now, so that a
