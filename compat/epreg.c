@@ -1125,12 +1125,16 @@ int rp__forget(int fd)
 	atomic_store(&e->kernel_ep, false);
 	if (rp__unlikely(rp__held))
 		return rp__defer_close(fd, e);
-	if (rp__unlikely(atomic_load_explicit(&e->cs, memory_order_relaxed)))
-		rp__cs_forget(fd, e, true);
-	atomic_store(&e->dupped, false);
 	/* An instance nested in others leaves them first. */
 	if (atomic_load(&e->nreg))
 		rp__close_registered(fd, e);
+	/*
+	 * Then the completion socket the number names: after its
+	 * registrations, which point at it until their DEL.
+	 */
+	if (rp__unlikely(atomic_load_explicit(&e->cs, memory_order_relaxed)))
+		rp__cs_forget(fd, e, true);
+	atomic_store(&e->dupped, false);
 	ep = atomic_load(&e->ep);
 	if (ep && rp__ep_inherited(ep)) {
 		rp__drop_inherited(ep, e);
