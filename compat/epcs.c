@@ -16,12 +16,16 @@
  *             error), so order on the socket is the order of the writes.
  *             Its completion frees them and sends what came since.
  *   readiness tcp_poll's answer computed from these (rp__cs_mask).
- *   letting go when no fd number names the socket any more: the recv is
- *             cancelled, what tx holds still goes out, then the ring's
+ *   letting go when no fd number names the socket any more, or it leaves
+ *             the mode (a DEL, a second instance, its instance's close):
+ *             the recv is cancelled, what tx holds still goes out, and
+ *             once every request naming its slot is done the ring's
  *             reference to the file is dropped (an IORING_OP_FILES_UPDATE
- *             of -1), whose CQE frees the table slot for reuse.
+ *             of -1), whose CQE frees the slot for reuse. One that left
+ *             with bytes unread keeps them (an orphan once its instance
+ *             let it go) until they are read.
  *
- * All of it under ep->lock.
+ * All of it under ep->lock; an orphan's under rp__cs_orphan_lock.
  */
 #include <errno.h>
 #include <fcntl.h>
