@@ -646,30 +646,50 @@ static size_t rp__iov_len(const struct iovec *iov, int n)
 	return t;
 }
 
+/* Are the pages of [a, a + k) in tab (rp__cs_set's pages_r, pages_w)? */
+static bool rp__cs_pages_known(const uint64_t *tab, uintptr_t a, size_t k)
+{
+	for (uint64_t p = a >> 12; p <= (a + k - 1) >> 12; p++)
+		if (tab[p % RP__CS_PAGES] != p + 1)
+			return false;
+	return true;
+}
+
+static void rp__cs_pages_learn(uint64_t *tab, uintptr_t a, size_t k)
+{
+	if (((a + k - 1) >> 12) - (a >> 12) >= RP__CS_PAGES)
+		return;
+	for (uint64_t p = a >> 12; p <= (a + k - 1) >> 12; p++)
+		tab[p % RP__CS_PAGES] = p + 1;
+}
+
 /*
- * Copies k bytes between our buffer and the caller's memory (to it:
- * out), false if the kernel would fault there: a bad pointer is EFAULT,
- * as the kernel's own copy gives. Memory not known good yet is copied by
- * the kernel itself (process_vm_readv from this process: exactly those
- * bytes, no probe around them), and its blocks remembered; where that
- * call is not allowed (seccomp), probed, then copied.
+ * Copies k (> 0) bytes between our buffer and the caller's memory (to
+ * it: out), false if the kernel would fault there: a bad pointer is
+ * EFAULT, as the kernel's own copy gives. Pages not known good yet are
+ * copied by the kernel itself (process_vm_readv from this process:
+ * exactly those bytes, no probe around them), and remembered; where that
+ * call is not allowed (seccomp), probed, then copied. What the program
+ * unmaps later is not seen (as rp__mem_user).
  */
-static bool rp__cs_copy(struct rp__mem *mem, void *dst, const void *src,
-			size_t k, bool out)
+static bool rp__cs_copy(struct rp__cs_set *set, struct rp__mem *mem,
+			void *dst, const void *src, size_t k, bool out)
 {
 	const void *user = out ? dst : src;
+	uintptr_t a = (uintptr_t)user;
 	struct iovec l = { dst, k }, r = { (void *)src, k };
 	int saved = errno;
 	ssize_t n;
 
-	if (rp__mem_cached(mem, user, k, out)) {
+	if (rp__cs_pages_known(set->pages_w, a, k) ||
+	    (!out && rp__cs_pages_known(set->pages_r, a, k))) {
 		memcpy(dst, src, k);
 		return true;
 	}
 	n = RP__CS_SYSCALL(SYS_process_vm_readv, getpid(), &l, 1UL, &r, 1UL,
 			   0UL);
 	if (n == (ssize_t)k) {
-		rp__mem_known(mem, user, k, out);
+		rp__cs_pages_learn(out ? set->pages_w : set->pages_r, a, k);
 		return true;
 	}
 	if (n < 0 && errno == EFAULT) {
@@ -678,7 +698,7 @@ static bool rp__cs_copy(struct rp__mem *mem, void *dst, const void *src,
 	}
 	errno = saved;
 	/* The probe of a write writes 4 bytes: short ones only read. */
-	if (rp__mem_user(mem, user, k, out && k >= 4) < (uintptr_t)user + k)
+	if (rp__mem_user(mem, user, k, out && k >= 4) < a + k)
 		return false;
 	memcpy(dst, src, k);
 	return true;
@@ -686,11 +706,13 @@ static bool rp__cs_copy(struct rp__mem *mem, void *dst, const void *src,
 
 /* The memory of orphans' callers (no instance to remember it in). */
 static struct rp__mem rp__cs_orphan_mem;
+static struct rp__cs_set rp__cs_orphan_set;
 
 ssize_t rp__cs_read(struct rp__cs *cs, struct rp__ep *ep,
 		    const struct iovec *iov, int n, int flags)
 {
 	struct rp__mem *mem = ep ? &ep->mem : &rp__cs_orphan_mem;
+	struct rp__cs_set *set = ep ? &ep->cs : &rp__cs_orphan_set;
 	size_t got = 0;
 
 	if (!cs->rx_len) {
@@ -718,7 +740,7 @@ ssize_t rp__cs_read(struct rp__cs *cs, struct rp__ep *ep,
 			k = cs->rx_len - got;
 		if (!k)
 			continue;
-		if (!rp__cs_copy(mem, iov[i].iov_base,
+		if (!rp__cs_copy(set, mem, iov[i].iov_base,
 				 cs->rx + cs->rx_off + got, k, true)) {
 			if (!got)
 				return -EFAULT;
@@ -828,7 +850,8 @@ ssize_t rp__cs_write(struct rp__cs *cs, struct rp__ep *ep, int fd,
 			k = room - put;
 		if (!k)
 			continue;
-		if (!rp__cs_copy(&ep->mem, cs->tx + cs->tx_off + cs->tx_len + put,
+		if (!rp__cs_copy(&ep->cs, &ep->mem,
+				 cs->tx + cs->tx_off + cs->tx_len + put,
 				 iov[i].iov_base, k, false)) {
 			if (!put)
 				return -EFAULT;

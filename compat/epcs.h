@@ -105,6 +105,8 @@ struct rp__cs {
 	struct rp__cs *next_free;
 };
 
+#define RP__CS_PAGES 512
+
 /* An instance's part: its file table, its buffer ring, its sockets. */
 struct rp__cs_set {
 	struct rp__cs **by_slot;
@@ -114,6 +116,13 @@ struct rp__cs_set {
 	struct io_uring_buf_ring *br;
 	char *bufs;
 	uint32_t nsock;		/* sockets served (slots in use) */
+	/*
+	 * Pages of the callers' buffers the kernel copied to (w) or from
+	 * (r) without a fault: page number + 1, direct-mapped. A server
+	 * has a buffer or two per connection, more than rp__mem's ranges
+	 * hold; a miss costs a process_vm_readv.
+	 */
+	uint64_t pages_r[RP__CS_PAGES], pages_w[RP__CS_PAGES];
 	bool broken;		/* setup failed: decline from now on */
 };
 
