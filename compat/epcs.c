@@ -238,19 +238,23 @@ static void rp__cs_recv_arm(struct rp__ep *ep, struct rp__cs *cs)
 	cs->recv_armed = true;
 }
 
+/* Queues the cancel of cs's request of this kind; false without an SQE. */
+static bool rp__cs_cancel(struct rp__ep *ep, struct rp__cs *cs, unsigned kind)
+{
+	struct io_uring_sqe *sqe = rp__cs_sqe(ep);
+
+	if (!sqe)
+		return false;
+	io_uring_prep_cancel64(sqe, rp__ud(kind, cs->slot, cs->gen), 0);
+	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+	return true;
+}
+
 static void rp__cs_recv_stop(struct rp__ep *ep, struct rp__cs *cs)
 {
-	struct io_uring_sqe *sqe;
-
-	if (!cs->recv_armed || cs->recv_stopped)
-		return;
-	sqe = rp__cs_sqe(ep);
-	if (!sqe)
-		return;
-	io_uring_prep_cancel64(sqe, rp__ud(RP__UD_CS_RECV, cs->slot, cs->gen),
-			       0);
-	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
-	cs->recv_stopped = true;
+	if (cs->recv_armed && !cs->recv_stopped &&
+	    rp__cs_cancel(ep, cs, RP__UD_CS_RECV))
+		cs->recv_stopped = true;
 }
 
 /*
@@ -270,16 +274,8 @@ static void rp__cs_recv_resume(struct rp__ep *ep, struct rp__cs *cs)
 /* Cancels the send in flight (leaving): its CQE says how much went. */
 static void rp__cs_send_stop(struct rp__ep *ep, struct rp__cs *cs)
 {
-	struct io_uring_sqe *sqe;
-
-	if (!cs->tx_out)
-		return;
-	sqe = rp__cs_sqe(ep);
-	if (!sqe)
-		return;
-	io_uring_prep_cancel64(sqe, rp__ud(RP__UD_CS_SEND, cs->slot, cs->gen),
-			       0);
-	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+	if (cs->tx_out)
+		(void)rp__cs_cancel(ep, cs, RP__UD_CS_SEND);
 }
 
 /*
@@ -312,17 +308,9 @@ static void rp__cs_finish(struct rp__ep *ep, struct rp__cs *cs)
 	 * poll retried) is issued late.
 	 */
 	if (cs->out_polled) {
-		if (!cs->poll_cancelled) {
-			sqe = rp__cs_sqe(ep);
-			if (!sqe)
-				return;
-			io_uring_prep_cancel64(sqe,
-					       rp__ud(RP__UD_CS_POLL, cs->slot,
-						      cs->gen),
-					       0);
-			sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+		if (!cs->poll_cancelled &&
+		    rp__cs_cancel(ep, cs, RP__UD_CS_POLL))
 			cs->poll_cancelled = true;
-		}
 		return;
 	}
 	sqe = rp__cs_sqe(ep);

@@ -39,6 +39,26 @@ static int rp__io_block(struct rp__ep *ep)
 	return ret;
 }
 
+/*
+ * A call that met EAGAIN: on a blocking socket (and no MSG_DONTWAIT) it
+ * waits and is tried again (true). A socket that left the mode meanwhile
+ * makes it the kernel's call (RP__CS_PASS).
+ */
+static bool rp__io_again(struct rp__ep *ep, struct rp__cs *cs, int flags,
+			 ssize_t *ret)
+{
+	if (*ret != -EAGAIN || !ep || !cs->blocking || (flags & MSG_DONTWAIT))
+		return false;
+	*ret = rp__io_block(ep);
+	if (*ret < 0)
+		return false;
+	if (!atomic_load(&cs->live) || ep->dead) {
+		*ret = RP__CS_PASS;
+		return false;
+	}
+	return true;
+}
+
 /* Catches up and waits as the caller's socket asks; ep NULL: an orphan. */
 ssize_t rp__io_read(int fd, const struct iovec *iov, int n, int flags,
 		    bool *served)
@@ -61,11 +81,7 @@ ssize_t rp__io_read(int fd, const struct iovec *iov, int n, int flags,
 		/* What the kernel has received may wait in deferred work. */
 		if (ret == -EAGAIN && ep && rp__cs_catch_up(ep))
 			ret = rp__cs_read(cs, ep, iov, n, flags);
-		if (ret != -EAGAIN || !ep || !cs->blocking ||
-		    (flags & MSG_DONTWAIT))
-			break;
-		ret = rp__io_block(ep);
-		if (ret < 0 || !atomic_load(&cs->live) || ep->dead)
+		if (!rp__io_again(ep, cs, flags, &ret))
 			break;
 	}
 	rp__cs_unlock(ep);
@@ -94,11 +110,7 @@ ssize_t rp__io_write(int fd, const struct iovec *iov, int n, int flags,
 		 */
 		if (ret == -EAGAIN && ep && rp__cs_push(ep))
 			ret = rp__cs_write(cs, ep, fd, iov, n, flags);
-		if (ret != -EAGAIN || !ep || !cs->blocking ||
-		    (flags & MSG_DONTWAIT))
-			break;
-		ret = rp__io_block(ep);
-		if (ret < 0 || !atomic_load(&cs->live) || ep->dead)
+		if (!rp__io_again(ep, cs, flags, &ret))
 			break;
 	}
 	rp__cs_unlock(ep);

@@ -322,7 +322,6 @@ RP_CS_REAL(ssize_t, recvfrom, (int, void *, size_t, int, struct sockaddr *,
 RP_CS_REAL(ssize_t, recvmsg, (int, struct msghdr *, int))
 RP_CS_REAL(ssize_t, write, (int, const void *, size_t))
 RP_CS_REAL(ssize_t, writev, (int, const struct iovec *, int))
-RP_CS_REAL(ssize_t, send, (int, const void *, size_t, int))
 RP_CS_REAL(ssize_t, sendto, (int, const void *, size_t, int,
 			     const struct sockaddr *, socklen_t))
 RP_CS_REAL(ssize_t, sendmsg, (int, const struct msghdr *, int))
@@ -521,21 +520,10 @@ static ssize_t rp__cs_around(int fd, ssize_t ret, size_t len)
 	return ret;
 }
 
+/* send(2) is sendto(2) with no address, in the kernel as here. */
 RP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-	if (rp__unlikely(rp__cs_on)) {
-		if (!(flags & ~RP_CS_SEND_FLAGS)) {
-			struct iovec v = { (void *)buf, len };
-			bool served;
-			ssize_t ret = rp__io_write(fd, &v, 1, flags, &served);
-
-			if (served)
-				return rp__cs_ret(ret);
-		} else if (rp__cs_behind(fd)) {
-			return -1;
-		}
-	}
-	return rp__cs_around(fd, rp__real_fn_send()(fd, buf, len, flags), len);
+	return sendto(fd, buf, len, flags, NULL, 0);
 }
 
 RP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
@@ -942,7 +930,6 @@ __attribute__((constructor)) static void rp__find_io(void)
 	(void)rp__real_fn_recvmsg();
 	(void)rp__real_fn_write();
 	(void)rp__real_fn_writev();
-	(void)rp__real_fn_send();
 	(void)rp__real_fn_sendto();
 	(void)rp__real_fn_sendmsg();
 	(void)rp__real_fn_shutdown();
