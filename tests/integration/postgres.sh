@@ -36,10 +36,29 @@ if [ "$(id -u)" -eq 0 ]; then
     AS="setpriv --reuid=$(id -u "$u") --regid=$(id -g "$u") --clear-groups"
     chmod 711 "$TMPD"
     chown "$u" "$PGD"
+    # A tree under a directory closed to others (a clone in mktemp -d's
+    # 0700 directory, say): the data dir, the launcher and the library
+    # are staged in a directory of their own that $u can reach; the
+    # launcher finds the library beside itself.
     # shellcheck disable=SC2086
-    if ! $AS test -w "$PGD" -a -r "$IT_ROOT/build/libringpoll-preload.so"; then
-        echo "skip: integration-postgres: user $u cannot reach $PGD or the preload library (a directory above them is closed to others)"
-        done_testing
+    if ! $AS test -w "$PGD" ||
+            { [ -n "$RUNNER" ] && ! $AS test -r "$IT_ROOT/build/libringpoll-preload.so"; }; then
+        STAGE=$(mktemp -d /tmp/ringpoll-pg.XXXXXX) ||
+            { not_ok "$M: a directory $u can reach"; done_testing; }
+        trap '_it_cleanup; rm -rf "$STAGE"' EXIT
+        chmod 755 "$STAGE"
+        if [ -n "$RUNNER" ]; then
+            cp "$IT_ROOT/build/ringpoll-run" "$IT_ROOT/build/libringpoll-preload.so" "$STAGE/" ||
+                { not_ok "$M: stage the launcher where $u can reach it"; done_testing; }
+        fi
+        RUNNER=${RUNNER//"$IT_ROOT/build/ringpoll-run"/"$STAGE/ringpoll-run"}
+        PGD=$STAGE/pg
+        mkdir -p "$PGD" && chown "$u" "$PGD"
+        # shellcheck disable=SC2086
+        if ! $AS test -w "$PGD"; then
+            echo "skip: integration-postgres: user $u cannot reach $STAGE either"
+            done_testing
+        fi
     fi
 fi
 mkdir -p "$PGD/sock"
