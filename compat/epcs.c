@@ -412,6 +412,8 @@ struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events,
 			   &tl) < 0 ||
 	    lowat > 1)
 		goto decline;
+	if (!ep->cs.nslots)
+		rp__ep_cs_ring(ep);
 	if (rp__cs_setup(ep) < 0 || !ep->cs.nfree)
 		goto decline;
 	slot = ep->cs.free_slots[--ep->cs.nfree];

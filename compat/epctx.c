@@ -1611,6 +1611,23 @@ static struct rp__ep_item *rp__ep_item_make(struct rp__ep *ep, int fd)
  * move.) Without the memory for it, stay, and try again at twice as many
  * registrations.
  */
+/*
+ * A move to a bigger ring (rp__ep_grow, rp__ep_cs_ring). The new ring is
+ * enabled by its first waiter; a mover that owned the old one owns it at
+ * once, so that what it does before its next wait (a read in the
+ * completion mode runs the ring's deferred work) finds a ring it may
+ * enter.
+ */
+static int rp__ep_resize(struct rp__ep *ep, const struct rp__ring_opts *o)
+{
+	bool mine = ep->ring.owner && ep->ring.owner == rp__tid();
+	int ret = rp__ep_move(ep, o);
+
+	if (ret == 0 && mine)
+		(void)rp__ring_own(&ep->ring, true);
+	return ret;
+}
+
 static void rp__ep_grow(struct rp__ep *ep)
 {
 	struct rp__ring_opts o = { .setup = ep->ring.setup,
@@ -1629,11 +1646,44 @@ static void rp__ep_grow(struct rp__ep *ep)
 	o.cq_entries = cq;
 	o.sq_entries = cq / 16 < RP__EP_SQ_MIN ? RP__EP_SQ_MIN :
 		       cq / 16 > RP__EP_SQ_MAX ? RP__EP_SQ_MAX : cq / 16;
-	if (cq <= ep->ring.uring.cq.ring_entries || rp__ep_move(ep, &o) < 0) {
+	if (cq <= ep->ring.uring.cq.ring_entries || rp__ep_resize(ep, &o) < 0) {
 		ep->grow_at = ep->nitems * 2;
 		return;
 	}
 	ep->grow_at = cq >= RP__EP_CQ_MAX ? UINT32_MAX : cq / 2;
+}
+
+/*
+ * A completion socket posts a CQE for every segment it receives and one
+ * for every send, and once the first one is in the ring's file table the
+ * ring can no longer move (rp__ep_grow): a CQ sized for the registrations
+ * so far overflowed with hundreds of sockets (echo at 512 connections:
+ * 5% of the server's CPU in the kernel's overflow list, kmalloc and kfree
+ * per CQE). So the first one moves the instance to a ring with room for
+ * a few thousand sockets first: 4,096 CQEs (64 KiB, charged as any
+ * ring's), or 4 per registration if there are more. A thread asleep in
+ * the ring keeps it where it is (rp__ep_grow's reason): the CQ overflows
+ * into the kernel there, which costs CPU and loses nothing.
+ */
+#define RP__EP_CQ_CS 4096
+
+void rp__ep_cs_ring(struct rp__ep *ep)
+{
+	struct rp__ring_opts o = { .setup = ep->ring.setup,
+				   .flags = rp__ep_ring_flags() };
+	unsigned cq = RP__EP_CQ_CS;
+
+	if (ep->dead || ep->waiters || ep->cs.nslots)
+		return;
+	while (cq < RP__EP_CQ_MAX && cq < 4 * (ep->nitems + 1))
+		cq *= 2;
+	if (cq <= ep->ring.uring.cq.ring_entries)
+		return;
+	o.cq_entries = cq;
+	o.sq_entries = RP__EP_SQ_MAX;
+	/* Without the memory for it: the small ring, overflowing. */
+	if (rp__ep_resize(ep, &o) == 0)
+		ep->grow_at = cq >= RP__EP_CQ_MAX ? UINT32_MAX : cq / 2;
 }
 
 int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,

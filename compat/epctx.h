@@ -462,6 +462,11 @@ int rp__ep_del(struct rp__ep *ep, int fd, bool inherited);
 void rp__ep_cs_drop(struct rp__ep *ep, struct rp__cs *cs);
 /* cs, registered here and leaving, has let its socket go: a plain one. */
 void rp__ep_cs_gone(struct rp__ep *ep, struct rp__cs *cs);
+/*
+ * Before the instance's first completion socket: a ring whose CQ holds
+ * what many sockets post between two waits (see rp__ep_grow).
+ */
+void rp__ep_cs_ring(struct rp__ep *ep);
 /* Hands kernel work queued by ctl to the kernel if anybody needs it now. */
 void rp__ep_ctl_done(struct rp__ep *ep);
 void rp__ep_wake(struct rp__ep *ep);

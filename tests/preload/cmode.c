@@ -740,6 +740,55 @@ static void echo_et_readv_writev(int kind)
 	echo(kind, M_VEC, true);
 }
 
+/*
+ * The instance's first socket is ADDed after a wait made this thread the
+ * ring's: what the peer sends is read with no wait in between (a read
+ * that finds the buffer empty runs the ring's deferred work). The mode's
+ * first socket once moved the instance to a bigger ring that nobody
+ * owned until the next wait, and such reads said EAGAIN (the socket
+ * fuzzer, seed 11).
+ */
+static void first_socket_read_before_any_wait(int kind)
+{
+	struct pair p;
+	uint8_t buf[256];
+	int64_t end;
+	ssize_t r;
+
+	memset(&p, 0, sizeof(p));
+	p.kind = kind;
+	p.ep = t_epoll();
+	{
+		struct epoll_event ev[1];
+
+		ck_assert_int_eq(t_wait(p.ep, ev, 1, 0), 0);
+	}
+	if (kind == K_UNIX) {
+		int sv[2];
+
+		t_socketpair(SOCK_STREAM, sv);
+		p.srv = sv[0];
+		p.peer = sv[1];
+	} else {
+		t_tcp_pair(&p.peer, &p.srv);
+	}
+	set_blocking(p.peer, true);
+	set_timeouts(p.peer, T_LONG_MS);
+	t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN | EPOLLET, TAG);
+	peer_send(&p, 0, 200, 7);
+	end = t_now_ms() + T_LONG_MS;
+	do {
+		r = recv(p.srv, buf, sizeof(buf), 0);
+		if (r >= 0 || errno != EAGAIN)
+			break;
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	} while (t_now_ms() < end);
+	ck_assert_msg(r == 200, "recv: %zd %s", r, r < 0 ? strerror(errno) : "");
+	T_PAT(buf, 0, 200, 7);
+	pair_close(&p);
+}
+
+T_KINDS(first_socket_read_before_any_wait)
 T_KINDS(echo_read_write)
 T_KINDS(echo_recv_send)
 T_KINDS(echo_readv_writev)
@@ -2404,6 +2453,7 @@ static Suite *cmode_suite(void)
 	tc = t_tcase("echo");
 	/* Sixteen transfers each, up to 1 MiB: room for a sanitizer. */
 	tcase_set_timeout(tc, 60);
+	T_ADD_KINDS(tc, first_socket_read_before_any_wait);
 	T_ADD_KINDS(tc, echo_read_write);
 	T_ADD_KINDS(tc, echo_recv_send);
 	T_ADD_KINDS(tc, echo_readv_writev);
