@@ -879,8 +879,20 @@ int rp__cs_shutdown(struct rp__cs *cs, int how, int fd)
 		 * when nothing of ours is queued, else after the last send.
 		 */
 		if (!cs->tx_len && !cs->tx_out && !cs->shut_wr) {
-			if (RP__CS_SYSCALL(SYS_shutdown, fd, SHUT_WR) < 0)
-				return -errno;
+			if (RP__CS_SYSCALL(SYS_shutdown, fd, SHUT_WR) < 0) {
+				int e = -errno;
+
+				/*
+				 * Reset by the peer (a send of ours met its
+				 * close; the recv ended at its FIN first and
+				 * never saw the reset): nothing goes out any
+				 * more, and a write is EPIPE, as the
+				 * kernel's.
+				 */
+				if (e == -ENOTCONN)
+					cs->dead = true;
+				return e;
+			}
 			cs->shut_queued = true;
 			cs->shut_done = true;
 		}
