@@ -1007,8 +1007,13 @@ void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs, bool registered)
 	rp__cs_finish(ep, cs);
 }
 
-void rp__cs_rejoin(struct rp__ep *ep, struct rp__cs *cs)
+void rp__cs_rejoin(struct rp__ep *ep, struct rp__cs *cs, int fd)
 {
+	/*
+	 * Perhaps under another of its numbers (a dup, the first one
+	 * closed since): its completions find the registration by it.
+	 */
+	cs->fd = fd;
 	cs->leaving = false;
 	cs->registered = true;
 	if (!cs->recv_armed) {

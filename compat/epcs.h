@@ -213,7 +213,7 @@ void rp__cs_kernel_full(struct rp__ep *ep, struct rp__cs *cs);
 void rp__cs_set_free(struct rp__ep *ep);
 /* EPOLL_CTL_DEL: the socket leaves the mode (see leaving). */
 void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs, bool registered);
-/* ADD again into the same instance: back in the mode. */
-void rp__cs_rejoin(struct rp__ep *ep, struct rp__cs *cs);
+/* ADD again into the same instance, under fd: back in the mode. */
+void rp__cs_rejoin(struct rp__ep *ep, struct rp__cs *cs, int fd);
 
 #endif /* RP_EPCS_H */

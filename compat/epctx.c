@@ -1881,10 +1881,15 @@ int rp__ep_del(struct rp__ep *ep, int fd, bool inherited)
 void rp__ep_cs_drop(struct rp__ep *ep, struct rp__cs *cs)
 {
 	/*
-	 * Its registration here reports from its buffer until that is read
-	 * and its recv has stopped; then it is a plain one (rp__ep_cs_gone).
+	 * Its registration here is a plain one at once, polling the
+	 * kernel's socket: what arrives from now on is an edge the recv,
+	 * stopped, no longer tells (the socket fuzzer, seed 2414). The
+	 * bytes the socket still holds are level (rp__ep_cs_held) until
+	 * read.
 	 */
 	rp__cs_leave(ep, cs, true);
+	rp__ep_cs_gone(ep, cs);
+	cs->registered = false;
 }
 
 void rp__ep_cs_gone(struct rp__ep *ep, struct rp__cs *cs)

@@ -139,7 +139,7 @@ static int rp__ctl_add(struct rp__ep *ep, int fd, struct epoll_event *ev,
 		return ret;
 	}
 	if (cs == had && cs)
-		rp__cs_rejoin(ep, cs);
+		rp__cs_rejoin(ep, cs, fd);
 	else if (cs)
 		atomic_store(&e->cs, cs);
 	if (e)

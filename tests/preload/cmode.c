@@ -1825,6 +1825,84 @@ static void close_original_dup_reads_on(int kind)
 T_KINDS(close_original_dup_reads_on)
 
 /*
+ * DEL, the registered number closed, the socket ADDed again under its
+ * dup: what arrives then is reported (LT) and read through the dup. The
+ * mode took the socket back whole, but its completions looked for the
+ * registration under the closed number (the socket fuzzer, seed 3088).
+ */
+static void readd_under_dup_after_close(int kind)
+{
+	uint8_t buf[200];
+	struct pair p;
+	int d;
+
+	pair_open(&p, kind, EPOLLIN);
+	peer_send(&p, 0, 50, 1);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	d = dup(p.srv);
+	ck_assert_int_ge(d, 0);
+	t_ctl(p.ep, EPOLL_CTL_DEL, p.srv, 0, 0);
+	t_close(p.srv);
+	p.srv = d;
+	t_ctl(p.ep, EPOLL_CTL_ADD, d, EPOLLIN, TAG);
+	ck_assert_int_eq(ev_wait(&p, T_LONG_MS), EPOLLIN);
+	ck_assert_int_eq(read(d, buf, sizeof(buf)), 50);
+	T_PAT(buf, 0, 50, 1);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	peer_send(&p, 50, 150, 1);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(d, buf, sizeof(buf)), 150);
+	T_PAT(buf, 50, 150, 1);
+	pair_close(&p);
+}
+T_KINDS(readd_under_dup_after_close)
+
+/*
+ * A socket in an edge-triggered instance is ADDed to a second one (the
+ * mode lets it go: one instance's buffers only): the first still
+ * reports each arrival as an edge, with the bytes it had read ahead
+ * still unread (the socket fuzzer, seed 2414: the edge was lost).
+ */
+static void second_instance_first_keeps_edges(int kind)
+{
+	struct epoll_event ev[2];
+	uint8_t buf[4096];
+	struct pair p;
+	size_t got;
+	int ep1;
+
+	pair_open(&p, kind, EPOLLIN | EPOLLET);
+	peer_send(&p, 0, 900, 3);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ep1 = t_epoll();
+	t_ctl(ep1, EPOLL_CTL_ADD, p.srv, EPOLLIN | EPOLLRDHUP, TAG);
+	ck_assert_int_eq(t_wait(ep1, ev, 2, T_LONG_MS), 1);
+	ck_assert_uint_eq(ev[0].events, EPOLLIN);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	peer_send(&p, 900, 7, 3);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	/* Read ahead, then the kernel's: in order, perhaps in two reads. */
+	got = 0;
+	while (got < 907) {
+		ssize_t r = read(p.srv, buf + got, sizeof(buf) - got);
+
+		ck_assert_msg(r > 0, "read: %zd %s", r, strerror(errno));
+		got += (size_t)r;
+	}
+	ck_assert_uint_eq(got, 907);
+	T_PAT(buf, 0, 907, 3);
+	t_assert_errno(read(p.srv, buf, sizeof(buf)), EAGAIN);
+	peer_send(&p, 907, 5, 3);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 5);
+	T_PAT(buf, 907, 5, 3);
+	t_close(ep1);
+	pair_close(&p);
+}
+T_KINDS(second_instance_first_keeps_edges)
+
+/*
  * Back to blocking.
  */
 
@@ -2539,6 +2617,8 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, dup_reads_alternate);
 	T_ADD_KINDS(tc, dup2_over_other_fd);
 	T_ADD_KINDS(tc, close_original_dup_reads_on);
+	T_ADD_KINDS(tc, readd_under_dup_after_close);
+	T_ADD_KINDS(tc, second_instance_first_keeps_edges);
 	suite_add_tcase(s, tc);
 
 	tc = t_tcase("process");
