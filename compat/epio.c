@@ -81,6 +81,18 @@ ssize_t rp__io_read(int fd, const struct iovec *iov, int n, int flags,
 		/* What the kernel has received may wait in deferred work. */
 		if (ret == -EAGAIN && ep && rp__cs_catch_up(ep))
 			ret = rp__cs_read(cs, ep, iov, n, flags);
+		/*
+		 * A ring nobody has waited on yet has submitted nothing:
+		 * its recv is not in the kernel, whose socket holds every
+		 * byte and the end of file. Its answer is exact (the sock
+		 * fuzzer, seed 4606: an EOF read as EAGAIN). Not a call
+		 * that would sleep in the kernel: a first wait meanwhile
+		 * would arm the recv beside it.
+		 */
+		else if (ret == -EAGAIN && ep && ep->ring.owned &&
+			 !ep->ring.owner &&
+			 (!cs->blocking || (flags & MSG_DONTWAIT)))
+			ret = RP__CS_PASS;
 		if (!rp__io_again(ep, cs, flags, &ret))
 			break;
 	}
@@ -199,7 +211,14 @@ void rp__io_blocking(int fd, bool blocking)
 	rp__cs_unlock(ep);
 }
 
-/* The poll bits of fd's completion socket, or -1 if it names none. */
+/*
+ * The poll bits of fd's completion socket, or -1 if it names none. An
+ * orphan (its instance gone) with nothing of ours to send is writable as
+ * the kernel's socket is: its own bits say nothing of that room
+ * (RP__IO_KOUT: the kernel's POLLOUT stands).
+ */
+#define RP__IO_KOUT (1 << 30)
+
 static int rp__io_mask(int fd)
 {
 	struct rp__ep *ep;
@@ -211,8 +230,26 @@ static int rp__io_mask(int fd)
 	if (ep)
 		(void)rp__cs_catch_up(ep);
 	m = (int)rp__cs_mask(cs);
+	if (!ep && !cs->tx_len)
+		m = (m & ~(POLLOUT | POLLWRNORM)) | RP__IO_KOUT;
 	rp__cs_unlock(ep);
 	return m;
+}
+
+/*
+ * Does poll(2) or select(2) of this number need our answer? A socket in
+ * the mode, or an orphan whose read-ahead bytes the kernel no longer has
+ * (its instance closed: the sock fuzzer, seed 5275, polled it and the
+ * kernel said not readable).
+ */
+static bool rp__io_ours(int fd)
+{
+	struct rp__fdent *e = rp__fdent(fd, false);
+	struct rp__cs *cs = e ? atomic_load(&e->cs) : NULL;
+
+	return cs && (atomic_load(&cs->live) ||
+		      (atomic_load(&cs->orphan) &&
+		       __atomic_load_n(&cs->rx_len, __ATOMIC_RELAXED)));
 }
 
 /* The caller's poll sets found readable: a bad pointer is the kernel's. */
@@ -223,13 +260,9 @@ bool rp__io_poll_has(const struct pollfd *fds, nfds_t n)
 	if (!n || n > SIZE_MAX / sizeof(*fds) ||
 	    !rp__mem_user(&rp__io_poll_mem, fds, n * sizeof(*fds), false))
 		return false;
-	for (nfds_t i = 0; i < n; i++) {
-		struct rp__fdent *e = rp__fdent(fds[i].fd, false);
-		struct rp__cs *cs;
-
-		if (e && (cs = atomic_load(&e->cs)) && atomic_load(&cs->live))
+	for (nfds_t i = 0; i < n; i++)
+		if (rp__io_ours(fds[i].fd))
 			return true;
-	}
 	return false;
 }
 
@@ -255,7 +288,8 @@ int rp__io_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
 		for (nfds_t i = 0; i < n; i++) {
 			int m = rp__io_mask(fds[i].fd);
 
-			if (m >= 0 && (m & (fds[i].events | POLLERR | POLLHUP)))
+			if (m >= 0 && (m & (fds[i].events | POLLERR | POLLHUP) &
+				       ~RP__IO_KOUT))
 				ready++;
 		}
 		if (!ready && timeout_ms < 0) {
@@ -280,7 +314,11 @@ int rp__io_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
 			 * readable, hang-up and error bits stand beside
 			 * ours (bytes it holds are ours at the next look).
 			 */
-			if (m >= 0)
+			if (m >= 0 && (m & RP__IO_KOUT))
+				fds[i].revents = (short)(fds[i].revents |
+					(m & (fds[i].events | POLLERR |
+					      POLLHUP) & ~RP__IO_KOUT));
+			else if (m >= 0)
 				fds[i].revents =
 					(short)((m & (fds[i].events | POLLERR |
 						      POLLHUP)) |
@@ -340,15 +378,10 @@ bool rp__io_select_has(int nfds, const fd_set *r, const fd_set *w,
 					     bytes, false))
 			return false;
 	for (int fd = 0; fd < nfds; fd++) {
-		struct rp__fdent *ent;
-		struct rp__cs *cs;
-
 		if (!((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||
 		      (e && FD_ISSET(fd, e))))
 			continue;
-		ent = rp__fdent(fd, false);
-		if (ent && (cs = atomic_load(&ent->cs)) &&
-		    atomic_load(&cs->live))
+		if (rp__io_ours(fd))
 			return true;
 	}
 	return false;

@@ -789,6 +789,70 @@ static void first_socket_read_before_any_wait(int kind)
 }
 
 T_KINDS(first_socket_read_before_any_wait)
+
+/*
+ * The peer has closed before the ADD, and nobody has waited on the
+ * instance yet: a read is the end of file at once, as the kernel's
+ * (the mode said EAGAIN: its recv was not submitted yet; the socket
+ * fuzzer, seed 4606).
+ */
+static void eof_read_before_any_wait(int kind)
+{
+	uint8_t buf[64];
+	struct pair p;
+
+	memset(&p, 0, sizeof(p));
+	p.kind = kind;
+	if (kind == K_UNIX) {
+		int sv[2];
+
+		t_socketpair(SOCK_STREAM, sv);
+		p.srv = sv[0];
+		p.peer = sv[1];
+	} else {
+		t_tcp_pair(&p.peer, &p.srv);
+	}
+	t_close(p.peer);
+	p.peer = -1;
+	/* The FIN has arrived: the kernel's own poll says so. */
+	ck_assert_int_ne(t_poll1(p.srv, POLLIN, T_LONG_MS) & POLLIN, 0);
+	p.ep = t_epoll();
+	t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN | EPOLLONESHOT, TAG);
+	ck_assert_int_eq(recv(p.srv, buf, sizeof(buf), MSG_DONTWAIT), 0);
+	pair_close(&p);
+}
+T_KINDS(eof_read_before_any_wait)
+
+/*
+ * The instance closes with bytes read ahead: poll() of the socket says
+ * readable, as the kernel's does with those bytes in its socket (the
+ * kernel's poll alone said not: the sock fuzzer, seed 5275), and they
+ * are read in order.
+ */
+static void poll_after_instance_close_sees_read_ahead(int kind)
+{
+	static uint8_t buf[8192];
+	struct pair p;
+	size_t got = 0;
+
+	pair_open(&p, kind, EPOLLIN);
+	peer_send(&p, 0, 6000, 4);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	t_close(p.ep);
+	p.ep = -1;
+	ck_assert_int_eq(t_poll1(p.srv, POLLIN, 0), POLLIN);
+	while (got < 6000) {
+		ssize_t r = read(p.srv, buf + got, sizeof(buf) - got);
+
+		ck_assert_msg(r > 0, "read: %zd %s", r, strerror(errno));
+		got += (size_t)r;
+	}
+	ck_assert_uint_eq(got, 6000);
+	T_PAT(buf, 0, 6000, 4);
+	ck_assert_int_eq(t_poll1(p.srv, POLLIN, 0), 0);
+	pair_close(&p);
+}
+T_KINDS(poll_after_instance_close_sees_read_ahead)
 T_KINDS(echo_read_write)
 T_KINDS(echo_recv_send)
 T_KINDS(echo_readv_writev)
@@ -1858,6 +1922,44 @@ static void readd_under_dup_after_close(int kind)
 T_KINDS(readd_under_dup_after_close)
 
 /*
+ * The instance closes with bytes read ahead, then the socket is dup'ed:
+ * a read through the new number gets them, in order (the mode's dup of
+ * an orphan was the kernel's socket, past them: the sock fuzzer, seed
+ * 2120).
+ */
+static void dup_after_instance_close_reads_read_ahead(int kind)
+{
+	static uint8_t buf[8192];
+	struct pair p;
+	size_t got = 0;
+	int d;
+
+	pair_open(&p, kind, EPOLLIN | EPOLLET);
+	peer_send(&p, 0, 3000, 5);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	t_close(p.ep);
+	p.ep = -1;
+	d = dup(p.srv);
+	ck_assert_int_ge(d, 0);
+	while (got < 3000) {
+		ssize_t r = read(d, buf + got, sizeof(buf) - got);
+
+		ck_assert_msg(r > 0, "read: %zd %s", r, strerror(errno));
+		got += (size_t)r;
+	}
+	ck_assert_uint_eq(got, 3000);
+	T_PAT(buf, 0, 3000, 5);
+	t_assert_errno(read(p.srv, buf, sizeof(buf)), EAGAIN);
+	peer_send(&p, 3000, 100, 5);
+	ck_assert_int_eq(t_poll1(p.srv, POLLIN, T_LONG_MS), POLLIN);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 100);
+	T_PAT(buf, 3000, 100, 5);
+	t_close(d);
+	pair_close(&p);
+}
+T_KINDS(dup_after_instance_close_reads_read_ahead)
+
+/*
  * A socket in an edge-triggered instance is ADDed to a second one (the
  * mode lets it go: one instance's buffers only): the first still
  * reports each arrival as an edge, with the bytes it had read ahead
@@ -2562,6 +2664,8 @@ static Suite *cmode_suite(void)
 	/* Sixteen transfers each, up to 1 MiB: room for a sanitizer. */
 	tcase_set_timeout(tc, 60);
 	T_ADD_KINDS(tc, first_socket_read_before_any_wait);
+	T_ADD_KINDS(tc, eof_read_before_any_wait);
+	T_ADD_KINDS(tc, poll_after_instance_close_sees_read_ahead);
 	T_ADD_KINDS(tc, echo_read_write);
 	T_ADD_KINDS(tc, echo_recv_send);
 	T_ADD_KINDS(tc, echo_readv_writev);
@@ -2618,6 +2722,7 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, dup2_over_other_fd);
 	T_ADD_KINDS(tc, close_original_dup_reads_on);
 	T_ADD_KINDS(tc, readd_under_dup_after_close);
+	T_ADD_KINDS(tc, dup_after_instance_close_reads_read_ahead);
 	T_ADD_KINDS(tc, second_instance_first_keeps_edges);
 	suite_add_tcase(s, tc);
 
