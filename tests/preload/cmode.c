@@ -871,7 +871,7 @@ static void read_1byte_64k(int kind)
 	struct peer_io w;
 	struct pair p;
 	size_t got = 0;
-	uint8_t c;
+	uint8_t c = 0;
 
 	pair_open(&p, kind, EPOLLIN);
 	peer_io_start(&w, &p, true, 0, 65536, 1);
@@ -1241,7 +1241,7 @@ static void write_until_eagain_then_epollout(int kind)
 {
 	struct pair p;
 	size_t w, w2;
-	uint8_t c;
+	uint8_t c = 0;
 
 	pair_open(&p, kind, EPOLLOUT);
 	ck_assert_int_eq(ev_wait(&p, 0), EPOLLOUT);
