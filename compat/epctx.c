@@ -527,15 +527,22 @@ static void rp__ep_cs_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	if (!cs)
 		return;
 	it = rp__ep_item(ep, cs->fd);
-	if (!it || !(it->flags & RP__EPI_USED) || it->cs != cs ||
-	    !it->poll.armed || (it->flags & RP__EPI_DISABLED))
-		return;
-	bits &= rp__ep_reportable(it->events);
-	if (!bits)
-		return;
-	it->flags &= ~RP__EPI_FRESH;
-	it->ready |= bits;
-	rp__ep_list(ep, cs->fd, it);
+	if (it && (it->flags & RP__EPI_USED) && it->cs == cs &&
+	    it->poll.armed && !(it->flags & RP__EPI_DISABLED) &&
+	    (bits &= rp__ep_reportable(it->events))) {
+		it->flags &= ~RP__EPI_FRESH;
+		it->ready |= bits;
+		rp__ep_list(ep, cs->fd, it);
+	}
+	/*
+	 * Left for another instance and its recv over: nothing more comes
+	 * into its buffer, and the registration here polls the kernel's
+	 * socket from now on (rp__ep_cs_drop).
+	 */
+	if (cs->leaving && cs->registered && !cs->recv_armed && !cs->closed) {
+		rp__ep_cs_gone(ep, cs);
+		cs->registered = false;
+	}
 }
 
 static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
@@ -1881,15 +1888,17 @@ int rp__ep_del(struct rp__ep *ep, int fd, bool inherited)
 void rp__ep_cs_drop(struct rp__ep *ep, struct rp__cs *cs)
 {
 	/*
-	 * Its registration here is a plain one at once, polling the
-	 * kernel's socket: what arrives from now on is an edge the recv,
-	 * stopped, no longer tells (the socket fuzzer, seed 2414). The
-	 * bytes the socket still holds are level (rp__ep_cs_held) until
-	 * read.
+	 * Its registration here reports from its buffer while its recv
+	 * may still bring bytes, then polls the kernel's socket
+	 * (rp__cs_recv_ended): what arrives after is an edge the stopped
+	 * recv no longer tells (the socket fuzzer, seed 2414). The bytes it
+	 * still holds are level (rp__ep_cs_held) until read.
 	 */
 	rp__cs_leave(ep, cs, true);
-	rp__ep_cs_gone(ep, cs);
-	cs->registered = false;
+	if (cs->registered && !cs->recv_armed) {
+		rp__ep_cs_gone(ep, cs);
+		cs->registered = false;
+	}
 }
 
 void rp__ep_cs_gone(struct rp__ep *ep, struct rp__cs *cs)
@@ -1903,8 +1912,18 @@ void rp__ep_cs_gone(struct rp__ep *ep, struct rp__cs *cs)
 	it->poll.multishot = false;
 	it->flags &= ~RP__EPI_FRESH;
 	/* A poll armed on a ready file completes at once: nothing lost. */
-	if (!(it->flags & RP__EPI_DISABLED))
+	if (!(it->flags & RP__EPI_DISABLED)) {
 		rp__ep_rearm(ep, cs->fd, it);
+		/*
+		 * Bytes it read ahead and still holds are level: a level
+		 * registration reports them (no poll sees them; seed 657).
+		 * An edge one reported them when they came.
+		 */
+		if (!(it->events & EPOLLET) && rp__ep_cs_held(cs->fd, it)) {
+			it->ready |= rp__ep_reportable(it->events);
+			rp__ep_list(ep, cs->fd, it);
+		}
+	}
 }
 
 void rp__ep_ctl_done(struct rp__ep *ep)
