@@ -236,6 +236,14 @@ static void rp__cs_recv_arm(struct rp__ep *ep, struct rp__cs *cs)
 	sqe->buf_group = RP__CS_BGID;
 	sqe->user_data = rp__ud(RP__UD_CS_RECV, cs->slot, cs->gen);
 	cs->recv_armed = true;
+	cs->recv_sq = ep->ring.uring.sq.sqe_tail;
+}
+
+bool rp__cs_recv_queued(struct rp__ep *ep, const struct rp__cs *cs)
+{
+	unsigned head = io_uring_smp_load_acquire(ep->ring.uring.sq.khead);
+
+	return cs->recv_armed && (int32_t)(cs->recv_sq - head) > 0;
 }
 
 /* Queues the cancel of cs's request of this kind; false without an SQE. */
@@ -749,7 +757,6 @@ ssize_t rp__cs_read(struct rp__cs *cs, struct rp__ep *ep,
 				rp__cs_finish(ep, cs);
 		}
 	}
-	atomic_fetch_add_explicit(&rp__cs_st.reads, 1, memory_order_relaxed);
 	return (ssize_t)got;
 }
 
@@ -852,7 +859,6 @@ ssize_t rp__cs_write(struct rp__cs *cs, struct rp__ep *ep, int fd,
 	/* Appended behind a send in flight: it goes with the next. */
 	cs->tx_len += put;
 	rp__cs_send_next(ep, cs);
-	atomic_fetch_add_explicit(&rp__cs_st.writes, 1, memory_order_relaxed);
 	return (ssize_t)put;
 }
 

@@ -45,8 +45,8 @@ struct rp__cs_stats {
 	atomic_ulong reverted; /* taken back to the plain path */
 	atomic_ulong rx_bytes; /* bytes received ahead */
 	atomic_ulong tx_bytes; /* bytes sent from the send buffers */
-	atomic_ulong reads;    /* read-family calls served from a buffer */
-	atomic_ulong writes;   /* write-family calls served by a buffer */
+	atomic_ulong reads;    /* read-family calls served, EAGAIN too */
+	atomic_ulong writes;   /* write-family calls served, EAGAIN too */
 	atomic_ulong syscalls; /* syscalls of its own, enters apart */
 };
 extern struct rp__cs_stats rp__cs_st;
@@ -92,6 +92,8 @@ struct rp__cs {
 	bool rx_eof;	   /* the peer's FIN, after the data */
 	int err;	   /* the socket's pending error (-errno), once */
 	bool recv_armed;   /* the multishot is in the kernel */
+	uint32_t recv_sq;  /* the SQ tail after it was queued (see
+			    * rp__cs_recv_queued) */
 	bool recv_stopped; /* cancelled: too much buffered, or leaving */
 
 	/* To send: tx[tx_off, tx_off + tx_len); tx_out of it in flight. */
@@ -168,6 +170,12 @@ int rp__cs_shutdown(struct rp__cs *cs, int how, int fd);
  * Returns true if it could.
  */
 bool rp__cs_catch_up(struct rp__ep *ep);
+/*
+ * Is cs's recv still in the SQ, not submitted yet (queued by its ADD, or
+ * armed again since the last enter)? The kernel's socket then holds
+ * what a read must see.
+ */
+bool rp__cs_recv_queued(struct rp__ep *ep, const struct rp__cs *cs);
 
 /*
  * The owner hands the queued sends to the kernel now and takes their

@@ -74,31 +74,47 @@ ssize_t rp__io_read(int fd, const struct iovec *iov, int n, int flags,
 	 * A blocking read returns what has arrived, ours and what the
 	 * kernel holds for us (deferred work), as the kernel's does.
 	 */
-	if (ep && cs->blocking && !(flags & MSG_DONTWAIT))
+	bool waits = cs->blocking && !(flags & MSG_DONTWAIT);
+
+	if (ep && waits)
 		(void)rp__cs_catch_up(ep);
 	for (;;) {
 		ret = rp__cs_read(cs, ep, iov, n, flags);
-		/* What the kernel has received may wait in deferred work. */
-		if (ret == -EAGAIN && ep && rp__cs_catch_up(ep))
-			ret = rp__cs_read(cs, ep, iov, n, flags);
-		/*
-		 * A ring nobody has waited on yet has submitted nothing:
-		 * its recv is not in the kernel, whose socket holds every
-		 * byte and the end of file. Its answer is exact (the sock
-		 * fuzzer, seed 4606: an EOF read as EAGAIN). Not a call
-		 * that would sleep in the kernel: a first wait meanwhile
-		 * would arm the recv beside it.
-		 */
-		else if (ret == -EAGAIN && ep && ep->ring.owned &&
-			 !ep->ring.owner &&
-			 (!cs->blocking || (flags & MSG_DONTWAIT)))
+		if (ret != -EAGAIN || !ep) {
+			/* Served, or an orphan's answer. */
+		} else if (ep->ring.owned && !ep->ring.owner && !waits) {
+			/*
+			 * A ring nobody has waited on yet has submitted
+			 * nothing: its recv is not in the kernel, whose
+			 * socket holds every byte and the end of file. Its
+			 * answer is exact (the sock fuzzer, seed 4606: an
+			 * EOF read as EAGAIN). Not a call that would sleep
+			 * in the kernel: a first wait meanwhile would arm
+			 * the recv beside it.
+			 */
 			ret = RP__CS_PASS;
+		} else if ((waits || rp__cs_recv_queued(ep, cs)) &&
+			   rp__cs_catch_up(ep)) {
+			/*
+			 * Its recv not submitted yet (an ADD, then a read
+			 * before any wait: what the socket holds is read
+			 * now), or a call that waits anyway. Otherwise an
+			 * empty buffer is EAGAIN, with no syscall: bytes
+			 * that came since the instance's last wait are
+			 * read after its next one, which reports them
+			 * (README, the completion mode).
+			 */
+			ret = rp__cs_read(cs, ep, iov, n, flags);
+		}
 		if (!rp__io_again(ep, cs, flags, &ret))
 			break;
 	}
 	rp__cs_unlock(ep);
 	if (ret == RP__CS_PASS)
 		*served = false;
+	else
+		atomic_fetch_add_explicit(&rp__cs_st.reads, 1,
+					  memory_order_relaxed);
 	return ret;
 }
 
@@ -130,6 +146,7 @@ ssize_t rp__io_write(int fd, const struct iovec *iov, int n, int flags,
 		*served = false;
 		return 0;
 	}
+	atomic_fetch_add_explicit(&rp__cs_st.writes, 1, memory_order_relaxed);
 	/* As the kernel's send on a shut or broken socket. */
 	if (ret == -EPIPE && !(flags & MSG_NOSIGNAL))
 		raise(SIGPIPE);

@@ -36,8 +36,11 @@
  * receiver's window). Under the completion mode two designed behaviours
  * are allowed (README, "The completion mode"): A's writes, shutdown and
  * close reach the wire with A's instance's next epoll_wait (the oracle
- * asks for two waits on every instance), and A's reads see what arrived
- * only once the ring is owned (an instance waited on at least once). A
+ * asks for two waits on every instance), and A's reads see what B sent
+ * (bytes, its FIN) after those waits too: a read that finds A's buffer
+ * empty says EAGAIN without asking the kernel, and the wait that brings
+ * the bytes reports them; and only once the ring is owned (an instance
+ * waited on at least once). A
  * socket closed with unread bytes resets the connection (as the kernel
  * does: the peer may then see its stream cut short and ECONNRESET). An
  * instance closed while it served A drops what it received ahead and A
@@ -323,6 +326,21 @@ static int a_sees(const struct conn *c)
 		if ((c->home & (1u << e)) && M.ep[e].fd >= 0 &&
 		    !M.ep[e].owned)
 			return 0;
+	return 1;
+}
+
+/*
+ * Stream d's bytes are all at its reader, or will be once the instances
+ * wait (the completion mode's delivery, flushed()).
+ */
+static int at_reader_after_waits(const struct conn *c, int d)
+{
+	const struct dir *s = &c->d[d];
+
+	if (!s->strict || s->trunc || s->lossy)
+		return 0;
+	if (d == 1 && !a_sees(c))
+		return 0;
 	return 1;
 }
 
@@ -878,10 +896,16 @@ static int x_write(const struct op *o)
 		s->sent += (uint64_t)r;
 		if (unread(s) > STRICT_MAX)
 			s->strict = 0;
-		if (side == 0 && r)
+		/*
+		 * Completion mode: A's writes reach the wire with its
+		 * instances' waits, and what B sends reaches A's reads
+		 * with them (an empty buffer is EAGAIN until a wait).
+		 */
+		if (r)
 			need_flush(s);
-		/* A fresh arrival at A: an ET EPOLLIN edge. */
-		if (side == 1 && r && known_at_reader(c, 1))
+		/* A fresh arrival at A: an ET EPOLLIN edge (the wait that
+		 * brings it to A's buffer reports it). */
+		if (side == 1 && r && at_reader_after_waits(c, 1))
 			for (int e = 0; e < NEP; e++)
 				if ((c->reg[e] & EPOLLET) &&
 				    (c->reg[e] & EPOLLIN))
@@ -1052,8 +1076,7 @@ static int x_shut(const struct op *o)
 	      (c->reset || c->d[0].shut || c->d[1].shut)))
 		fail(FAIL_CHECK, "shutdown: %s", strerror(errno));
 	c->d[o->side].shut = 1;
-	if (o->side == 0)
-		need_flush(&c->d[0]);
+	need_flush(&c->d[o->side]);
 	return 0;
 }
 
@@ -1075,8 +1098,7 @@ static void end_closed(struct conn *c, int side)
 		out->trunc = 1;
 	}
 	out->shut = 1;
-	if (side == 0)
-		need_flush(out);
+	need_flush(out);
 	if (c->a_gone && c->b_gone)
 		c->open = 0;
 }
@@ -1354,6 +1376,7 @@ static void finish(void)
 		if (!c->b_gone && !c->d[1].shut) {
 			shutdown(c->bfd, SHUT_WR);
 			c->d[1].shut = 1;
+			need_flush(&c->d[1]);
 		}
 		/* Every byte, then EOF, unless a reset may cut it. */
 		drain(c, 0, 1);
