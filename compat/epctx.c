@@ -1609,16 +1609,6 @@ static struct rp__ep_item *rp__ep_item_make(struct rp__ep *ep, int fd)
 }
 
 /*
- * The registrations outgrow the CQ: every armed poll may post a CQE, and a
- * full CQ overflows into the kernel (NODROP: nothing lost), which costs an
- * io_uring_enter to flush. Move to a ring with a CQ of four times as many
- * (twice, next time). Not while a thread sleeps in the ring (it would
- * sleep on in the old one): the next ADD tries again. (An instance
- * registered in another epoll is the kernel's epoll: it has no ring to
- * move.) Without the memory for it, stay, and try again at twice as many
- * registrations.
- */
-/*
  * A move to a bigger ring (rp__ep_grow, rp__ep_cs_ring). The new ring is
  * enabled by its first waiter; a mover that owned the old one owns it at
  * once, so that what it does before its next wait (a read in the
@@ -1635,6 +1625,16 @@ static int rp__ep_resize(struct rp__ep *ep, const struct rp__ring_opts *o)
 	return ret;
 }
 
+/*
+ * The registrations outgrow the CQ: every armed poll may post a CQE, and a
+ * full CQ overflows into the kernel (NODROP: nothing lost), which costs an
+ * io_uring_enter to flush. Move to a ring with a CQ of four times as many
+ * (twice, next time). Not while a thread sleeps in the ring (it would
+ * sleep on in the old one): the next ADD tries again. (An instance
+ * registered in another epoll is the kernel's epoll: it has no ring to
+ * move.) Without the memory for it, stay, and try again at twice as many
+ * registrations.
+ */
 static void rp__ep_grow(struct rp__ep *ep)
 {
 	struct rp__ring_opts o = { .setup = ep->ring.setup,
@@ -1890,7 +1890,7 @@ void rp__ep_cs_drop(struct rp__ep *ep, struct rp__cs *cs)
 	/*
 	 * Its registration here reports from its buffer while its recv
 	 * may still bring bytes, then polls the kernel's socket
-	 * (rp__cs_recv_ended): what arrives after is an edge the stopped
+	 * (rp__ep_cs_cqe, at its recv's last CQE): what arrives after is an edge the stopped
 	 * recv no longer tells (the socket fuzzer, seed 2414). The bytes it
 	 * still holds are level (rp__ep_cs_held) until read.
 	 */

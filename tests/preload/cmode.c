@@ -141,10 +141,12 @@ static void set_blocking(int fd, bool blocking)
 	ck_assert_int_eq(fcntl(fd, F_SETFL, fl), 0);
 }
 
-static void pair_open(struct pair *p, int kind, uint32_t interest)
+/* The two ends, no instance yet (p->ep -1). */
+static void pair_sockets(struct pair *p, int kind)
 {
 	memset(p, 0, sizeof(*p));
 	p->kind = kind;
+	p->ep = -1;
 	if (kind == K_UNIX) {
 		int sv[2];
 
@@ -157,6 +159,11 @@ static void pair_open(struct pair *p, int kind, uint32_t interest)
 	/* The peer's threads block; its calls from the test never do. */
 	set_blocking(p->peer, true);
 	set_timeouts(p->peer, T_LONG_MS);
+}
+
+static void pair_open(struct pair *p, int kind, uint32_t interest)
+{
+	pair_sockets(p, kind);
 	p->ep = t_epoll();
 	p->interest = interest;
 	t_ctl(p->ep, EPOLL_CTL_ADD, p->srv, interest, TAG);
@@ -750,30 +757,15 @@ static void echo_et_readv_writev(int kind)
  */
 static void first_socket_read_before_any_wait(int kind)
 {
+	struct epoll_event ev[1];
 	struct pair p;
 	uint8_t buf[256];
 	int64_t end;
 	ssize_t r;
 
-	memset(&p, 0, sizeof(p));
-	p.kind = kind;
+	pair_sockets(&p, kind);
 	p.ep = t_epoll();
-	{
-		struct epoll_event ev[1];
-
-		ck_assert_int_eq(t_wait(p.ep, ev, 1, 0), 0);
-	}
-	if (kind == K_UNIX) {
-		int sv[2];
-
-		t_socketpair(SOCK_STREAM, sv);
-		p.srv = sv[0];
-		p.peer = sv[1];
-	} else {
-		t_tcp_pair(&p.peer, &p.srv);
-	}
-	set_blocking(p.peer, true);
-	set_timeouts(p.peer, T_LONG_MS);
+	ck_assert_int_eq(t_wait(p.ep, ev, 1, 0), 0);
 	t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN | EPOLLET, TAG);
 	peer_send(&p, 0, 200, 7);
 	end = t_now_ms() + T_LONG_MS;
@@ -801,17 +793,7 @@ static void eof_read_before_any_wait(int kind)
 	uint8_t buf[64];
 	struct pair p;
 
-	memset(&p, 0, sizeof(p));
-	p.kind = kind;
-	if (kind == K_UNIX) {
-		int sv[2];
-
-		t_socketpair(SOCK_STREAM, sv);
-		p.srv = sv[0];
-		p.peer = sv[1];
-	} else {
-		t_tcp_pair(&p.peer, &p.srv);
-	}
+	pair_sockets(&p, kind);
 	t_close(p.peer);
 	p.peer = -1;
 	/* The FIN has arrived: the kernel's own poll says so. */
