@@ -14,7 +14,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "epio.h"
 #include "epreg.h"
@@ -40,14 +43,39 @@ static int rp__io_block(struct rp__ep *ep)
 }
 
 /*
- * A call that met EAGAIN: on a blocking socket (and no MSG_DONTWAIT) it
- * waits and is tried again (true). A socket that left the mode meanwhile
- * makes it the kernel's call (RP__CS_PASS).
+ * When a blocking call on fd gives up: its SO_RCVTIMEO or SO_SNDTIMEO
+ * (opt) from now, or never (UINT64_MAX). The syscall: under the preload
+ * getsockopt is ours, and would take the lock this thread holds.
  */
-static bool rp__io_again(struct rp__ep *ep, struct rp__cs *cs, int flags,
-			 ssize_t *ret)
+static uint64_t rp__io_deadline(int fd, int opt)
+{
+	struct timeval tv = { 0, 0 };
+	socklen_t len = sizeof(tv);
+
+	atomic_fetch_add_explicit(&rp__cs_st.syscalls, 1,
+				  memory_order_relaxed);
+	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, opt, &tv, &len) < 0 ||
+	    (tv.tv_sec <= 0 && tv.tv_usec <= 0))
+		return UINT64_MAX;
+	return rp__now_ns() + (uint64_t)tv.tv_sec * 1000000000u +
+	       (uint64_t)tv.tv_usec * 1000u;
+}
+
+/*
+ * A call that met EAGAIN: on a blocking socket (and no MSG_DONTWAIT) it
+ * waits and is tried again (true), until the socket's timeout for it
+ * (opt: SO_RCVTIMEO, SO_SNDTIMEO; *deadline 0 until the first wait),
+ * when EAGAIN stands, as the kernel's. A socket that left the mode
+ * meanwhile makes it the kernel's call (RP__CS_PASS).
+ */
+static bool rp__io_again(struct rp__ep *ep, struct rp__cs *cs, int fd,
+			 int flags, int opt, uint64_t *deadline, ssize_t *ret)
 {
 	if (*ret != -EAGAIN || !ep || !cs->blocking || (flags & MSG_DONTWAIT))
+		return false;
+	if (!*deadline)
+		*deadline = rp__io_deadline(fd, opt);
+	if (*deadline != UINT64_MAX && rp__now_ns() >= *deadline)
 		return false;
 	*ret = rp__io_block(ep);
 	if (*ret < 0)
@@ -75,6 +103,7 @@ ssize_t rp__io_read(int fd, const struct iovec *iov, int n, int flags,
 	 * kernel holds for us (deferred work), as the kernel's does.
 	 */
 	bool waits = cs->blocking && !(flags & MSG_DONTWAIT);
+	uint64_t deadline = 0;
 
 	if (ep && waits)
 		(void)rp__cs_catch_up(ep);
@@ -106,7 +135,8 @@ ssize_t rp__io_read(int fd, const struct iovec *iov, int n, int flags,
 			 */
 			ret = rp__cs_read(cs, ep, iov, n, flags);
 		}
-		if (!rp__io_again(ep, cs, flags, &ret))
+		if (!rp__io_again(ep, cs, fd, flags, SO_RCVTIMEO, &deadline,
+				  &ret))
 			break;
 	}
 	rp__cs_unlock(ep);
@@ -123,6 +153,7 @@ ssize_t rp__io_write(int fd, const struct iovec *iov, int n, int flags,
 {
 	struct rp__ep *ep;
 	struct rp__cs *cs = rp__cs_lock(fd, &ep);
+	uint64_t deadline = 0;
 	ssize_t ret;
 
 	*served = cs != NULL;
@@ -138,7 +169,8 @@ ssize_t rp__io_write(int fd, const struct iovec *iov, int n, int flags,
 		 */
 		if (ret == -EAGAIN && ep && rp__cs_push(ep))
 			ret = rp__cs_write(cs, ep, fd, iov, n, flags);
-		if (!rp__io_again(ep, cs, flags, &ret))
+		if (!rp__io_again(ep, cs, fd, flags, SO_SNDTIMEO, &deadline,
+				  &ret))
 			break;
 	}
 	rp__cs_unlock(ep);

@@ -2130,6 +2130,38 @@ static void fcntl_clear_nonblock_blocking_read(int kind)
 T_KINDS(fcntl_clear_nonblock_blocking_read)
 
 /*
+ * Made blocking, with SO_RCVTIMEO: a read with nothing to read waits the
+ * timeout and fails with EAGAIN, as the kernel's (the mode's wait once
+ * ignored the timeout and would have slept for good); then data that
+ * comes is read.
+ */
+static void blocking_read_honours_rcvtimeo(int kind)
+{
+	struct timeval tv = {0, 200000};
+	uint8_t buf[64];
+	struct pair p;
+	int64_t t0;
+
+	pair_open(&p, kind, EPOLLIN);
+	peer_send(&p, 0, 10, 9);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 10);
+	T_PAT(buf, 0, 10, 9);
+	set_blocking(p.srv, true);
+	ck_assert_int_eq(setsockopt(p.srv, SOL_SOCKET, SO_RCVTIMEO, &tv,
+				    sizeof(tv)),
+			 0);
+	t0 = t_now_ms();
+	t_assert_errno(read(p.srv, buf, sizeof(buf)), EAGAIN);
+	ck_assert_int_ge(t_now_ms() - t0, 150);
+	peer_send(&p, 10, 20, 9);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 20);
+	T_PAT(buf, 10, 20, 9);
+	pair_close(&p);
+}
+T_KINDS(blocking_read_honours_rcvtimeo)
+
+/*
  * fork: what the parent wrote before the fork reaches the peer before
  * what the child writes after it, and what the parent writes after the
  * child is done comes last.
@@ -2776,6 +2808,7 @@ static Suite *cmode_suite(void)
 
 	tc = t_tcase("process");
 	T_ADD_KINDS(tc, fcntl_clear_nonblock_blocking_read);
+	T_ADD_KINDS(tc, blocking_read_honours_rcvtimeo);
 	T_ADD_KINDS(tc, fork_write_order);
 	T_ADD_KINDS(tc, two_threads_reading);
 	T_ADD_KINDS(tc, poll_select_agree);
