@@ -30,6 +30,7 @@
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 
 enum { K_UNIX, K_TCP };
 
@@ -2192,6 +2193,47 @@ static void fork_write_order(int kind)
 T_KINDS(fork_write_order)
 
 /*
+ * Bytes read ahead before a fork are the parent's (README, the completion
+ * mode: the child's reads are the kernel's socket's, which no longer has
+ * them). The kernel: the child reads them, and the parent then finds
+ * none. Either way each byte is read once, and what comes after the fork
+ * is read by whoever reads first.
+ */
+static void fork_after_read_ahead(int kind)
+{
+	bool ours = getenv("RINGPOLL_COMPLETION") != NULL && kind == K_TCP;
+	uint8_t buf[64];
+	struct pair p;
+	pid_t pid;
+	int st;
+
+	pair_open(&p, kind, EPOLLIN);
+	peer_send(&p, 0, 30, 10);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		ssize_t r = recv(p.srv, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (r == 30 && pat_bad(buf, 0, 30, 10) < 0)
+			_exit(0);
+		_exit(r < 0 && errno == EAGAIN ? 1 : 2);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	if (ours) {
+		ck_assert_int_eq(WEXITSTATUS(st), 1);
+		ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 30);
+		T_PAT(buf, 0, 30, 10);
+	} else {
+		ck_assert_int_eq(WEXITSTATUS(st), 0);
+		t_assert_errno(read(p.srv, buf, sizeof(buf)), EAGAIN);
+	}
+	pair_close(&p);
+}
+T_KINDS(fork_after_read_ahead)
+
+/*
  * Two threads read one socket while the peer sends a stream; the test's
  * thread runs the instance's waits. Each thread keeps what it got, chunk
  * by chunk: together they must be the stream, each byte once, every chunk
@@ -2810,6 +2852,7 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, fcntl_clear_nonblock_blocking_read);
 	T_ADD_KINDS(tc, blocking_read_honours_rcvtimeo);
 	T_ADD_KINDS(tc, fork_write_order);
+	T_ADD_KINDS(tc, fork_after_read_ahead);
 	T_ADD_KINDS(tc, two_threads_reading);
 	T_ADD_KINDS(tc, poll_select_agree);
 	suite_add_tcase(s, tc);
