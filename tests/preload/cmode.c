@@ -465,6 +465,26 @@ static void srv_read_exact(struct pair *p, uint64_t off, size_t n,
 }
 
 /*
+ * Reads @n bytes from @fd into @buf (@cap at least @n) with no wait in
+ * between: each read must bring some (a short read is allowed, EAGAIN
+ * and EOF are not).
+ */
+static void read_n_now(int fd, uint8_t *buf, size_t cap, size_t n)
+{
+	size_t got = 0;
+
+	ck_assert_uint_ge(cap, n);
+	while (got < n) {
+		ssize_t r = read(fd, buf + got, cap - got);
+
+		ck_assert_msg(r > 0, "read after %zu of %zu: %zd %s", got, n,
+			      r, r < 0 ? strerror(errno) : "EOF");
+		got += (size_t)r;
+	}
+	ck_assert_uint_eq(got, n);
+}
+
+/*
  * The server writes @n bytes of stream @seed from @off, waiting for
  * EPOLLOUT when the socket is full (someone must read the peer).
  */
@@ -850,7 +870,6 @@ static void poll_after_instance_close_sees_read_ahead(int kind)
 {
 	static uint8_t buf[8192];
 	struct pair p;
-	size_t got = 0;
 
 	pair_open(&p, kind, EPOLLIN);
 	peer_send(&p, 0, 6000, 4);
@@ -858,13 +877,7 @@ static void poll_after_instance_close_sees_read_ahead(int kind)
 	t_close(p.ep);
 	p.ep = -1;
 	ck_assert_int_eq(t_poll1(p.srv, POLLIN, 0), POLLIN);
-	while (got < 6000) {
-		ssize_t r = read(p.srv, buf + got, sizeof(buf) - got);
-
-		ck_assert_msg(r > 0, "read: %zd %s", r, strerror(errno));
-		got += (size_t)r;
-	}
-	ck_assert_uint_eq(got, 6000);
+	read_n_now(p.srv, buf, sizeof(buf), 6000);
 	T_PAT(buf, 0, 6000, 4);
 	ck_assert_int_eq(t_poll1(p.srv, POLLIN, 0), 0);
 	pair_close(&p);
@@ -1948,7 +1961,6 @@ static void dup_after_instance_close_reads_read_ahead(int kind)
 {
 	static uint8_t buf[8192];
 	struct pair p;
-	size_t got = 0;
 	int d;
 
 	pair_open(&p, kind, EPOLLIN | EPOLLET);
@@ -1958,13 +1970,7 @@ static void dup_after_instance_close_reads_read_ahead(int kind)
 	p.ep = -1;
 	d = dup(p.srv);
 	ck_assert_int_ge(d, 0);
-	while (got < 3000) {
-		ssize_t r = read(d, buf + got, sizeof(buf) - got);
-
-		ck_assert_msg(r > 0, "read: %zd %s", r, strerror(errno));
-		got += (size_t)r;
-	}
-	ck_assert_uint_eq(got, 3000);
+	read_n_now(d, buf, sizeof(buf), 3000);
 	T_PAT(buf, 0, 3000, 5);
 	t_assert_errno(read(p.srv, buf, sizeof(buf)), EAGAIN);
 	peer_send(&p, 3000, 100, 5);
@@ -1987,7 +1993,6 @@ static void second_instance_first_keeps_edges(int kind)
 	struct epoll_event ev[2];
 	uint8_t buf[4096];
 	struct pair p;
-	size_t got;
 	int ep1;
 
 	pair_open(&p, kind, EPOLLIN | EPOLLET);
@@ -2002,14 +2007,7 @@ static void second_instance_first_keeps_edges(int kind)
 	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
 	ck_assert_int_eq(ev_wait(&p, 0), 0);
 	/* Read ahead, then the kernel's: in order, perhaps in two reads. */
-	got = 0;
-	while (got < 907) {
-		ssize_t r = read(p.srv, buf + got, sizeof(buf) - got);
-
-		ck_assert_msg(r > 0, "read: %zd %s", r, strerror(errno));
-		got += (size_t)r;
-	}
-	ck_assert_uint_eq(got, 907);
+	read_n_now(p.srv, buf, sizeof(buf), 907);
 	T_PAT(buf, 0, 907, 3);
 	t_assert_errno(read(p.srv, buf, sizeof(buf)), EAGAIN);
 	peer_send(&p, 907, 5, 3);
