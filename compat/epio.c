@@ -109,9 +109,8 @@ ssize_t rp__io_read(int fd, const struct iovec *iov, int n, int flags,
 		(void)rp__cs_catch_up(ep);
 	for (;;) {
 		ret = rp__cs_read(cs, ep, iov, n, flags);
-		if (ret != -EAGAIN || !ep) {
-			/* Served, or an orphan's answer. */
-		} else if (ep->ring.owned && !ep->ring.owner && !waits) {
+		/* Not EAGAIN, or an orphan's: the answer stands. */
+		if (ret == -EAGAIN && ep) {
 			/*
 			 * A ring nobody has waited on yet has submitted
 			 * nothing: its recv is not in the kernel, whose
@@ -120,20 +119,20 @@ ssize_t rp__io_read(int fd, const struct iovec *iov, int n, int flags,
 			 * EOF read as EAGAIN). Not a call that would sleep
 			 * in the kernel: a first wait meanwhile would arm
 			 * the recv beside it.
-			 */
-			ret = RP__CS_PASS;
-		} else if ((waits || rp__cs_recv_queued(ep, cs)) &&
-			   rp__cs_catch_up(ep)) {
-			/*
+			 *
 			 * Its recv not submitted yet (an ADD, then a read
 			 * before any wait: what the socket holds is read
-			 * now), or a call that waits anyway. Otherwise an
-			 * empty buffer is EAGAIN, with no syscall: bytes
-			 * that came since the instance's last wait are
-			 * read after its next one, which reports them
-			 * (README, the completion mode).
+			 * now), or a call that waits anyway: catch up.
+			 * Otherwise an empty buffer is EAGAIN, with no
+			 * syscall: bytes that came since the instance's
+			 * last wait are read after its next one, which
+			 * reports them (README, the completion mode).
 			 */
-			ret = rp__cs_read(cs, ep, iov, n, flags);
+			if (ep->ring.owned && !ep->ring.owner && !waits)
+				ret = RP__CS_PASS;
+			else if ((waits || rp__cs_recv_queued(ep, cs)) &&
+				 rp__cs_catch_up(ep))
+				ret = rp__cs_read(cs, ep, iov, n, flags);
 		}
 		if (!rp__io_again(ep, cs, fd, flags, SO_RCVTIMEO, &deadline,
 				  &ret))

@@ -47,7 +47,7 @@ fuzz-check: $(B)/tests/epoll-fuzz
 # oracle allows the mode's designed behaviours when RINGPOLL_COMPLETION=1
 # is set. SOCK_FUZZ_AVOID (-X CLASS) steers around open bugs of the mode
 # (tests/fuzz/SOCK-KNOWN.md); empty by default, so they show.
-SOCK_FUZZ_N ?= 300
+SOCK_FUZZ_N ?= 2000
 SOCK_FUZZ_AVOID ?=
 SOCK_FUZZ_SKIP ?=
 SOCK_FUZZ_SEEDS ?= 1:100

@@ -350,13 +350,7 @@ static int at_reader_after_waits(const struct conn *c, int d)
  */
 static int known_at_reader(const struct conn *c, int d)
 {
-	const struct dir *s = &c->d[d];
-
-	if (!s->strict || s->trunc || s->lossy || !flushed(s))
-		return 0;
-	if (d == 1 && !a_sees(c))
-		return 0;
-	return 1;
+	return flushed(&c->d[d]) && at_reader_after_waits(c, d);
 }
 
 /* Something (bytes or EOF) is known readable on stream d. */
