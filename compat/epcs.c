@@ -928,15 +928,16 @@ int rp__cs_shutdown(struct rp__cs *cs, int how, int fd)
 	return 0;
 }
 
-bool rp__cs_catch_up(struct rp__ep *ep)
+/*
+ * The owner submits what is queued and runs the deferred completions
+ * (ask_tw: also when only those wait), then takes the CQEs. Another
+ * thread, or nobody before the first wait, leaves it to the next wait.
+ */
+static bool rp__cs_enter(struct rp__ep *ep, bool ask_tw)
 {
-	/*
-	 * Not the owner (or nobody owns it yet, before the first wait):
-	 * the next wait does it.
-	 */
 	if (rp__ring_own(&ep->ring, false) < 0 ||
-	    (!rp__ring_tw_pending(&ep->ring) &&
-	     !rp__ring_unsubmitted(&ep->ring)))
+	    !(rp__ring_unsubmitted(&ep->ring) ||
+	      (ask_tw && rp__ring_tw_pending(&ep->ring))))
 		return false;
 	if (rp__cs_settle(ep) < 0)
 		return false;
@@ -944,15 +945,14 @@ bool rp__cs_catch_up(struct rp__ep *ep)
 	return true;
 }
 
+bool rp__cs_catch_up(struct rp__ep *ep)
+{
+	return rp__cs_enter(ep, true);
+}
+
 bool rp__cs_push(struct rp__ep *ep)
 {
-	if (rp__ring_own(&ep->ring, false) < 0 ||
-	    !rp__ring_unsubmitted(&ep->ring))
-		return false;
-	if (rp__cs_settle(ep) < 0)
-		return false;
-	rp__ep_harvest(ep);
-	return true;
+	return rp__cs_enter(ep, false);
 }
 
 void rp__cs_closing(struct rp__cs *cs, struct rp__ep *ep, int fd)
