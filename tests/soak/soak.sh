@@ -68,7 +68,10 @@ for mode in epoll rp-epoll preload completion; do
 	echo "# $mode: $CONNS connections, port $port"
 	err=$(mktemp)
 	# shellcheck disable=SC2086
-	timeout -k 5 $((120 + EXIT_LIMIT)) $runner "$B/rpbench" server \
+	# Its whole life: three rounds of at most 60 s of load and 5 s of
+	# settling each (slow under a loaded sanitizer build, never a
+	# failure by itself), then EXIT_LIMIT for its exit.
+	timeout -k 5 $((3 * 65 + 10 + EXIT_LIMIT)) $runner "$B/rpbench" server \
 		--mode $m --port $port > /dev/null 2> "$err" &
 	srv=$!
 	# timeout's child: rpbench (ringpoll-run execs it).
