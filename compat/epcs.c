@@ -385,6 +385,7 @@ static void rp__cs_send_next(struct rp__ep *ep, struct rp__cs *cs)
 	sqe->flags |= IOSQE_FIXED_FILE;
 	sqe->user_data = rp__ud(RP__UD_CS_SEND, cs->slot, cs->gen);
 	cs->tx_out = cs->tx_len;
+	cs->send_sq = ep->ring.uring.sq.sqe_tail;
 }
 
 struct rp__cs *rp__cs_adopt(struct rp__ep *ep, int fd, uint32_t events,
@@ -775,6 +776,9 @@ ssize_t rp__cs_read(struct rp__cs *cs, struct rp__ep *ep,
 			rp__cs_recv_resume(ep, cs);
 			if (!cs->rx_len && cs->leaving)
 				rp__cs_finish(ep, cs);
+		} else if (!cs->rx_len && cs->carry_fd1) {
+			/* Read: its registration is the socket's again. */
+			rp__cs_uncarry(cs, true);
 		}
 	}
 	return (ssize_t)got;
@@ -992,6 +996,8 @@ void rp__cs_put_fd(struct rp__cs *cs)
 		/* Under rp__cs_orphan_lock, taken by the caller. */
 		if (--cs->nfds)
 			return;
+		/* Its registrations go with its last close. */
+		rp__cs_uncarry(cs, false);
 		/*
 		 * A send whose end its ring never told (a ring torn down by
 		 * another thread): its memory may still be read.

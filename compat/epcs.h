@@ -103,6 +103,18 @@ struct rp__cs {
 	bool shut_queued;  /* and handed to the ring after the data */
 	bool shut_done;	   /* or made at once: nothing of ours queued */
 	bool dead;	   /* send side failed: nothing more goes out */
+	uint32_t send_sq;  /* the SQ tail after its send was queued */
+
+	/*
+	 * Carried (compat/epcarry.c): its instance became the kernel's
+	 * epoll (epoll number carry_ep) while bytes of ours were unread,
+	 * which that epoll cannot see. An eventfd (carry_fd1 - 1; 0: not
+	 * carried) stands in for the registration (carry_num, the
+	 * interest and data below) until they are read. An orphan's.
+	 */
+	int carry_fd1, carry_ep, carry_num;
+	uint32_t carry_events;
+	uint64_t carry_data;
 
 	struct rp__cs *next_free;
 };
@@ -223,5 +235,29 @@ void rp__cs_set_free(struct rp__ep *ep);
 void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs, bool registered);
 /* ADD again into the same instance, under fd: back in the mode. */
 void rp__cs_rejoin(struct rp__ep *ep, struct rp__cs *cs, int fd);
+
+/*
+ * Carried registrations (compat/epcarry.c). An instance that becomes the
+ * kernel's epoll (kfd, to be number epnum) registers an orphan holding
+ * unread bytes, registered under fd with ev, by its stand-in. Under
+ * rp__cs_orphan_lock.
+ */
+void rp__cs_carry(struct rp__cs *cs, int kfd, int epnum, int fd,
+		  uint32_t events, uint64_t data);
+/*
+ * Its bytes are read (readd: the socket's own registration comes back)
+ * or its last number closed (not): the stand-in goes.
+ */
+void rp__cs_uncarry(struct rp__cs *cs, bool readd);
+/* How many are carried: the ctl below is looked at only then. */
+extern atomic_uint rp__cs_carries;
+/*
+ * epoll_ctl on a kernel epoll: true (and *ret, 0 or -errno) if fd is
+ * carried there, the call made on its stand-in.
+ */
+bool rp__cs_carry_ctl(int epfd, int op, int fd, const void *event,
+		      int *ret);
+/* A forked child: the stand-ins are the parent's; close our copies. */
+void rp__cs_carry_child(struct rp__cs *cs);
 
 #endif /* RP_EPCS_H */

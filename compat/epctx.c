@@ -1481,6 +1481,12 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 			n = ep->moved ? RP__EP_MOVED : -EBADF;
 			break;
 		}
+		/* Another thread waits: see rp__ep_handoff. */
+		if (rp__unlikely(ep->handoff)) {
+			n = rp__ep_go_kernel(ep);
+			pthread_cond_broadcast(&ep->handoff_cv);
+			break;
+		}
 		/*
 		 * Not the ring's submitter after all: the owner's thread id
 		 * came back to another thread, or this is a vfork child.
@@ -2235,6 +2241,84 @@ static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool quiet,
 	return 0;
 }
 
+/*
+ * A second thread must wait on the instance (or poll or nest it) while
+ * the owner sleeps in the ring: the owner wakes and moves the instance
+ * itself, for only it can take its completion sockets out of the ring
+ * exactly (run the ring's deferred work, cancel their recvs, see their
+ * sends end). Bounded: should it not come (stopped by a debugger, say),
+ * the caller moves the instance as it can (rp__ep_cs_abandon).
+ */
+bool rp__ep_handoff(struct rp__ep *ep)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 1;
+	ep->handoff = true;
+	rp__ep_wake(ep);
+	while (ep->handoff && !ep->dead && ep->waiters)
+		if (pthread_cond_timedwait(&ep->handoff_cv, &ep->lock, &ts) ==
+		    ETIMEDOUT)
+			break;
+	ep->handoff = false;
+	return ep->dead;
+}
+
+/*
+ * Another thread's ring, its owner away (not exact): only the owner may
+ * submit or run the ring's deferred work, and nobody will enter the ring
+ * again (its number is the kernel's epoll now). What the ring posted is
+ * taken: received bytes into their sockets' buffers, sends' ends. Sends
+ * still in the SQ were never made: they go as the orphans' bytes. A
+ * recv's deferred work never runs, so what it did not take is still in
+ * the kernel's socket. Unknown is only a send the kernel holds, waiting
+ * for room in a full socket (README).
+ */
+static void rp__ep_cs_abandon(struct rp__ep *ep)
+{
+	unsigned head;
+
+	if (!ep->cs.nsock)
+		return;
+	rp__ep_harvest(ep);
+	head = io_uring_smp_load_acquire(ep->ring.uring.sq.khead);
+	for (uint32_t s = 0; s < ep->cs.nslots; s++) {
+		struct rp__cs *cs = ep->cs.by_slot[s];
+
+		if (!cs)
+			continue;
+		if (cs->tx_out && (int32_t)(cs->send_sq - head) > 0)
+			cs->tx_out = 0;
+		cs->recv_armed = false;
+	}
+	rp__cs_release_all(ep);
+	rp__cs_orphan_all(ep);
+}
+
+/*
+ * Completion sockets holding unread bytes, registered in the instance
+ * now in kfd (to be number ep->fd): their stand-ins (compat/epcarry.c).
+ * An edge-triggered one whose edge was reported needs none (exact).
+ */
+static void rp__ep_kernel_carry(struct rp__ep *ep, int kfd, bool exact)
+{
+	for (uint32_t c = 0; c < ep->nchunks; c++) {
+		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
+			struct rp__ep_item *it = &ep->chunks[c][i];
+
+			if (!(it->flags & RP__EPI_USED) || !it->cs ||
+			    rp__ep_kernel_quiet(it, exact))
+				continue;
+			pthread_mutex_lock(&rp__cs_orphan_lock);
+			rp__cs_carry(it->cs, kfd, ep->fd,
+				     (int)(c * RP__EP_CHUNK + i), it->events,
+				     it->data.u64);
+			pthread_mutex_unlock(&rp__cs_orphan_lock);
+		}
+	}
+}
+
 int rp__ep_to_kernel(struct rp__ep *ep)
 {
 	int err, kfd, fdflags = fcntl(ep->fd, F_GETFD);
@@ -2275,6 +2359,10 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 	 */
 	if (exact)
 		rp__ep_cancel_all(ep);
+	else
+		rp__ep_cs_abandon(ep);
+	if (rp__unlikely(rp__cs_on))
+		rp__ep_kernel_carry(ep, kfd, exact);
 	if (kfd != ep->fd) {
 		if (syscall(SYS_dup3, kfd, ep->fd,
 			    fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC :

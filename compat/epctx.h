@@ -302,6 +302,14 @@ struct rp__ep {
 	/* Threads asleep in io_uring_enter: rp__ep_wake wakes them. */
 	uint32_t waiters;
 	/*
+	 * Another thread must wait on the instance while its owner sleeps
+	 * in the ring, and completion sockets are in it: the owner, woken,
+	 * moves it to the kernel's epoll itself, exactly, and signals
+	 * handoff_cv (rp__ep_handoff).
+	 */
+	bool handoff;
+	pthread_cond_t handoff_cv;
+	/*
 	 * The wakeup: a FUTEX_WAIT on wake_word kept armed on the ring, a
 	 * waker bumps the word and FUTEX_WAKEs it (rp__ep_wake). wake_gen
 	 * tells a stale CQE; wake_futex is false where the kernel has no
@@ -438,6 +446,12 @@ int rp__ep_rebuild(struct rp__ep *ep);
  * the instance. On failure nothing changed.
  */
 int rp__ep_to_kernel(struct rp__ep *ep);
+/*
+ * ep->lock held, the owner asleep in the ring: asks it to move the
+ * instance to the kernel's epoll itself and waits (up to a second) for
+ * that. True if the instance moved (or closed) meanwhile.
+ */
+bool rp__ep_handoff(struct rp__ep *ep);
 
 static inline struct rp__ep_item *rp__ep_item(struct rp__ep *ep, int fd)
 {

@@ -290,6 +290,21 @@ static void rp__ep_pin(int fd)
 	rp__ep_put(ep);
 }
 
+/*
+ * epoll_ctl on a kernel epoll; on a socket registered there by a stand-in
+ * (compat/epcarry.c), on the stand-in.
+ */
+static int rp__kernel_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+	int ret;
+
+	if (rp__unlikely(atomic_load_explicit(&rp__cs_carries,
+					      memory_order_relaxed)) &&
+	    rp__cs_carry_ctl(epfd, op, fd, event, &ret))
+		return ret < 0 ? rp__fail(ret) : 0;
+	return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
+}
+
 RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
 	struct epoll_event ev;
@@ -303,7 +318,7 @@ RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	if (!ep) {
 		if (op == EPOLL_CTL_ADD)
 			rp__ep_pin(fd);
-		return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
+		return rp__kernel_ctl(epfd, op, fd, event);
 	}
 	/* DEL never looks at the event: any pointer will do. */
 	if (op == EPOLL_CTL_DEL) {
@@ -318,7 +333,7 @@ RP_EXPORT int rp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	rp__ep_put(ep);
 	/* The instance is the kernel's epoll now (rp__ep_go_kernel). */
 	if (rp__unlikely(ret == RP__EP_MOVED))
-		return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
+		return rp__kernel_ctl(epfd, op, fd, event);
 	return ret < 0 ? rp__fail(ret) : 0;
 }
 

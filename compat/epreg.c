@@ -245,6 +245,7 @@ static struct rp__ep *rp__ep_alloc(void)
 		 */
 		pthread_mutex_destroy(&ep->lock);
 		pthread_mutex_init(&ep->lock, NULL);
+		ep->handoff = false;
 	} else {
 		uint32_t n = rp__ep_count(), c = n >> RP__ALL_SHIFT;
 		struct rp__ep **chunk = NULL;
@@ -260,6 +261,7 @@ static struct rp__ep *rp__ep_alloc(void)
 		ep = chunk ? calloc(1, sizeof(*ep)) : NULL;
 		if (ep) {
 			pthread_mutex_init(&ep->lock, NULL);
+			pthread_cond_init(&ep->handoff_cv, NULL);
 			chunk[n & (RP__ALL_CHUNK - 1)] = ep;
 			atomic_store_explicit(&rp__ep_nall, n + 1,
 					      memory_order_release);
@@ -281,6 +283,8 @@ static void rp__atfork_child(void)
 		struct rp__ep *ep = rp__ep_nth(i);
 
 		pthread_mutex_init(&ep->lock, NULL);
+		pthread_cond_init(&ep->handoff_cv, NULL);
+		ep->handoff = false;
 		ep->waiters = 0;
 		memset(&ep->st, 0, sizeof(ep->st));
 	}
@@ -300,8 +304,13 @@ void rp__cs_forget_all(void)
 	for (uint32_t c = 0; c < RP__TAB_CHUNKS; c++) {
 		struct rp__fdent *chunk = atomic_load(&rp__tab[c]);
 
-		for (uint32_t i = 0; chunk && i < RP__TAB_CHUNK; i++)
-			atomic_store(&chunk[i].cs, NULL);
+		for (uint32_t i = 0; chunk && i < RP__TAB_CHUNK; i++) {
+			struct rp__cs *cs = atomic_exchange(&chunk[i].cs, NULL);
+
+			/* The parent's stand-ins: our copies go. */
+			if (cs && atomic_load(&rp__cs_carries))
+				rp__cs_carry_child(cs);
+		}
 	}
 }
 
@@ -685,6 +694,9 @@ int rp__ep_go_kernel(struct rp__ep *ep)
 	int err;
 
 	if (ep->dead)
+		return ep->moved ? RP__EP_MOVED : -EBADF;
+	/* Completion sockets: their owner, if it sleeps in the ring. */
+	if (rp__unlikely(ep->cs.nsock) && ep->waiters && rp__ep_handoff(ep))
 		return ep->moved ? RP__EP_MOVED : -EBADF;
 	err = rp__ep_to_kernel(ep);
 	if (err < 0) {

@@ -2050,6 +2050,187 @@ static void second_instance_before_first_wait(int kind)
 T_KINDS(second_instance_before_first_wait)
 
 /*
+ * The instance becomes the kernel's epoll: registered in another epoll
+ * (nesting), or waited on by a second thread. Bytes received ahead and
+ * not yet read are still reported (level-triggered) and read in order;
+ * bytes written and not yet sent, or in flight, all reach the peer.
+ */
+struct second {
+	pthread_t t;
+	int ep;
+	int ms;
+	int n;
+	uint32_t events;
+};
+
+static void *second_main(void *arg)
+{
+	struct second *w = arg;
+	struct epoll_event ev[4];
+
+	memset(ev, 0, sizeof(ev));
+	w->n = epoll_wait(w->ep, ev, 4, w->ms);
+	w->events = w->n > 0 ? ev[0].events : 0;
+	return NULL;
+}
+
+/* A second thread waits on the instance: its answer, within @ms. */
+static int second_wait(struct pair *p, int ms, uint32_t *events)
+{
+	struct second w = {.ep = p->ep, .ms = ms};
+
+	t_thread_start(&w.t, second_main, &w);
+	t_thread_join(w.t);
+	*events = w.events;
+	return w.n;
+}
+
+static void kernel_keeps_bytes(int kind, bool nest)
+{
+	uint8_t buf[4096];
+	struct epoll_event ev[2];
+	uint32_t events;
+	struct pair p;
+	int outer = -1;
+
+	pair_open(&p, kind, EPOLLIN);
+	peer_send(&p, 0, 1000, 4);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, 100), 100);
+	T_PAT(buf, 0, 100, 4);
+	pat_fill(buf, 0, 300, 5);
+	ck_assert_int_eq(write(p.srv, buf, 300), 300);
+	if (nest) {
+		outer = t_epoll();
+		t_ctl(outer, EPOLL_CTL_ADD, p.ep, EPOLLIN, 7);
+		ck_assert_int_eq(t_wait(outer, ev, 2, T_LONG_MS), 1);
+		ck_assert_uint_eq(ev[0].events, EPOLLIN);
+	} else {
+		ck_assert_int_eq(second_wait(&p, T_LONG_MS, &events), 1);
+		ck_assert_uint_eq(events, EPOLLIN);
+	}
+	ck_assert_int_eq(ev_wait(&p, T_LONG_MS), EPOLLIN);
+	read_n_now(p.srv, buf, sizeof(buf), 900);
+	T_PAT(buf, 100, 900, 4);
+	t_assert_errno(read(p.srv, buf, sizeof(buf)), EAGAIN);
+	peer_expect(&p, 0, 300, 5);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	peer_send(&p, 1000, 10, 4);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 10);
+	T_PAT(buf, 1000, 10, 4);
+	if (outer >= 0)
+		t_close(outer);
+	pair_close(&p);
+}
+
+static void nested_keeps_bytes(int kind)
+{
+	kernel_keeps_bytes(kind, true);
+}
+T_KINDS(nested_keeps_bytes)
+
+static void second_waiter_keeps_bytes(int kind)
+{
+	kernel_keeps_bytes(kind, false);
+}
+T_KINDS(second_waiter_keeps_bytes)
+
+/*
+ * A second thread waits while the socket is full and the instance's sends
+ * are in the kernel: the peer still gets every byte, in order.
+ */
+static void second_waiter_sends_in_flight(int kind)
+{
+	struct peer_io r;
+	uint32_t events;
+	struct pair p;
+	size_t w;
+
+	pair_open(&p, kind, EPOLLIN);
+	w = srv_fill(&p, 0, 8);
+	/* The owner's wait hands the sends to the kernel. */
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	ck_assert_int_eq(second_wait(&p, 100, &events), 0);
+	peer_io_start(&r, &p, false, 0, w, 8);
+	peer_io_join_pumping(&r, &p);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	pair_close(&p);
+}
+T_KINDS(second_waiter_sends_in_flight)
+
+/*
+ * The owner sleeps in the instance when a second thread comes to wait on
+ * it, with the socket full and sends in the kernel; bytes arrive later.
+ * Every byte reaches the peer, the arrival is reported to one of them,
+ * and read whole.
+ */
+struct sleeper {
+	pthread_t t;
+	struct pair *p;
+	int n;
+	uint32_t events;
+};
+
+static void *sleeper_main(void *arg)
+{
+	const struct timespec ms100 = {0, 100 * 1000000L};
+	struct sleeper *s = arg;
+	struct epoll_event ev[4];
+
+	nanosleep(&ms100, NULL);
+	memset(ev, 0, sizeof(ev));
+	s->n = epoll_wait(s->p->ep, ev, 4, T_LONG_MS);
+	s->events = s->n > 0 ? ev[0].events : 0;
+	return NULL;
+}
+
+/* 300 ms from now, the peer sends 10 bytes of stream 1. */
+static void *send_at_300ms(void *arg)
+{
+	const struct timespec ms300 = {0, 300 * 1000000L};
+	struct pair *p = arg;
+	uint8_t buf[10];
+
+	nanosleep(&ms300, NULL);
+	pat_fill(buf, 0, sizeof(buf), 1);
+	if (send(p->peer, buf, sizeof(buf), MSG_DONTWAIT) != sizeof(buf))
+		abort();
+	return NULL;
+}
+
+static void second_waiter_while_owner_sleeps(int kind)
+{
+	struct sleeper b = {0};
+	struct peer_io r;
+	pthread_t later;
+	uint8_t buf[64];
+	uint32_t ev;
+	struct pair p;
+	size_t w;
+
+	pair_open(&p, kind, EPOLLIN);
+	w = srv_fill(&p, 0, 9);
+	/* The owner's first wait, then asleep; B at 100 ms, bytes at 300. */
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	b.p = &p;
+	t_thread_start(&b.t, sleeper_main, &b);
+	t_thread_start(&later, send_at_300ms, &p);
+	ev = ev_wait(&p, T_LONG_MS);
+	t_thread_join(b.t);
+	t_thread_join(later);
+	ck_assert_msg(ev == EPOLLIN || (b.n == 1 && b.events == EPOLLIN),
+		      "owner 0x%x, second %d 0x%x", ev, b.n, b.events);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 10);
+	T_PAT(buf, 0, 10, 1);
+	peer_io_start(&r, &p, false, 0, w, 9);
+	peer_io_join_pumping(&r, &p);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	pair_close(&p);
+}
+T_KINDS(second_waiter_while_owner_sleeps)
+
+/*
  * Back to blocking.
  */
 
@@ -2844,6 +3025,10 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, dup_after_instance_close_reads_read_ahead);
 	T_ADD_KINDS(tc, second_instance_first_keeps_edges);
 	T_ADD_KINDS(tc, second_instance_before_first_wait);
+	T_ADD_KINDS(tc, nested_keeps_bytes);
+	T_ADD_KINDS(tc, second_waiter_keeps_bytes);
+	T_ADD_KINDS(tc, second_waiter_sends_in_flight);
+	T_ADD_KINDS(tc, second_waiter_while_owner_sleeps);
 	suite_add_tcase(s, tc);
 
 	tc = t_tcase("process");

@@ -8,7 +8,8 @@
 # SOAK_RSS_KB from the second round on. The server must then exit cleanly
 # on SIGTERM: with a build under AddressSanitizer (make check-soak-lsan),
 # LeakSanitizer checks it at exit and a leak fails the round.
-# Usage: tests/soak/soak.sh BUILD_DIR
+# Usage: tests/soak/soak.sh BUILD_DIR (SOAK_MODES picks modes, all four by
+# default)
 # Every process has a hard time limit (timeout -k): a server that does not
 # exit within SOAK_EXIT_SECONDS of SIGTERM fails its mode, is shown (its
 # threads' states) and killed, and the next mode runs; nothing this script
@@ -54,7 +55,14 @@ settled_fds() {
 	echo "$c"
 }
 
-for mode in epoll rp-epoll preload completion; do
+# What the server holds: one line per fd, its number and what it is.
+fd_list() {
+	for f in /proc/"$1"/fd/*; do
+		echo "${f##*/} $(readlink "$f" 2>/dev/null)"
+	done | sort -n
+}
+
+for mode in ${SOAK_MODES:-epoll rp-epoll preload completion}; do
 	runner=""
 	m=$mode
 	if [ $mode = preload ]; then
@@ -92,6 +100,7 @@ for mode in epoll rp-epoll preload completion; do
 		continue
 	fi
 	fds0=$(ls "/proc/$pid/fd" | wc -l)
+	list0=$(fd_list "$pid")
 	good=1
 	rss=""
 	# Round 1 warms the allocators up (the completion mode's buffers
@@ -105,7 +114,29 @@ for mode in epoll rp-epoll preload completion; do
 		fi
 		fds=$(settled_fds "$pid" "$fds0")
 		if [ "$fds" -gt "$fds0" ]; then
-			echo "# $mode round $round: $fds fds open, $fds0 before"
+			echo "# $mode round $round: $fds fds open, $fds0 before; new:"
+			fd_list "$pid" | grep -vxF "$list0" | head -n 10 |
+			while read -r n what; do
+				echo "#   $n $what"
+				ino=${what#socket:[}
+				ino=${ino%]}
+				[ "$ino" = "$what" ] && continue
+				line=$(ss -tanei 2>/dev/null | grep -F "ino:$ino ")
+				echo "#     $line"
+				# and its peer's end, if it is still there
+				peer=$(echo "$line" | awk '{ print $5 }')
+				[ -n "$peer" ] && ss -tanei 2>/dev/null |
+					grep -F " $peer " | grep -vF "ino:$ino " |
+					sed 's/^/#     peer: /'
+			done
+			# Late or lost: does it go without more load?
+			n=0
+			while [ $n -lt 100 ] &&
+			    [ "$(ls "/proc/$pid/fd" | wc -l)" -gt "$fds0" ]; do
+				sleep 0.1
+				n=$((n + 1))
+			done
+			echo "# $mode round $round: $(ls "/proc/$pid/fd" | wc -l) fds open 10 s later"
 			good=0
 		fi
 		r=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")
