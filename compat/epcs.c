@@ -57,10 +57,16 @@ struct rp__cs_stats rp__cs_st;
 #define RP__CS_KERNEL_WROTE(p, n) ((void)0)
 #endif
 
-/* Provided buffers per instance: 1 MiB, made with its first socket. */
-#define RP__CS_NBUF 256u
-#define RP__CS_BUFSZ 4096u
 #define RP__CS_BGID 0
+
+/* Not in liburing 2.3's header: the kernel's values (6.10+). */
+#define RP__FEAT_RECVSEND_BUNDLE (1u << 14)
+#define RP__RECVSEND_BUNDLE (1u << 4)
+/* Bundles where the kernel has them; 0 builds the one-buffer recv (A/B). */
+#ifndef RP_CS_BUNDLES
+#define RP_CS_BUNDLES 1
+#endif
+static const bool rp__cs_bundles = RP_CS_BUNDLES;
 /* The registered-file table: at most this many sockets per instance. */
 #define RP__CS_SLOTS_MAX 65536u
 /* Received ahead and not read: past this the recv stops. */
@@ -189,12 +195,18 @@ static int rp__cs_setup(struct rp__ep *ep)
 	ret = io_uring_register_buf_ring(&ep->ring.uring, &breg, 0);
 	if (ret < 0)
 		goto fail;
-	for (uint32_t i = 0; i < RP__CS_NBUF; i++)
+	for (uint32_t i = 0; i < RP__CS_NBUF; i++) {
 		io_uring_buf_ring_add(set->br, set->bufs + i * RP__CS_BUFSZ,
 				      RP__CS_BUFSZ, (unsigned short)i,
 				      io_uring_buf_ring_mask(RP__CS_NBUF),
 				      (int)i);
+		set->at[i] = i;
+		set->placed[i] = (uint64_t)i << 16 | i;
+	}
 	io_uring_buf_ring_advance(set->br, (int)RP__CS_NBUF);
+	set->add_pos = RP__CS_NBUF;
+	set->bundle = rp__cs_bundles &&
+		      (ep->ring.uring.features & RP__FEAT_RECVSEND_BUNDLE);
 	/* Low slots first: the kernel's table is walked by index. */
 	for (uint32_t i = 0; i < n; i++)
 		set->free_slots[i] = n - 1 - i;
@@ -222,6 +234,10 @@ static void rp__cs_buf_return(struct rp__cs_set *set, unsigned bid)
 			      RP__CS_BUFSZ, (unsigned short)bid,
 			      io_uring_buf_ring_mask(RP__CS_NBUF), 0);
 	io_uring_buf_ring_advance(set->br, 1);
+	set->at[bid] = set->add_pos;
+	set->placed[set->add_pos % RP__CS_HIST] =
+		(uint64_t)set->add_pos << 16 | bid;
+	set->add_pos++;
 }
 
 /* An SQE for cs, or NULL: then set->retry, and the next wait tries again. */
@@ -242,6 +258,8 @@ static void rp__cs_recv_arm(struct rp__ep *ep, struct rp__cs *cs)
 		return;
 	io_uring_prep_recv(sqe, (int)cs->slot, NULL, 0, 0);
 	sqe->ioprio |= IORING_RECV_MULTISHOT;
+	if (ep->cs.bundle)
+		sqe->ioprio |= RP__RECVSEND_BUNDLE;
 	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
 	sqe->buf_group = RP__CS_BGID;
 	sqe->user_data = rp__ud(RP__UD_CS_RECV, cs->slot, cs->gen);
@@ -530,27 +548,56 @@ static bool rp__cs_rx_put(struct rp__cs *cs, const char *p, size_t n)
 	return true;
 }
 
+/*
+ * The buffers a recv CQE filled (one, or a bundle's several), their bytes
+ * appended to cs's (NULL: dropped, a socket let go since), each handed
+ * back to the ring. 0, or -ENOMEM if the bytes could not be kept, -EIO
+ * if a bundle's places are not known any more (never wrong bytes).
+ */
+static int rp__cs_bufs_take(struct rp__cs_set *set, struct rp__cs *cs,
+			    const struct io_uring_cqe *cqe)
+{
+	unsigned bid = (cqe->flags >> IORING_CQE_BUFFER_SHIFT) % RP__CS_NBUF;
+	size_t left = cqe->res > 0 ? (size_t)cqe->res : 0;
+	uint32_t pos = set->at[bid];
+	int ret = 0;
+
+	for (uint32_t i = 0;; i++) {
+		size_t k = left < RP__CS_BUFSZ ? left : RP__CS_BUFSZ;
+
+		if (i) {
+			uint64_t ent = set->placed[(pos + i) % RP__CS_HIST];
+
+			if ((uint32_t)(ent >> 16) != pos + i)
+				return -EIO;
+			bid = (unsigned)(ent & 0xffff);
+		}
+		if (k)
+			RP__CS_KERNEL_WROTE(set->bufs + bid * RP__CS_BUFSZ, k);
+		if (k && cs && !rp__cs_rx_put(cs, set->bufs + bid * RP__CS_BUFSZ,
+					      k))
+			ret = -ENOMEM;
+		rp__cs_buf_return(set, bid);
+		left -= k;
+		if (!left || !set->bundle)
+			return ret;
+	}
+}
+
 static uint32_t rp__cs_recv_cqe(struct rp__ep *ep, struct rp__cs *cs,
 				const struct io_uring_cqe *cqe)
 {
 	uint32_t bits = 0;
 
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
-		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-
 		/*
 		 * No memory to keep the bytes: the socket fails as a
 		 * socket whose kernel ran out would, never silently.
 		 */
-		if (cqe->res > 0)
-			RP__CS_KERNEL_WROTE(ep->cs.bufs + bid * RP__CS_BUFSZ,
-					    (size_t)cqe->res);
-		if (cqe->res > 0 &&
-		    !rp__cs_rx_put(cs, ep->cs.bufs + bid * RP__CS_BUFSZ,
-				   (size_t)cqe->res) &&
-		    !cs->err)
-			cs->err = -ENOMEM;
-		rp__cs_buf_return(&ep->cs, bid);
+		int err = rp__cs_bufs_take(&ep->cs, cs, cqe);
+
+		if (err && !cs->err)
+			cs->err = err;
 	}
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		cs->recv_armed = false;
@@ -562,6 +609,9 @@ static uint32_t rp__cs_recv_cqe(struct rp__ep *ep, struct rp__cs *cs,
 	} else if (cqe->res == 0) {
 		cs->rx_eof = true;
 		bits = rp__cs_mask(cs);
+	} else if (cqe->res == -EINVAL && ep->cs.bundle) {
+		/* A kernel that has bundles but not with multishot: without. */
+		ep->cs.bundle = false;
 	} else if (cqe->res == -ENOBUFS || cqe->res == -ECANCELED) {
 		/*
 		 * Out of buffers (handed back above: armed again below), or
@@ -631,8 +681,7 @@ struct rp__cs *rp__cs_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe,
 	if (!cs || cs->gen != rp__ud_gen(cqe->user_data)) {
 		/* A buffer of a socket since let go still comes back. */
 		if (cqe->flags & IORING_CQE_F_BUFFER)
-			rp__cs_buf_return(&ep->cs, cqe->flags >>
-							   IORING_CQE_BUFFER_SHIFT);
+			(void)rp__cs_bufs_take(&ep->cs, NULL, cqe);
 		return NULL;
 	}
 	if (rp__ud_kind(cqe->user_data) == RP__UD_CS_RECV) {

@@ -120,6 +120,11 @@ struct rp__cs {
 };
 
 #define RP__CS_PAGES 512
+/* Provided buffers per instance: 1 MiB, made with its first socket. */
+#define RP__CS_NBUF 256u
+#define RP__CS_BUFSZ 4096u
+/* Places of the buffer ring remembered for bundles (rp__cs_set). */
+#define RP__CS_HIST (4 * RP__CS_NBUF)
 
 /* An instance's part: its file table, its buffer ring, its sockets. */
 struct rp__cs_set {
@@ -138,6 +143,18 @@ struct rp__cs_set {
 	 */
 	uint64_t pages_r[RP__CS_PAGES], pages_w[RP__CS_PAGES];
 	bool broken;		/* setup failed: decline from now on */
+	/*
+	 * Bundles (IORING_RECVSEND_BUNDLE, 6.10+): one recv CQE for the
+	 * buffers it filled, which are consecutive places of the buffer
+	 * ring from the first one's. Each buffer goes in at place add_pos
+	 * (the ring's tail, counted without wrapping): at[bid] is where a
+	 * buffer last went, placed[place % RP__CS_HIST] is place << 16 |
+	 * bid (a place overwritten since does not match: checked).
+	 */
+	bool bundle;
+	uint32_t add_pos;
+	uint32_t at[RP__CS_NBUF];
+	uint64_t placed[RP__CS_HIST];
 };
 
 /*
