@@ -1071,6 +1071,15 @@ void rp__cs_put_fd(struct rp__cs *cs)
 	rp__cs_finish(ep, cs);
 }
 
+void rp__cs_lost(struct rp__cs *cs)
+{
+	if (!cs->err)
+		cs->err = -EIO;
+	cs->rx_eof = true;
+	cs->dead = true;
+	cs->tx_len = cs->tx_out;
+}
+
 void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs, bool registered)
 {
 	if (cs->leaving)

@@ -248,6 +248,8 @@ void rp__cs_orphan_all(struct rp__ep *ep);
 void rp__cs_kernel_full(struct rp__ep *ep, struct rp__cs *cs);
 /* The instance's part, when its ring is about to close. */
 void rp__cs_set_free(struct rp__ep *ep);
+/* Its ring dropped a CQE, maybe its: it fails (EIO) after its bytes. */
+void rp__cs_lost(struct rp__cs *cs);
 /* EPOLL_CTL_DEL: the socket leaves the mode (see leaving). */
 void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs, bool registered);
 /* ADD again into the same instance, under fd: back in the mode. */

@@ -641,6 +641,41 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		rp__ep_rearm(ep, fd, it);
 }
 
+static void rp__ep_rearm_anew(struct rp__ep *ep, int fd,
+			      struct rp__ep_item *it);
+
+/*
+ * The kernel dropped a CQE (rp__ring_dropped: it could not allocate an
+ * overflow entry): some completion was never seen. Every poll is armed
+ * anew and reports what is ready now (an edge-triggered item perhaps once
+ * more: spurious, never lost); the wakeup's FUTEX_WAIT is armed again (a
+ * second one is told stale by its generation). A completion socket
+ * cannot know what it lost (bytes, or a send's end): it fails with EIO
+ * after what it holds, never silently wrong.
+ */
+static void rp__ep_resync(struct rp__ep *ep)
+{
+	ep->wake_armed = false;
+	for (uint32_t c = 0; c < ep->nchunks; c++) {
+		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
+			struct rp__ep_item *it = &ep->chunks[c][i];
+			int fd = (int)(c * RP__EP_CHUNK + i);
+
+			if (!(it->flags & RP__EPI_USED) ||
+			    (it->flags & RP__EPI_DISABLED))
+				continue;
+			if (!it->cs) {
+				rp__ep_rearm_anew(ep, fd, it);
+				continue;
+			}
+			rp__cs_lost(it->cs);
+			it->ready |= rp__cs_mask(it->cs) &
+				     rp__ep_reportable(it->events);
+			rp__ep_list(ep, fd, it);
+		}
+	}
+}
+
 void rp__ep_harvest(struct rp__ep *ep)
 {
 	/*
@@ -659,6 +694,8 @@ void rp__ep_harvest(struct rp__ep *ep)
 			rp__ep_cqe(ep, &ep->cqes[i]);
 		budget = budget > n ? budget - n : 0;
 	} while (n == RP__EP_CQE_BATCH && budget);
+	if (rp__unlikely(rp__ring_dropped(&ep->ring)))
+		rp__ep_resync(ep);
 }
 
 /* Adds fd to the poll(2) batch; false if there is no room for it. */

@@ -12,6 +12,12 @@
 extern int rp__fault_enter;
 extern int rp__fault_wait;
 extern int rp__fault_alloc;
+/*
+ * Set to 1: the next harvest loses the next CQE it takes (then 2, until
+ * rp__ring_dropped says so), as the kernel drops one when it cannot
+ * allocate an overflow entry.
+ */
+extern int rp__fault_cqdrop;
 
 static inline int rp__fault_take(int *f)
 {

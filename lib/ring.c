@@ -118,6 +118,7 @@ int rp__ring_init(struct rp__ring *r, const struct rp__ring_opts *o)
 	r->ext_arg = (p.features & IORING_FEAT_EXT_ARG) &&
 		     !(o->flags & RP__RING_NO_EXT_ARG);
 	r->skip_success = p.features & IORING_FEAT_CQE_SKIP;
+	r->cq_dropped = IO_URING_READ_ONCE(*r->uring.cq.koverflow);
 	r->enter_fd = r->uring.ring_fd;
 	r->owned = (p.flags & IORING_SETUP_R_DISABLED) != 0;
 	/*
@@ -206,7 +207,7 @@ static unsigned rp__ring_publish(struct rp__ring *r)
 	return tail - io_uring_smp_load_acquire(sq->khead);
 }
 
-int rp__fault_enter, rp__fault_wait, rp__fault_alloc;
+int rp__fault_enter, rp__fault_wait, rp__fault_alloc, rp__fault_cqdrop;
 
 static int rp__ring_sys_enter(struct rp__ring *r, unsigned submit,
 			      unsigned want, unsigned flags, const void *arg,
@@ -278,8 +279,14 @@ static int rp__ring_sys_enter(struct rp__ring *r, unsigned submit,
 	r->enters++;
 	ret = syscall(__NR_io_uring_enter, r->enter_fd, submit, want,
 		      flags | r->enter_flags, arg, argsz);
-	if (ret < 0)
+	/*
+	 * EBADR: the kernel dropped CQEs (see cq_dropped), told once; the
+	 * caller learns it from rp__ring_dropped after its harvest.
+	 */
+	if (ret < 0 && errno != EBADR)
 		return -errno;
+	if (ret < 0)
+		ret = 0;
 	if (submit)
 		r->removes_queued = false;
 	/*
@@ -485,6 +492,19 @@ struct io_uring_sqe *rp__ring_sqe_slow(struct rp__ring *r, int *err)
 	return sqe;
 }
 
+bool rp__ring_dropped(struct rp__ring *r)
+{
+	unsigned now = IO_URING_READ_ONCE(*r->uring.cq.koverflow);
+
+	if (rp__likely(now == r->cq_dropped) &&
+	    rp__likely(rp__fault_cqdrop != 2))
+		return false;
+	r->cq_dropped = now;
+	if (rp__fault_cqdrop == 2)
+		rp__fault_cqdrop = 0;
+	return true;
+}
+
 unsigned rp__ring_harvest(struct rp__ring *r, struct io_uring_cqe *out,
 			  unsigned max)
 {
@@ -502,6 +522,11 @@ unsigned rp__ring_harvest(struct rp__ring *r, struct io_uring_cqe *out,
 			if (rp__unlikely(rp__ud_kind(cqe->user_data) ==
 					 RP__UD_TIMEOUT))
 				continue;
+			/* The test's dropped CQE: 1 drops one, 2 says so. */
+			if (rp__unlikely(rp__fault_cqdrop == 1)) {
+				rp__fault_cqdrop = 2;
+				continue;
+			}
 			out[n++] = *cqe;
 		}
 		io_uring_smp_store_release(cq->khead, head);

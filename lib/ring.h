@@ -55,6 +55,12 @@ struct rp__ring {
 	struct __kernel_timespec timeout_ts;
 	uint64_t enters, sqes, overflow_flushes;
 	/*
+	 * The kernel's count of CQEs it dropped (NODROP holds only while it
+	 * can allocate the overflow entry: GFP_ATOMIC, charged to the
+	 * cgroup), when last looked at: rp__ring_dropped.
+	 */
+	unsigned cq_dropped;
+	/*
 	 * RP__RING_OWNED: the thread that may enter (its tid), 0 until one
 	 * does. SQEs queued by other threads while the SQ is full wait in
 	 * the backlog, in order, for the owner to submit them.
@@ -176,6 +182,12 @@ int rp__ring_submit(struct rp__ring *r);
  */
 unsigned rp__ring_harvest(struct rp__ring *r, struct io_uring_cqe *out,
 			  unsigned max);
+
+/*
+ * Has the kernel dropped a CQE since the last look? Then some completion
+ * was never seen: the caller must find again what it would have said.
+ */
+bool rp__ring_dropped(struct rp__ring *r);
 
 /*
  * The CQ's tail: how many CQEs the kernel has posted (mod 2^32). Comparing

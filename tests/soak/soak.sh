@@ -55,6 +55,14 @@ settled_fds() {
 	echo "$c"
 }
 
+# The kernel's count of connections a full listen queue dropped a
+# handshake's last ACK of (TcpExt ListenOverflows).
+listen_overflows() {
+	awk '/^TcpExt:/ { if (!n) { for (i = 1; i <= NF; i++) h[i] = $i; n = 1 }
+		else for (i = 1; i <= NF; i++) if (h[i] == "ListenOverflows") print $i }' \
+		/proc/net/netstat 2>/dev/null
+}
+
 # What the server holds: one line per fd, its number and what it is.
 fd_list() {
 	for f in /proc/"$1"/fd/*; do
@@ -106,6 +114,7 @@ for mode in ${SOAK_MODES:-epoll rp-epoll preload completion}; do
 	# Round 1 warms the allocators up (the completion mode's buffers
 	# stay with its recycled sockets); rounds 2 and 3 must not grow.
 	for round in 1 2 3; do
+		lo0=$(listen_overflows)
 		if ! timeout -k 5 60 "$B/rpbench" load --port $port --conns $CONNS \
 		    --size 64 --seconds "$SECONDS_PER_ROUND" --warmup 1 \
 		    > /dev/null 2>&1; then
@@ -114,7 +123,7 @@ for mode in ${SOAK_MODES:-epoll rp-epoll preload completion}; do
 		fi
 		fds=$(settled_fds "$pid" "$fds0")
 		if [ "$fds" -gt "$fds0" ]; then
-			echo "# $mode round $round: $fds fds open, $fds0 before; new:"
+			echo "# $mode round $round: $fds fds open, $fds0 before; listen overflows during the round: $(($(listen_overflows) - lo0)); new:"
 			fd_list "$pid" | grep -vxF "$list0" | head -n 10 |
 			while read -r n what; do
 				echo "#   $n $what"

@@ -70,6 +70,50 @@ START_TEST(fault_enter_errors_lose_nothing)
 }
 END_TEST
 
+/*
+ * The kernel drops a CQE when its CQ is full and it cannot allocate an
+ * overflow entry (memory, the cgroup's limit): the poll completion it
+ * carried is never seen. Whatever it was (a ready fd's first report, a
+ * report of an fd that became ready while watched), the wait still
+ * reports it, and the fd is watched after.
+ */
+START_TEST(fault_dropped_cqe_loses_no_event)
+{
+	int epfd = rp_epoll_create1(0), p[2], q[2];
+	struct epoll_event ev[4];
+
+	/* A ready fd's first completion. */
+	t_ready_pipe(epfd, p, 1);
+	rp__fault_cqdrop = 1;
+	ck_assert_int_eq(rp_epoll_wait(epfd, ev, 4, 2000), 1);
+	ck_assert_int_eq(rp__fault_cqdrop, 0);
+	ck_assert_uint_eq(ev[0].data.u64, 1);
+	ck_assert_int_eq(read(p[0], ev, 1), 1);
+	/* A watched fd that becomes ready. */
+	t_pipe(q);
+	t_add(epfd, q[0], EPOLLIN, 2);
+	ck_assert_int_eq(rp_epoll_wait(epfd, ev, 4, 0), 0);
+	rp__fault_cqdrop = 1;
+	ck_assert_int_eq(write(q[1], "x", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, ev, 4, 2000), 1);
+	ck_assert_int_eq(rp__fault_cqdrop, 0);
+	ck_assert_uint_eq(ev[0].data.u64, 2);
+	ck_assert_int_eq(read(q[0], ev, 1), 1);
+	/* Both watched on: each reported when ready again. */
+	ck_assert_int_eq(rp_epoll_wait(epfd, ev, 4, 0), 0);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, ev, 4, 2000), 1);
+	ck_assert_uint_eq(ev[0].data.u64, 1);
+	ck_assert_int_eq(write(q[1], "x", 1), 1);
+	ck_assert_int_eq(rp_epoll_wait(epfd, ev, 4, 2000), 2);
+	rp_close(p[0]);
+	rp_close(p[1]);
+	rp_close(q[0]);
+	rp_close(q[1]);
+	rp_close(epfd);
+}
+END_TEST
+
 START_TEST(fault_wait_eintr_is_reported_and_recovers)
 {
 	int epfd = rp_epoll_create1(0), p[2];
@@ -387,6 +431,7 @@ Suite *t_suite_faults(void)
 
 	tcase_add_loop_test(tc, fault_enter_errors_lose_nothing, 0, 3);
 	tcase_add_test(tc, fault_wait_eintr_is_reported_and_recovers);
+	tcase_add_test(tc, fault_dropped_cqe_loses_no_event);
 	tcase_add_test(tc, fault_alloc_gives_enomem_and_stays_usable);
 	tcase_add_test(tc, fault_one_fd_left_makes_a_ring_without_leak);
 	tcase_add_test(tc, fault_full_sq_and_overflowing_cq_lose_nothing);
