@@ -316,7 +316,7 @@ static int rp__ring_sys_enter(struct rp__ring *r, unsigned submit,
 			    IORING_ENTER_GETEVENTS | r->enter_flags |
 				    (timer ? IORING_ENTER_EXT_ARG : 0),
 			    timer ? &all : NULL, timer ? sizeof(all) : 0) < 0 &&
-		    errno != ETIME)
+		    errno != ETIME && errno != EBADR)
 			return -errno;
 		if (timer)
 			break;
@@ -420,6 +420,9 @@ int rp__ring_wait(struct rp__ring *r, int fd, unsigned submit,
 		return -rp__fault_take(&rp__fault_wait);
 	/* No counters here: the caller may not hold its lock. */
 	ret = syscall(__NR_io_uring_enter, fd, submit, 1, flags, argp, argsz);
+	/* EBADR: CQEs dropped, told once (rp__ring_dropped says it). */
+	if (ret < 0 && errno == EBADR)
+		return 0;
 	return ret < 0 ? -errno : (int)ret;
 }
 
