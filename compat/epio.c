@@ -398,6 +398,36 @@ bool rp__io_lowat(int fd, int lowat)
 	return true;
 }
 
+void rp__io_cmsg(int fd)
+{
+	struct rp__fdent *e = rp__fdent(fd, true);
+	struct rp__ep *ep;
+	struct rp__cs *cs;
+
+	if (!e)
+		return;
+	atomic_store(&e->cmsg, true);
+	cs = rp__cs_lock(fd, &ep);
+	if (!cs)
+		return;
+	/*
+	 * Back to the kernel's socket, its registration a plain one; what
+	 * it read ahead already is read first (without control data: the
+	 * bytes came before the option).
+	 */
+	if (ep && !cs->leaving)
+		rp__ep_cs_drop(ep, cs);
+	rp__cs_unlock(ep);
+}
+
+void rp__io_accepted(int lfd, int fd)
+{
+	struct rp__fdent *l = rp__fdent(lfd, false), *e;
+
+	if (fd >= 0 && l && atomic_load(&l->cmsg) && (e = rp__fdent(fd, true)))
+		atomic_store(&e->cmsg, true);
+}
+
 bool rp__io_get_lowat(int fd, uint32_t *lowat)
 {
 	struct rp__ep *ep;

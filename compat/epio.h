@@ -42,6 +42,13 @@ int rp__io_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
 
 /* SO_RCVLOWAT of a completion socket: ours, not the kernel's (true). */
 bool rp__io_lowat(int fd, int lowat);
+/*
+ * fd's socket now gives control data with its bytes (an option asked for
+ * it): out of the mode (see struct rp__fdent's cmsg). rp__io_accepted: a
+ * socket accepted from lfd inherits the listener's options.
+ */
+void rp__io_cmsg(int fd);
+void rp__io_accepted(int lfd, int fd);
 bool rp__io_get_lowat(int fd, uint32_t *lowat);
 /* select(2) over sets holding completion sockets, as a poll of them. */
 bool rp__io_select_has(int nfds, const fd_set *r, const fd_set *w,

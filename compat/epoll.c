@@ -129,7 +129,8 @@ static int rp__ctl_add(struct rp__ep *ep, int fd, struct epoll_event *ev,
 		    atomic_load(&had->live) && !had->registered &&
 		    had->ino == st->st_ino)
 			cs = had;
-		else if (!had && alone && !atomic_load(&e->dupped))
+		else if (!had && alone && !atomic_load(&e->dupped) &&
+			 !atomic_load(&e->cmsg))
 			cs = rp__cs_adopt(ep, fd, ev->events, st->st_ino);
 	}
 	ret = rp__ep_add(ep, fd, ev, cs);

@@ -373,10 +373,16 @@ void rp__cs_dup(int oldfd, int newfd)
 		return;
 	/* The number newfd named before is gone: dup2 closed it. */
 	rp__cs_fresh(newfd);
-	if ((e = rp__fdent(oldfd, true)))
+	bool cmsg = false;
+
+	if ((e = rp__fdent(oldfd, true))) {
 		atomic_store(&e->dupped, true);
-	if ((e = rp__fdent(newfd, true)))
+		cmsg = atomic_load(&e->cmsg);
+	}
+	if ((e = rp__fdent(newfd, true))) {
 		atomic_store(&e->dupped, true);
+		atomic_store(&e->cmsg, cmsg);
+	}
 	if (!(cs = rp__cs_lock(oldfd, &ep)))
 		return;
 	/*
@@ -512,8 +518,10 @@ void rp__cs_fresh(int fd)
 {
 	struct rp__fdent *e = rp__fdent(fd, false);
 
-	if (e)
+	if (e) {
 		atomic_store(&e->dupped, false);
+		atomic_store(&e->cmsg, false);
+	}
 	if (e && atomic_load_explicit(&e->cs, memory_order_relaxed))
 		rp__cs_forget(fd, e, false);
 }
@@ -1147,6 +1155,7 @@ int rp__forget(int fd)
 	if (rp__unlikely(atomic_load_explicit(&e->cs, memory_order_relaxed)))
 		rp__cs_forget(fd, e, true);
 	atomic_store(&e->dupped, false);
+	atomic_store(&e->cmsg, false);
 	ep = atomic_load(&e->ep);
 	if (ep && rp__ep_inherited(ep)) {
 		rp__drop_inherited(ep, e);

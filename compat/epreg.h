@@ -50,6 +50,13 @@ struct rp__fdent {
 	 * not take it. Until the number is closed or made anew.
 	 */
 	atomic_bool dupped;
+	/*
+	 * Its socket's receives carry control data (SO_TIMESTAMP*, TCP_INQ
+	 * asked, or inherited from its listener): bytes read ahead would
+	 * come without it, so the mode does not take it, and lets it go
+	 * if it has it. Until the number is closed or made anew.
+	 */
+	atomic_bool cmsg;
 };
 
 /* The table's chunks: made by rp__fdent, never freed; no lock to read. */

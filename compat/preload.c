@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/close_range.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -627,14 +629,42 @@ RP_EXPORT ssize_t splice(int in, loff_t *in_off, int out, loff_t *out_off,
  * buffered bytes, as tcp_poll. The kernel's own would count only what
  * the recv has not taken yet, and hold the recv back.
  */
+/*
+ * Options that make a TCP socket's receives carry control data (what
+ * tcp_recvmsg puts there: receive timestamps, TCP_CM_INQ), turned on.
+ */
+static bool rp__cmsg_opt(int level, int name, const void *val,
+			 socklen_t len)
+{
+	bool ts = level == SOL_SOCKET &&
+		  (name == SO_TIMESTAMP_OLD || name == SO_TIMESTAMPNS_OLD ||
+		   name == SO_TIMESTAMPING_OLD || name == SO_TIMESTAMP_NEW ||
+		   name == SO_TIMESTAMPNS_NEW || name == SO_TIMESTAMPING_NEW);
+	bool inq = level == IPPROTO_TCP && name == TCP_INQ;
+
+	/* SO_TIMESTAMPING takes flags, or a struct that starts with them. */
+	return (ts || inq) && val && len >= sizeof(int) &&
+	       *(const int *)val != 0;
+}
+
 RP_EXPORT int setsockopt(int fd, int level, int name, const void *val,
 			 socklen_t len)
 {
+	int ret;
+
 	if (rp__unlikely(rp__cs_on) && level == SOL_SOCKET &&
 	    name == SO_RCVLOWAT && val && len >= sizeof(int) &&
 	    rp__io_lowat(fd, *(const int *)val))
 		return 0;
-	return rp__real_fn_setsockopt()(fd, level, name, val, len);
+	ret = rp__real_fn_setsockopt()(fd, level, name, val, len);
+	if (ret == 0 && rp__unlikely(rp__cs_on) &&
+	    rp__cmsg_opt(level, name, val, len)) {
+		int saved = errno;
+
+		rp__io_cmsg(fd);
+		errno = saved;
+	}
+	return ret;
 }
 
 RP_EXPORT int getsockopt(int fd, int level, int name, void *val,
@@ -783,12 +813,20 @@ RP_CS_REAL(int, inotify_init1, (int))
 
 RP_EXPORT int accept(int fd, struct sockaddr *a, socklen_t *l)
 {
-	return rp__fresh(rp__real_fn_accept()(fd, a, l));
+	int s = rp__fresh(rp__real_fn_accept()(fd, a, l));
+
+	if (rp__unlikely(rp__cs_on))
+		rp__io_accepted(fd, s);
+	return s;
 }
 
 RP_EXPORT int accept4(int fd, struct sockaddr *a, socklen_t *l, int flags)
 {
-	return rp__fresh(rp__real_fn_accept4()(fd, a, l, flags));
+	int s = rp__fresh(rp__real_fn_accept4()(fd, a, l, flags));
+
+	if (rp__unlikely(rp__cs_on))
+		rp__io_accepted(fd, s);
+	return s;
 }
 
 RP_EXPORT int socket(int domain, int type, int proto)

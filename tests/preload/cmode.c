@@ -2233,6 +2233,125 @@ static void second_waiter_while_owner_sleeps(int kind)
 T_KINDS(second_waiter_while_owner_sleeps)
 
 /*
+ * Control data: a TCP socket whose receives carry it (TCP_INQ here;
+ * receive timestamps are treated alike, but the kernel stamps packets
+ * only some time after the first socket asks, so a test of them could
+ * not tell) gets it with every read, as the kernel gives it. The mode
+ * would read ahead without it: such a socket leaves the mode when the
+ * option is set, or is never taken in when it was set before the ADD.
+ */
+static ssize_t recv_cmsg(int fd, uint8_t *buf, size_t n, int *level,
+			 int *type)
+{
+	union {
+		struct cmsghdr h;
+		char b[256];
+	} ctl;
+	struct iovec v = {buf, n};
+	struct msghdr m = {.msg_iov = &v,
+			   .msg_iovlen = 1,
+			   .msg_control = ctl.b,
+			   .msg_controllen = sizeof(ctl.b)};
+	struct cmsghdr *c;
+	ssize_t r = recvmsg(fd, &m, 0);
+
+	*level = *type = -1;
+	if (r > 0 && (c = CMSG_FIRSTHDR(&m))) {
+		*level = c->cmsg_level;
+		*type = c->cmsg_type;
+	}
+	return r;
+}
+
+START_TEST(tcp_inq_set_after_add)
+{
+	uint8_t buf[64];
+	struct pair p;
+	int one = 1, level, type;
+
+	pair_open(&p, K_TCP, EPOLLIN);
+	peer_send(&p, 0, 10, 11);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 10);
+	ck_assert_int_eq(setsockopt(p.srv, IPPROTO_TCP, TCP_INQ, &one,
+				    sizeof(one)), 0);
+	peer_send(&p, 10, 20, 11);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(recv_cmsg(p.srv, buf, sizeof(buf), &level, &type),
+			 20);
+	T_PAT(buf, 10, 20, 11);
+	ck_assert_int_eq(level, IPPROTO_TCP);
+	ck_assert_int_eq(type, TCP_CM_INQ);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	pair_close(&p);
+}
+END_TEST
+
+START_TEST(tcp_inq_set_before_add)
+{
+	uint8_t buf[64];
+	struct pair p;
+	int one = 1, level, type;
+
+	pair_sockets(&p, K_TCP);
+	ck_assert_int_eq(setsockopt(p.srv, IPPROTO_TCP, TCP_INQ, &one,
+				    sizeof(one)), 0);
+	p.ep = t_epoll();
+	p.interest = EPOLLIN;
+	t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN, TAG);
+	peer_send(&p, 0, 30, 12);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(recv_cmsg(p.srv, buf, sizeof(buf), &level, &type),
+			 30);
+	T_PAT(buf, 0, 30, 12);
+	ck_assert_int_eq(level, IPPROTO_TCP);
+	ck_assert_int_eq(type, TCP_CM_INQ);
+	pair_close(&p);
+}
+END_TEST
+
+/* Set on the listener: the accepted socket has it too (the kernel's). */
+START_TEST(tcp_inq_inherited_from_listener)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t al = sizeof(a);
+	uint8_t buf[64];
+	struct pair p;
+	int one = 1, level, type, l;
+
+	memset(&p, 0, sizeof(p));
+	p.kind = K_TCP;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(l, 0);
+	ck_assert_int_eq(setsockopt(l, IPPROTO_TCP, TCP_INQ, &one,
+				    sizeof(one)), 0);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(l, 4), 0);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
+	p.peer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(p.peer, 0);
+	ck_assert_int_eq(connect(p.peer, (struct sockaddr *)&a, sizeof(a)),
+			 0);
+	p.srv = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	ck_assert_int_ge(p.srv, 0);
+	t_close(l);
+	set_timeouts(p.peer, T_LONG_MS);
+	p.ep = t_epoll();
+	p.interest = EPOLLIN;
+	t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN, TAG);
+	peer_send(&p, 0, 25, 13);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(recv_cmsg(p.srv, buf, sizeof(buf), &level, &type),
+			 25);
+	T_PAT(buf, 0, 25, 13);
+	ck_assert_int_eq(level, IPPROTO_TCP);
+	ck_assert_int_eq(type, TCP_CM_INQ);
+	pair_close(&p);
+}
+END_TEST
+
+/*
  * Back to blocking.
  */
 
@@ -3016,6 +3135,9 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, msg_dontwait);
 	T_ADD_KINDS(tc, msg_waitall_nonblocking);
 	T_ADD_KINDS(tc, fionread_counts_available);
+	tcase_add_test(tc, tcp_inq_set_after_add);
+	tcase_add_test(tc, tcp_inq_set_before_add);
+	tcase_add_test(tc, tcp_inq_inherited_from_listener);
 	tcase_add_test(tc, msg_oob_tcp);
 	suite_add_tcase(s, tc);
 
