@@ -1080,6 +1080,18 @@ void rp__cs_lost(struct rp__cs *cs)
 	cs->tx_len = cs->tx_out;
 }
 
+void rp__cs_unknown(struct rp__cs *cs)
+{
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+	struct stat st;
+
+	rp__cs_lost(cs);
+	if (cs->fd >= 0 && fstat(cs->fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	    st.st_ino == cs->ino)
+		(void)RP__CS_SYSCALL(SYS_setsockopt, cs->fd, SOL_SOCKET,
+				     SO_LINGER, &l, sizeof(l));
+}
+
 void rp__cs_leave(struct rp__ep *ep, struct rp__cs *cs, bool registered)
 {
 	if (cs->leaving)

@@ -2310,7 +2310,8 @@ bool rp__ep_handoff(struct rp__ep *ep)
  * still in the SQ were never made: they go as the orphans' bytes. A
  * recv's deferred work never runs, so what it did not take is still in
  * the kernel's socket. Unknown is only a send the kernel holds, waiting
- * for room in a full socket (README).
+ * for room in a full socket: how much of it went can never be known, so
+ * that socket fails loudly, not silently short (rp__cs_unknown).
  */
 static void rp__ep_cs_abandon(struct rp__ep *ep)
 {
@@ -2327,6 +2328,8 @@ static void rp__ep_cs_abandon(struct rp__ep *ep)
 			continue;
 		if (cs->tx_out && (int32_t)(cs->send_sq - head) > 0)
 			cs->tx_out = 0;
+		else if (cs->tx_out)
+			rp__cs_unknown(cs);
 		cs->recv_armed = false;
 	}
 	rp__cs_release_all(ep);

@@ -2233,6 +2233,96 @@ static void second_waiter_while_owner_sleeps(int kind)
 T_KINDS(second_waiter_while_owner_sleeps)
 
 /*
+ * A second thread waits while the owner is away (not waiting), and the
+ * owner's last wait left a send in the kernel for a full socket: how
+ * much of it went can never be known. The kernel's answer: the peer gets
+ * every byte. Ours (README): either that, or the socket fails loudly:
+ * its next read says EIO, and its close resets the connection; the peer
+ * gets a true prefix of the stream and then ECONNRESET, never wrong
+ * bytes and never a clean end.
+ */
+/* A TCP pair whose server end sends, and peer end receives, @buf bytes. */
+static void tcp_pair_small(struct pair *p, int buf)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t al = sizeof(a);
+	int l;
+
+	memset(p, 0, sizeof(*p));
+	p->kind = K_TCP;
+	p->ep = -1;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(l, 0);
+	ck_assert_int_eq(setsockopt(l, SOL_SOCKET, SO_SNDBUF, &buf,
+				    sizeof(buf)), 0);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(l, 4), 0);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
+	p->peer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(p->peer, 0);
+	ck_assert_int_eq(setsockopt(p->peer, SOL_SOCKET, SO_RCVBUF, &buf,
+				    sizeof(buf)), 0);
+	ck_assert_int_eq(connect(p->peer, (struct sockaddr *)&a, sizeof(a)),
+			 0);
+	p->srv = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	ck_assert_int_ge(p->srv, 0);
+	t_close(l);
+	set_timeouts(p->peer, T_LONG_MS);
+}
+
+START_TEST(second_waiter_owner_away_send_in_kernel)
+{
+	uint8_t buf[4096];
+	int small = 4096, failed = 0;
+	uint32_t events;
+	struct pair p;
+	size_t w, got = 0;
+
+	/* Small buffers from the start (a window once offered stays). */
+	tcp_pair_small(&p, small);
+	p.ep = t_epoll();
+	p.interest = EPOLLIN;
+	t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN, TAG);
+	w = srv_fill(&p, 0, 14);
+	/* The owner's wait hands the send to the kernel, then it is away. */
+	ck_assert_int_eq(ev_wait(&p, 0) & ~(uint32_t)EPOLLOUT, 0);
+	ck_assert_int_eq(second_wait(&p, 100, &events), 0);
+	if (t_cmode()) {
+		ssize_t r = read(p.srv, buf, sizeof(buf));
+
+		ck_assert_int_eq(r, -1);
+		ck_assert_msg(errno == EAGAIN || errno == EIO, "read: %s",
+			      strerror(errno));
+		failed = errno == EIO;
+	}
+	if (failed) {
+		t_close(p.srv);
+		p.srv = -1;
+	}
+	for (;;) {
+		ssize_t r = recv(p.peer, buf, sizeof(buf), 0);
+
+		if (r > 0) {
+			T_PAT(buf, got, (size_t)r, 14);
+			got += (size_t)r;
+			if (!failed && got == w)
+				break;
+			continue;
+		}
+		ck_assert_msg(failed && r < 0 && errno == ECONNRESET,
+			      "peer after %zu of %zu bytes: %zd %s", got, w, r,
+			      r < 0 ? strerror(errno) : "EOF");
+		break;
+	}
+	ck_assert_uint_le(got, w);
+	printf("# second_waiter_owner_away_send_in_kernel: %s (%zu of %zu)\n",
+	       failed ? "failed loudly" : "exact", got, w);
+	pair_close(&p);
+}
+END_TEST
+
+/*
  * Control data: a TCP socket whose receives carry it (TCP_INQ here;
  * receive timestamps are treated alike, but the kernel stamps packets
  * only some time after the first socket asks, so a test of them could
@@ -3153,6 +3243,7 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, second_waiter_keeps_bytes);
 	T_ADD_KINDS(tc, second_waiter_after_sends);
 	T_ADD_KINDS(tc, second_waiter_while_owner_sleeps);
+	tcase_add_test(tc, second_waiter_owner_away_send_in_kernel);
 	suite_add_tcase(s, tc);
 
 	tc = t_tcase("process");
