@@ -294,18 +294,26 @@ check-asan:
 		check-run
 
 # ThreadSanitizer on the suites with threads: the conformance suite's
-# threads, nesting, signals, waits and fork, and the loop's cross-thread wake.
+# threads, nesting, signals, waits and fork, the loop's cross-thread wake,
+# and cmode in the completion mode.
 TSAN_SUITES := threads epollfd deviations signals wait fork host pollable rawclose \
 	taskwork
 check-tsan:
 	$(MAKE) B=build/tsan CFLAGS="-O1 -g" SAN_CFLAGS="-fsanitize=thread" \
-		build/tsan/tests/epoll-rp build/tsan/tests/rp-unit
+		build/tsan/tests/epoll-rp build/tsan/tests/rp-unit \
+		build/tsan/tests/cmode build/tsan/libringpoll-preload.so \
+		build/tsan/ringpoll-run
 	for s in $(TSAN_SUITES); do \
 		TSAN_OPTIONS=halt_on_error=1 CK_RUN_SUITE=$$s $(T) \
 			tsan-epoll-rp-$$s 300 build/tsan/tests/epoll-rp || exit 1; \
 	done
 	TSAN_OPTIONS=halt_on_error=1 CK_RUN_SUITE=loop $(T) tsan-rp-unit-loop \
 		300 build/tsan/tests/rp-unit
+	# The completion mode: threads reading one socket, second waiters,
+	# hand-offs, writes from other threads (cmode, all of it).
+	RINGPOLL_COMPLETION=1 TSAN_OPTIONS=halt_on_error=1 $(T) \
+		tsan-cmode-completion 300 build/tsan/ringpoll-run \
+		build/tsan/tests/cmode
 
 # valgrind: Check's fork mode off so leaks are seen in one process. The
 # conformance suites where one thread sleeps in io_uring_enter while another
