@@ -43,9 +43,9 @@
  * waited on at least once). A
  * socket closed with unread bytes resets the connection (as the kernel
  * does: the peer may then see its stream cut short and ECONNRESET). An
- * instance closed while it served A drops what it received ahead and A
- * did not read (documented): that stream is then only counted, not
- * checked byte by byte.
+ * instance closed while it served A leaves A's bytes received ahead to be
+ * read first, every one checked (an allowance for their loss, from
+ * before the mode kept them, is gone).
  *
  * Each sequence runs in a child; a failure is replayed from its recorded
  * ops, shrunk and printed as an op list (as epoll_fuzz.c does). Results
@@ -145,7 +145,6 @@ struct dir {
 	uint8_t eof;	/* the reader saw EOF */
 	uint8_t strict;	/* all of sent is at the reader (no window stall) */
 	uint8_t trunc;	/* a reset may cut it short */
-	uint8_t lossy;	/* documented loss: counted, not checked */
 	uint8_t fneed[NEP]; /* completion mode: A's waits before delivery */
 	uint32_t peek;	/* a peek saw this many unread */
 	uint8_t promised; /* a report said readable: no EAGAIN */
@@ -264,8 +263,6 @@ static void check_bytes(struct conn *c, int d, const uint8_t *p, size_t n)
 {
 	struct dir *s = &c->d[d];
 
-	if (s->lossy)
-		return;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t o = s->rcvd + i, lo, hi, at = UINT64_MAX;
 
@@ -337,7 +334,7 @@ static int at_reader_after_waits(const struct conn *c, int d)
 {
 	const struct dir *s = &c->d[d];
 
-	if (!s->strict || s->trunc || s->lossy)
+	if (!s->strict || s->trunc)
 		return 0;
 	if (d == 1 && !a_sees(c))
 		return 0;
@@ -381,7 +378,7 @@ static int readable_maybe(const struct conn *c, int d)
 {
 	const struct dir *s = &c->d[d];
 
-	return unread(s) > 0 || s->shut || s->trunc || c->reset || s->lossy;
+	return unread(s) > 0 || s->shut || s->trunc || c->reset;
 }
 
 /* A (or B) surely writable: little in flight, nothing broken. */
@@ -538,16 +535,6 @@ static int x_epclose(const struct op *o)
 		reg_forget(c, o->e);
 		for (int d = 0; d < 2; d++)
 			c->d[d].fneed[o->e] = 0;
-		/*
-		 * Documented (README): the instance's buffers go with it,
-		 * bytes A had not read among them.
-		 */
-		if (cmode && (c->home & (1u << o->e)) && !c->a_gone &&
-		    (unread(&c->d[1]) || c->d[1].shut)) {
-			c->d[1].lossy = 1;
-			c->d[1].peek = 0;
-			c->d[1].promised = 0;
-		}
 	}
 	return 0;
 }
@@ -676,7 +663,7 @@ static void check_bits(struct conn *c, uint32_t bits, const char *who)
 		     "(B->A sent %" PRIu64 ", read %" PRIu64 "), no EOF",
 		     who, b, (int)(c - M.c), c->d[1].sent, c->d[1].rcvd);
 	if ((bits & EPOLLRDHUP) && !c->d[1].shut && !c->d[1].trunc &&
-	    !c->reset && !c->d[1].lossy)
+	    !c->reset)
 		fail(FAIL_CHECK, "%s reports %s for conn %d: B did not shut "
 		     "down", who, b, (int)(c - M.c));
 	if ((bits & EPOLLHUP) && !(c->d[0].shut && c->d[1].shut) &&
@@ -939,11 +926,11 @@ static void got_eof(struct conn *c, int d, const char *what)
 {
 	struct dir *s = &c->d[d];
 
-	if (!s->shut && !s->trunc && !c->reset && !s->lossy)
+	if (!s->shut && !s->trunc && !c->reset)
 		fail(FAIL_CHECK, "%s: EOF on %s, but the writer did not shut "
 		     "down (sent %" PRIu64 ", read %" PRIu64 ")", what,
 		     dname(d), s->sent, s->rcvd);
-	if (s->rcvd != s->sent && !s->trunc && !s->lossy)
+	if (s->rcvd != s->sent && !s->trunc)
 		fail(FAIL_CHECK, "%s: EOF on %s after %" PRIu64 " of %" PRIu64
 		     " bytes", what, dname(d), s->rcvd, s->sent);
 	s->eof = 1;
@@ -974,16 +961,15 @@ static ssize_t do_read(struct conn *c, int side, int slot, int call,
 		if ((size_t)r > n)
 			fail(FAIL_CHECK, "%s of %zu returned %zd",
 			     rcall[call], n, r);
-		if (s->eof && !s->trunc && !s->lossy)
+		if (s->eof && !s->trunc)
 			fail(FAIL_CHECK, "%s on %s: %zd bytes after EOF",
 			     rcall[call], dname(d), r);
-		if ((uint64_t)r > unread(s) && !s->lossy)
+		if ((uint64_t)r > unread(s))
 			fail(FAIL_CHECK, "%s on %s: %zd bytes, only %" PRIu64
 			     " unread (sent %" PRIu64 ")", rcall[call],
 			     dname(d), r, unread(s), s->sent);
 		check_bytes(c, d, iob, (size_t)r);
-		if (!s->lossy)
-			LOG->stat[ST_BYTES] += (uint64_t)r;
+		LOG->stat[ST_BYTES] += (uint64_t)r;
 		if (must)
 			LOG->stat[ST_STRICT_READ]++;
 		if (peek) {
@@ -993,8 +979,6 @@ static ssize_t do_read(struct conn *c, int side, int slot, int call,
 		s->rcvd += (uint64_t)r;
 		s->peek = 0;
 		s->promised = 0;
-		if (s->rcvd > s->sent)
-			s->rcvd = s->sent; /* lossy */
 		if (unread(s) == 0 && !s->trunc)
 			s->strict = 1;
 		return r;
@@ -1010,7 +994,7 @@ static ssize_t do_read(struct conn *c, int side, int slot, int call,
 	}
 	if (zero_ok && err == EAGAIN && call != 0 && call != 2) {
 		/* recv of nothing: EAGAIN on an empty socket. */
-		if (s->peek && !s->lossy)
+		if (s->peek)
 			fail(FAIL_CHECK, "%s of 0: EAGAIN, a peek saw %u "
 			     "bytes", rcall[call], s->peek);
 		return -err;
@@ -1024,7 +1008,7 @@ static ssize_t do_read(struct conn *c, int side, int slot, int call,
 			     s->promised ? "a report said readable" :
 			     "they are known to have arrived",
 			     s->sent, s->rcvd, s->shut ? ", shut" : "");
-		if (s->eof && !s->trunc && !s->lossy)
+		if (s->eof && !s->trunc)
 			fail(FAIL_CHECK, "%s on %s after EOF: EAGAIN, not 0",
 			     rcall[call], dname(d));
 		return -err;
@@ -1169,8 +1153,6 @@ static int x_fionread(const struct op *o)
 	if (ioctl(fd, FIONREAD, &v))
 		fail(FAIL_CHECK, "FIONREAD: %s", strerror(errno));
 	trace("      -> %d\n", v);
-	if (s->lossy)
-		return 0;
 	if (v < 0 || (uint64_t)v > unread(s))
 		fail(FAIL_CHECK, "FIONREAD on %s: %d, unread %" PRIu64,
 		     dname(d), v, unread(s));
@@ -1271,9 +1253,6 @@ static void drain(struct conn *c, int d, int need_eof)
 			if (s->trunc || c->reset)
 				return;
 		}
-		/* Lost as documented: how much is unknown. */
-		if (s->lossy && tries > 20)
-			return;
 		if (++tries > 2000)
 			fail(FAIL_LOST, "%s: %" PRIu64 " of %" PRIu64 " bytes "
 			     "read%s, nothing more comes", dname(d), s->rcvd,
