@@ -1037,6 +1037,32 @@ void rp__cs_get_fd(struct rp__cs *cs)
 	cs->nfds++;
 }
 
+/*
+ * Buffer rings a dying ring may still write into, and send buffers it
+ * may still read (a send it never told the end of), kept (and reachable,
+ * so that a leak checker sees them kept on purpose) for the process's
+ * life.
+ */
+struct rp__cs_parked {
+	void *br, *bufs;
+	struct rp__cs_parked *next;
+};
+static struct rp__cs_parked *rp__cs_parked;
+
+static void rp__cs_park(void *br, void *bufs)
+{
+	struct rp__cs_parked *p = malloc(sizeof(*p));
+
+	if (!p)
+		return; /* unreachable then, but never freed: still safe */
+	p->br = br;
+	p->bufs = bufs;
+	pthread_mutex_lock(&rp__cs_pool_lock);
+	p->next = rp__cs_parked;
+	rp__cs_parked = p;
+	pthread_mutex_unlock(&rp__cs_pool_lock);
+}
+
 void rp__cs_put_fd(struct rp__cs *cs)
 {
 	struct rp__ep *ep = atomic_load(&cs->ep);
@@ -1051,8 +1077,10 @@ void rp__cs_put_fd(struct rp__cs *cs)
 		 * A send whose end its ring never told (a ring torn down by
 		 * another thread): its memory may still be read.
 		 */
-		if (cs->tx_out)
+		if (cs->tx_out) {
+			rp__cs_park(cs->tx, NULL);
 			cs->tx = NULL;
+		}
 		atomic_store(&cs->orphan, false);
 		rp__cs_recycle(cs);
 		return;
@@ -1180,8 +1208,10 @@ void rp__cs_orphan_all(struct rp__ep *ep)
 			cs->tx_out = 0;
 		}
 		if (cs->closed) {
-			if (cs->tx_out)
-				cs->tx = NULL; /* see rp__cs_put_fd */
+			if (cs->tx_out) { /* see rp__cs_put_fd */
+				rp__cs_park(cs->tx, NULL);
+				cs->tx = NULL;
+			}
 			rp__cs_recycle(cs);
 			continue;
 		}
@@ -1218,31 +1248,6 @@ void rp__cs_kernel_full(struct rp__ep *ep, struct rp__cs *cs)
 	sqe->flags |= IOSQE_FIXED_FILE;
 	sqe->user_data = rp__ud(RP__UD_CS_POLL, cs->slot, cs->gen);
 	cs->out_polled = true;
-}
-
-/*
- * Buffer rings a dying ring may still write into, kept (and reachable,
- * so that a leak checker sees them kept on purpose) for the process's
- * life.
- */
-struct rp__cs_parked {
-	void *br, *bufs;
-	struct rp__cs_parked *next;
-};
-static struct rp__cs_parked *rp__cs_parked;
-
-static void rp__cs_park(void *br, void *bufs)
-{
-	struct rp__cs_parked *p = malloc(sizeof(*p));
-
-	if (!p)
-		return; /* unreachable then, but never freed: still safe */
-	p->br = br;
-	p->bufs = bufs;
-	pthread_mutex_lock(&rp__cs_pool_lock);
-	p->next = rp__cs_parked;
-	rp__cs_parked = p;
-	pthread_mutex_unlock(&rp__cs_pool_lock);
 }
 
 void rp__cs_set_free(struct rp__ep *ep)
