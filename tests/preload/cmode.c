@@ -2055,10 +2055,35 @@ T_KINDS(second_instance_before_first_wait)
  * not yet read are still reported (level-triggered) and read in order;
  * bytes written and not yet sent, or in flight, all reach the peer.
  */
+struct later {
+	pthread_t t;
+	struct pair *p;
+	uint64_t off;
+	size_t n;
+	int delay_ms; /* 0: 100 */
+	ssize_t ret;
+};
+
+/* After delay_ms, the peer sends @n bytes of stream 1 from @off. */
+static void *later_main(void *arg)
+{
+	struct later *l = arg;
+	int ms = l->delay_ms ? l->delay_ms : 100;
+	const struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	uint8_t buf[256];
+
+	nanosleep(&ts, NULL);
+	pat_fill(buf, l->off, l->n, 1);
+	l->ret = send(l->p->peer, buf, l->n, MSG_DONTWAIT);
+	return NULL;
+}
+
+/* A second thread: after delay_ms, one epoll_wait of @ms on ep. */
 struct second {
 	pthread_t t;
 	int ep;
 	int ms;
+	int delay_ms;
 	int n;
 	uint32_t events;
 };
@@ -2066,8 +2091,11 @@ struct second {
 static void *second_main(void *arg)
 {
 	struct second *w = arg;
+	const struct timespec ts = {w->delay_ms / 1000,
+				    (w->delay_ms % 1000) * 1000000L};
 	struct epoll_event ev[4];
 
+	nanosleep(&ts, NULL);
 	memset(ev, 0, sizeof(ev));
 	w->n = epoll_wait(w->ep, ev, 4, w->ms);
 	w->events = w->n > 0 ? ev[0].events : 0;
@@ -2167,45 +2195,11 @@ T_KINDS(second_waiter_after_sends)
  * Every byte reaches the peer, the arrival is reported to one of them,
  * and read whole.
  */
-struct sleeper {
-	pthread_t t;
-	struct pair *p;
-	int n;
-	uint32_t events;
-};
-
-static void *sleeper_main(void *arg)
-{
-	const struct timespec ms100 = {0, 100 * 1000000L};
-	struct sleeper *s = arg;
-	struct epoll_event ev[4];
-
-	nanosleep(&ms100, NULL);
-	memset(ev, 0, sizeof(ev));
-	s->n = epoll_wait(s->p->ep, ev, 4, T_LONG_MS);
-	s->events = s->n > 0 ? ev[0].events : 0;
-	return NULL;
-}
-
-/* 300 ms from now, the peer sends 10 bytes of stream 1. */
-static void *send_at_300ms(void *arg)
-{
-	const struct timespec ms300 = {0, 300 * 1000000L};
-	struct pair *p = arg;
-	uint8_t buf[10];
-
-	nanosleep(&ms300, NULL);
-	pat_fill(buf, 0, sizeof(buf), 1);
-	if (send(p->peer, buf, sizeof(buf), MSG_DONTWAIT) != sizeof(buf))
-		abort();
-	return NULL;
-}
-
 static void second_waiter_while_owner_sleeps(int kind)
 {
-	struct sleeper b = {0};
+	struct second b = {.ms = T_LONG_MS, .delay_ms = 100};
+	struct later l = {.off = 0, .n = 10, .delay_ms = 300};
 	struct peer_io r;
-	pthread_t later;
 	uint8_t buf[64];
 	uint32_t ev;
 	struct pair p;
@@ -2215,12 +2209,14 @@ static void second_waiter_while_owner_sleeps(int kind)
 	w = srv_fill(&p, 0, 9);
 	/* The owner's first wait, then asleep; B at 100 ms, bytes at 300. */
 	ck_assert_int_eq(ev_wait(&p, 0), 0);
-	b.p = &p;
-	t_thread_start(&b.t, sleeper_main, &b);
-	t_thread_start(&later, send_at_300ms, &p);
+	b.ep = p.ep;
+	l.p = &p;
+	t_thread_start(&b.t, second_main, &b);
+	t_thread_start(&l.t, later_main, &l);
 	ev = ev_wait(&p, T_LONG_MS);
 	t_thread_join(b.t);
-	t_thread_join(later);
+	t_thread_join(l.t);
+	ck_assert_int_eq(l.ret, 10);
 	ck_assert_msg(ev == EPOLLIN || (b.n == 1 && b.events == EPOLLIN),
 		      "owner 0x%x, second %d 0x%x", ev, b.n, b.events);
 	ck_assert_int_eq(read(p.srv, buf, sizeof(buf)), 10);
@@ -2450,27 +2446,6 @@ END_TEST
 /*
  * Back to blocking.
  */
-
-struct later {
-	pthread_t t;
-	struct pair *p;
-	uint64_t off;
-	size_t n;
-	ssize_t ret;
-};
-
-/* 100 ms from now, the peer sends @n bytes of stream 1 from @off. */
-static void *later_main(void *arg)
-{
-	const struct timespec ts = {0, 100 * 1000000L};
-	struct later *l = arg;
-	uint8_t buf[256];
-
-	nanosleep(&ts, NULL);
-	pat_fill(buf, l->off, l->n, 1);
-	l->ret = send(l->p->peer, buf, l->n, MSG_DONTWAIT);
-	return NULL;
-}
 
 /*
  * A blocking read under SO_RCVTIMEO, which SA_RESTART does not restart:
