@@ -33,7 +33,6 @@
 #include <linux/kcmp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -91,7 +90,6 @@ void rp__cs_uncarry(struct rp__cs *cs, bool readd)
 	struct epoll_event ev = { .events = cs->carry_events,
 				  .data.u64 = cs->carry_data };
 	int efd = cs->carry_fd1 - 1;
-	struct stat st;
 
 	if (!cs->carry_fd1)
 		return;
@@ -103,8 +101,7 @@ void rp__cs_uncarry(struct rp__cs *cs, bool readd)
 	 * being read; the ADD then reports what came since.
 	 */
 	readd = readd && rp__cs_carry_same(cs->carry_ep, efd) &&
-		fstat(cs->carry_num, &st) == 0 && S_ISSOCK(st.st_mode) &&
-		st.st_ino == cs->ino;
+		rp__cs_names(cs, cs->carry_num);
 	rp__sys_close(efd);
 	if (readd)
 		(void)syscall(SYS_epoll_ctl, cs->carry_ep, EPOLL_CTL_ADD,

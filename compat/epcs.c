@@ -1108,14 +1108,20 @@ void rp__cs_lost(struct rp__cs *cs)
 	cs->tx_len = cs->tx_out;
 }
 
+bool rp__cs_names(const struct rp__cs *cs, int fd)
+{
+	struct stat st;
+
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	       st.st_ino == cs->ino;
+}
+
 void rp__cs_unknown(struct rp__cs *cs)
 {
 	struct linger l = { .l_onoff = 1, .l_linger = 0 };
-	struct stat st;
 
 	rp__cs_lost(cs);
-	if (cs->fd >= 0 && fstat(cs->fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
-	    st.st_ino == cs->ino)
+	if (rp__cs_names(cs, cs->fd))
 		(void)RP__CS_SYSCALL(SYS_setsockopt, cs->fd, SOL_SOCKET,
 				     SO_LINGER, &l, sizeof(l));
 }
@@ -1193,7 +1199,6 @@ void rp__cs_orphan_all(struct rp__ep *ep)
 		rp__ep_harvest(ep);
 	for (uint32_t s = 0; s < ep->cs.nslots && ep->cs.nsock; s++) {
 		struct rp__cs *cs = ep->cs.by_slot[s];
-		struct stat st;
 
 		if (!cs)
 			continue;
@@ -1223,9 +1228,7 @@ void rp__cs_orphan_all(struct rp__ep *ep)
 		 * that still names its socket; else with the next call.
 		 */
 		if ((cs->tx_len || cs->shut_wr) && !cs->tx_out && !cs->dead &&
-		    cs->fd >= 0 &&
-		    fstat(cs->fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
-		    st.st_ino == cs->ino)
+		    rp__cs_names(cs, cs->fd))
 			(void)rp__cs_orphan_flush(cs, cs->fd);
 		pthread_mutex_unlock(&rp__cs_orphan_lock);
 	}

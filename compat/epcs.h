@@ -248,6 +248,8 @@ void rp__cs_orphan_all(struct rp__ep *ep);
 void rp__cs_kernel_full(struct rp__ep *ep, struct rp__cs *cs);
 /* The instance's part, when its ring is about to close. */
 void rp__cs_set_free(struct rp__ep *ep);
+/* Does number fd (still) name cs's socket? One fstat. */
+bool rp__cs_names(const struct rp__cs *cs, int fd);
 /* Its ring dropped a CQE, maybe its: it fails (EIO) after its bytes. */
 void rp__cs_lost(struct rp__cs *cs);
 /*
