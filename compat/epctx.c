@@ -2290,7 +2290,8 @@ bool rp__ep_handoff(struct rp__ep *ep)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	/* Monotonic (rp__ep_cond_init): a clock set back does not stretch it. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += 1;
 	ep->handoff = true;
 	rp__ep_wake(ep);

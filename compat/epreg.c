@@ -225,6 +225,17 @@ void rp__ep_put(struct rp__ep *ep)
 	rp__ep_recycle(ep);
 }
 
+/* The hand-off's condition (rp__ep_handoff) times out on the monotonic clock. */
+static void rp__ep_cond_init(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+}
+
 /* A struct for a new instance, its old counters counted; NULL: ENOMEM. */
 static struct rp__ep *rp__ep_alloc(void)
 {
@@ -261,7 +272,7 @@ static struct rp__ep *rp__ep_alloc(void)
 		ep = chunk ? calloc(1, sizeof(*ep)) : NULL;
 		if (ep) {
 			pthread_mutex_init(&ep->lock, NULL);
-			pthread_cond_init(&ep->handoff_cv, NULL);
+			rp__ep_cond_init(&ep->handoff_cv);
 			chunk[n & (RP__ALL_CHUNK - 1)] = ep;
 			atomic_store_explicit(&rp__ep_nall, n + 1,
 					      memory_order_release);
@@ -283,7 +294,7 @@ static void rp__atfork_child(void)
 		struct rp__ep *ep = rp__ep_nth(i);
 
 		pthread_mutex_init(&ep->lock, NULL);
-		pthread_cond_init(&ep->handoff_cv, NULL);
+		rp__ep_cond_init(&ep->handoff_cv);
 		ep->handoff = false;
 		ep->waiters = 0;
 		memset(&ep->st, 0, sizeof(ep->st));
