@@ -476,8 +476,6 @@ void rp__ep_release(struct rp__ep *ep)
  */
 static void rp__ep_stale(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 {
-	struct io_uring_sqe *sqe;
-
 	ep->st.stale_cqes++;
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		return;
@@ -485,12 +483,25 @@ static void rp__ep_stale(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	 * No SQE for the remove: the poll's next CQE is stale too and asks
 	 * again; until then it only holds its file.
 	 */
-	sqe = rp__ring_sqe(&ep->ring, NULL);
-	if (!sqe)
-		return;
-	io_uring_prep_poll_remove(sqe, cqe->user_data);
-	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
-	ep->ring.removes_queued = true;
+	(void)rp__poll_remove_sqe(&ep->ring, cqe->user_data, NULL);
+}
+
+/*
+ * A POLL_REMOVE (or a MOD's update, which removes first) found its poll
+ * completing (-EALREADY): the completion's task work was pending. A
+ * one-shot whose task work then finds its file not ready (the wakeup's key
+ * overstated, or the bytes were read meanwhile) does not complete: the
+ * kernel re-arms it, under the old user_data, and posts nothing. Nobody
+ * would remove it again, and it would hold its file for the ring's life (a
+ * closed socket's peer never saw the hangup: the fuzzer's seed
+ * 1795521207555548, close_pri_registered_socket_after_mod_to_in_hangs_up).
+ * Remove it again: the remove goes in after that task work has run (the
+ * wait runs pending work before submitting removes), and finds the poll
+ * re-armed, or gone (-ENOENT, nothing to do).
+ */
+static void rp__ep_remove_again(struct rp__ep *ep, uint64_t target)
+{
+	(void)rp__poll_remove_sqe(&ep->ring, target, NULL);
 }
 
 static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
@@ -551,6 +562,13 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	struct rp__ep_item *it;
 	uint32_t bits;
 
+	if (rp__unlikely(rp__ud_kind(cqe->user_data) & RP__UD_REMOVE_OF)) {
+		if (cqe->res == -EALREADY)
+			rp__ep_remove_again(ep,
+					    cqe->user_data & ~(uint64_t)
+							     RP__UD_REMOVE_OF);
+		return;
+	}
 	switch (rp__ud_kind(cqe->user_data)) {
 	case RP__UD_EPOLL:
 		break;
@@ -578,7 +596,14 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		rp__ep_stale(ep, cqe);
 		return;
 	case RP__POLL_REARM:
-		/* A MOD's update found its poll completed: MOD's arm now. */
+		/*
+		 * A MOD's update found its poll completed, or completing (its
+		 * user_data the generation before): MOD's arm now.
+		 */
+		if (cqe->res == -EALREADY)
+			rp__ep_remove_again(ep, rp__ud(RP__UD_EPOLL, (uint32_t)fd,
+						       rp__ud_gen(cqe->user_data) -
+							       1));
 		ep->lost_races++;
 		rp__ep_rearm(ep, fd, it);
 		return;

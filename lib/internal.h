@@ -26,7 +26,7 @@
 #define RP__UD_SLOT_MAX ((1u << RP__UD_SLOT_BITS) - 1)
 
 enum rp__ud_kind {
-	RP__UD_IGNORE = 0,  /* removes and cancels: nothing to deliver */
+	RP__UD_IGNORE = 0,  /* cancels: nothing to deliver */
 	RP__UD_TIMEOUT,	    /* the wait timeout of a ring without EXT_ARG */
 	RP__UD_WAKE,	    /* the loop's cross-thread wake eventfd */
 	RP__UD_POLL_READ,   /* a source waits for POLLIN|POLLPRI */
@@ -35,6 +35,12 @@ enum rp__ud_kind {
 	RP__UD_OP_WRITE,    /* completion model: send, write, connect */
 	RP__UD_COMPAT,	    /* the first of compat's kinds (compat/epctx.h) */
 };
+
+/*
+ * A POLL_REMOVE's own CQE carries its target's user_data with this bit in
+ * the kind, so that a remove that failed says of what (kinds stay below).
+ */
+#define RP__UD_REMOVE_OF 0x80u
 
 static inline uint64_t rp__ud(unsigned kind, uint32_t slot, uint32_t gen)
 {

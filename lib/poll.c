@@ -28,16 +28,21 @@ int rp__poll_arm(struct rp__ring *r, struct rp__poll *p, int fd,
 	return 0;
 }
 
-/* A POLL_REMOVE whose own CQE nobody needs on success. */
-static struct io_uring_sqe *rp__poll_remove_sqe(struct rp__ring *r,
-						uint64_t target, int *err)
+/*
+ * A POLL_REMOVE whose own CQE nobody needs on success. A failure says
+ * which request it was for (RP__UD_REMOVE_OF): -EALREADY means the request
+ * was completing, and a one-shot whose completion then finds its file not
+ * ready re-arms itself in the kernel, silently, under the old user_data.
+ */
+struct io_uring_sqe *rp__poll_remove_sqe(struct rp__ring *r, uint64_t target,
+					 int *err)
 {
 	struct io_uring_sqe *sqe = rp__ring_sqe(r, err);
 
 	if (!sqe)
 		return NULL;
 	io_uring_prep_poll_remove(sqe, target);
-	sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
+	sqe->user_data = target | RP__UD_REMOVE_OF;
 	r->removes_queued = true;
 	if (r->skip_success)
 		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;

@@ -33,6 +33,10 @@ int rp__poll_arm(struct rp__ring *r, struct rp__poll *p, int fd,
 int rp__poll_cancel(struct rp__ring *r, struct rp__poll *p, unsigned kind,
 		    uint32_t slot);
 
+/* Queues a POLL_REMOVE of the request with user_data @target. */
+struct io_uring_sqe *rp__poll_remove_sqe(struct rp__ring *r, uint64_t target,
+					 int *err);
+
 /*
  * Changes the mask of the armed request in place (POLL_REMOVE with
  * IORING_POLL_UPDATE_*) under a new generation; arms one if none is armed.

@@ -195,7 +195,7 @@ END_TEST
  * and a wait) must still take it off, or it holds the socket, and the
  * peer never sees the hangup.
  */
-static void t_pri_close(bool del)
+static void t_pri_close(bool del, bool mod)
 {
 	int epfd = t_epoll();
 	struct pollfd pfd;
@@ -207,6 +207,11 @@ static void t_pri_close(bool del)
 	t_ctl(epfd, EPOLL_CTL_ADD, sv[1], EPOLLPRI, 1);
 	t_expect_none(epfd, 0);
 	ck_assert_int_eq((int)write(sv[0], "x", 1), 1);
+	/* Interest changed to IN and reported: level, re-armed by a wait. */
+	if (mod) {
+		t_ctl(epfd, EPOLL_CTL_MOD, sv[1], EPOLLIN, 1);
+		t_expect1(epfd, 0, 1, EPOLLIN);
+	}
 	if (del) {
 		t_ctl(epfd, EPOLL_CTL_DEL, sv[1], 0, 0);
 		t_expect_none(epfd, 0);
@@ -222,13 +227,19 @@ static void t_pri_close(bool del)
 
 START_TEST(close_pri_registered_socket_after_data_hangs_up)
 {
-	t_pri_close(false);
+	t_pri_close(false, false);
+}
+END_TEST
+
+START_TEST(close_pri_registered_socket_after_mod_to_in_hangs_up)
+{
+	t_pri_close(false, true);
 }
 END_TEST
 
 START_TEST(del_pri_registered_socket_after_data_then_close_hangs_up)
 {
-	t_pri_close(true);
+	t_pri_close(true, false);
 }
 END_TEST
 
@@ -262,6 +273,7 @@ Suite *t_suite_close(void)
 	tcase_add_test(tc, close_removes_from_every_instance);
 	tcase_add_test(tc, close_registered_fd_releases_file);
 	tcase_add_test(tc, close_pri_registered_socket_after_data_hangs_up);
+	tcase_add_test(tc, close_pri_registered_socket_after_mod_to_in_hangs_up);
 	tcase_add_test(tc, del_pri_registered_socket_after_data_then_close_hangs_up);
 	tcase_add_test(tc, close_registered_socket_peer_sees_fin);
 	tcase_add_test(tc, close_all_registered_then_wait_times_out);
