@@ -810,15 +810,6 @@ static unsigned rp__ep_confirm(struct rp__ep *ep)
 }
 
 /*
- * Deals with every candidate: CQEs already in the ring and items a full
- * events array left on the ready list. With batch, they are asked in one
- * poll(2), and the return value says how many are listed, ready; without,
- * each one's poll is armed anew, so that the answer comes as a CQE (which
- * is what a sleeper on the ring, or a poller of its fd, needs to see), and
- * it returns 0. Level-triggered items reported last time are armed again
- * either way: the wait's io_uring_enter looks at them.
- */
-/*
  * Arms the registrations on the re-arm list: level entries the last wait
  * reported, and any whose arm failed (rp__ep_rearm). One that fails again
  * stays on the list, for the next look.
@@ -869,11 +860,21 @@ static void rp__ep_rearm_due(struct rp__ep *ep)
 	ep->nrearm = kept;
 }
 
-static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
+/*
+ * Deals with every candidate: CQEs already in the ring and items a full
+ * events array left on the ready list. With batch, the first room of them
+ * are asked in one poll(2), the rest stay listed unasked (RP__EPI_ASK), and
+ * the return value says how many are listed, ready; without, each one's
+ * poll is armed anew, so that the answer comes as a CQE (which is what a
+ * sleeper on the ring, or a poller of its fd, needs to see), and it
+ * returns 0. Level-triggered items reported last time are armed again
+ * either way: the wait's io_uring_enter looks at them.
+ */
+static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch, int room)
 {
 	struct rp__ep_item *it;
-	uint32_t ncand, l;
-	unsigned cs_listed = 0;
+	uint32_t ncand, l, rest_tail;
+	unsigned cs_listed = 0, listed;
 	int fd;
 
 	/*
@@ -914,19 +915,28 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 	 * must not come round again here.
 	 */
 	l = ep->ready_head;
+	rest_tail = ep->ready_tail;
 	ep->ready_head = ep->ready_tail = 0;
-	while (l) {
+	/*
+	 * What this wait has no room to report is not asked now, as the
+	 * kernel's ep_send_events polls only the items it reaches: with
+	 * every connection ready at once, asking them all made each wait
+	 * ask again the ones the last had no room for (1.7 asks per event
+	 * at 512 connections and 256 slots). They stay listed, after what
+	 * is asked, and are asked when a report reaches them.
+	 */
+	while (l && !(batch && ep->npfd + cs_listed >= (uint32_t)room)) {
 		fd = (int)l - 1;
 		it = rp__ep_item(ep, fd);
 		l = it->next;
-		it->flags &= ~(RP__EPI_LISTED | RP__EPI_FRESH);
+		it->flags &= ~(RP__EPI_LISTED | RP__EPI_FRESH | RP__EPI_ASK);
 		if (!(it->flags & RP__EPI_USED) || !it->ready) {
 			rp__ep_unready(ep, fd, it);
 			continue;
 		}
-		ep->st.confirms++;
 		/* A completion socket's level is its buffers': no poll(2). */
 		if (it->cs) {
+			ep->st.confirms++;
 			it->ready = rp__ep_cs_level(ep, fd, it);
 			if (!it->ready) {
 				ep->st.stale_dropped++;
@@ -937,14 +947,28 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch)
 			cs_listed++;
 			continue;
 		}
+		ep->st.confirms++;
 		if (batch && rp__ep_pfd_add(ep, fd, it))
 			continue;
 		/* An edge-triggered item's multishot may still be armed. */
 		rp__ep_rearm_anew(ep, fd, it);
 	}
+	for (uint32_t m = l; m; m = it->next) {
+		it = rp__ep_item(ep, (int)m - 1);
+		it->flags |= RP__EPI_ASK;
+	}
 	ncand = ep->npfd;
 	rp__ep_rearm_due(ep);
-	return (ncand ? rp__ep_confirm(ep) : 0) + cs_listed;
+	listed = (ncand ? rp__ep_confirm(ep) : 0) + cs_listed;
+	/* The rest, still LISTED (so untouched meanwhile), goes back last. */
+	if (l) {
+		if (ep->ready_tail)
+			rp__ep_item(ep, (int)ep->ready_tail - 1)->next = l;
+		else
+			ep->ready_head = l;
+		ep->ready_tail = rest_tail;
+	}
+	return listed;
 }
 
 /* ---- reporting ---- */
@@ -962,7 +986,7 @@ static bool rp__ep_asks(const struct rp__ep_item *it)
 {
 	return !(it->flags & RP__EPI_FRESH) && !it->cs &&
 	       ((it->events & RP__EP_KEYED_BITS) ||
-		(it->flags & RP__EPI_HOOKED));
+		(it->flags & (RP__EPI_HOOKED | RP__EPI_ASK)));
 }
 
 /*
@@ -985,6 +1009,7 @@ static uint32_t rp__ep_true_bits(struct rp__ep *ep, int fd,
 		return rp__ep_cs_level(ep, fd, it);
 	if (!rp__ep_asks(it))
 		return it->ready;
+	it->flags &= ~RP__EPI_ASK;
 	ep->st.confirms++;
 	ep->st.polls++;
 	if (rp__poll0(&p, 1) < 0)
@@ -1023,7 +1048,7 @@ static void rp__ep_ask(struct rp__ep *ep, int maxevents)
 		it = rp__ep_item(ep, ep->pfd[i].fd);
 		it->ready = (uint32_t)ep->pfd[i].revents &
 			    rp__ep_reportable(it->events);
-		it->flags |= RP__EPI_FRESH;
+		it->flags = (it->flags & ~RP__EPI_ASK) | RP__EPI_FRESH;
 	}
 	ep->npfd = 0;
 }
@@ -1445,7 +1470,7 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 	 * With a sleeper on the ring, readiness must show as CQEs: confirm
 	 * by re-arming.
 	 */
-	confirmed = rp__ep_requeue(ep, !ep->waiters);
+	confirmed = rp__ep_requeue(ep, !ep->waiters, maxevents);
 	for (;;) {
 		int64_t left = timeout_ns < 0 ? -1 : 0;
 		unsigned submit, got, posted;
@@ -1620,7 +1645,7 @@ void rp__ep_settle(struct rp__ep *ep)
 	 * so that the ring's fd is readable exactly when a poll of ours
 	 * would find something. What they find stays in the CQ.
 	 */
-	rp__ep_requeue(ep, false);
+	rp__ep_requeue(ep, false, INT_MAX);
 	/*
 	 * What a failed enter could not submit stays in the SQ for the next
 	 * one (a wait's): the ring's fd then says readable later, no event

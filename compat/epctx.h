@@ -96,6 +96,10 @@ static inline int rp__sys_close(int fd)
  *             down, would complete at every arm and a wait would spin. A
  *             multishot posts only on wakeups; the level is asked with
  *             poll(2) at report (rp__ep_asks).
+ *   ASK       a candidate past the events array's room when the wait
+ *             began: not asked then (the kernel's ep_send_events polls
+ *             only the items it reaches); asked at report if reached
+ *             (rp__ep_ask), else by the next wait with the others.
  *
  * The states that occur (USED set unless said; "armed" is it->poll.armed):
  *
@@ -126,6 +130,11 @@ static inline int rp__sys_close(int fd)
  *                                      EPOLLONESHOT -> disabled. A full
  *                                      events array leaves it listed: a
  *                                      candidate again at the next wait.
+ *   unasked     LISTED|ASK, ready != 0 a candidate the wait found past
+ *                                      maxevents. Reached by the report:
+ *                                      asked with the others it reaches
+ *                                      -> confirmed, or watching; not
+ *                                      reached -> candidate next wait.
  *   due         REARM, not armed       a level entry reported, or any
  *                                      entry whose arm found no SQE. The
  *                                      next look of a wait arms it ->
@@ -162,6 +171,7 @@ enum {
 	RP__EPI_REARM = 1u << 3,
 	RP__EPI_FRESH = 1u << 4,
 	RP__EPI_HOOKED = 1u << 5,
+	RP__EPI_ASK = 1u << 6,
 };
 
 /*
