@@ -586,6 +586,15 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		/* A remove that lost the race with its poll's completion. */
 		return;
 	}
+	/*
+	 * Only an update fails so (a poll never does): it found its poll,
+	 * of the generation before, completing. Current or not (a second
+	 * MOD's update may have followed it), that poll may live on.
+	 */
+	if (rp__unlikely(cqe->res == -EALREADY))
+		rp__ep_remove_again(ep,
+				    rp__ud(RP__UD_EPOLL, (uint32_t)fd,
+					   rp__ud_gen(cqe->user_data) - 1));
 	it = rp__ep_item(ep, fd);
 	if (!it || !(it->flags & RP__EPI_USED)) {
 		rp__ep_stale(ep, cqe);
@@ -596,14 +605,7 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		rp__ep_stale(ep, cqe);
 		return;
 	case RP__POLL_REARM:
-		/*
-		 * A MOD's update found its poll completed, or completing (its
-		 * user_data the generation before): MOD's arm now.
-		 */
-		if (cqe->res == -EALREADY)
-			rp__ep_remove_again(ep, rp__ud(RP__UD_EPOLL, (uint32_t)fd,
-						       rp__ud_gen(cqe->user_data) -
-							       1));
+		/* A MOD's update found its poll completed: MOD's arm now. */
 		ep->lost_races++;
 		rp__ep_rearm(ep, fd, it);
 		return;

@@ -243,6 +243,36 @@ START_TEST(del_pri_registered_socket_after_data_then_close_hangs_up)
 }
 END_TEST
 
+START_TEST(close_after_two_mods_during_a_wakeup_hangs_up)
+{
+	/*
+	 * The peer's shutdown wakes the registration's poll; two MODs
+	 * follow before any wait. The first finds that poll completing, the
+	 * second finds nothing to change; the poll then finds its file not
+	 * ready and stays. The close must still take it off (the fuzzer's
+	 * seed 1795521888567672).
+	 */
+	int epfd = t_epoll();
+	struct pollfd pfd;
+	int sv[2];
+
+	t_socketpair(SOCK_STREAM, sv);
+	t_ctl(epfd, EPOLL_CTL_ADD, sv[1], EPOLLRDHUP, 1);
+	t_expect_none(epfd, 0);
+	t_ctl(epfd, EPOLL_CTL_MOD, sv[1], EPOLLPRI | EPOLLONESHOT, 2);
+	t_ctl(epfd, EPOLL_CTL_MOD, sv[1], EPOLLIN | EPOLLRDHUP, 3);
+	ck_assert_int_eq(shutdown(sv[0], SHUT_RD), 0);
+	t_expect_none(epfd, 0);
+	t_close(sv[1]);
+	pfd.fd = sv[0];
+	pfd.events = POLLIN | POLLOUT;
+	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
+	ck_assert_int_ne(pfd.revents & POLLHUP, 0);
+	t_close(sv[0]);
+	t_close(epfd);
+}
+END_TEST
+
 START_TEST(close_all_registered_then_wait_times_out)
 {
 	/* Closing the only registered fd leaves a wait with nothing. */
@@ -274,6 +304,7 @@ Suite *t_suite_close(void)
 	tcase_add_test(tc, close_registered_fd_releases_file);
 	tcase_add_test(tc, close_pri_registered_socket_after_data_hangs_up);
 	tcase_add_test(tc, close_pri_registered_socket_after_mod_to_in_hangs_up);
+	tcase_add_test(tc, close_after_two_mods_during_a_wakeup_hangs_up);
 	tcase_add_test(tc, del_pri_registered_socket_after_data_then_close_hangs_up);
 	tcase_add_test(tc, close_registered_socket_peer_sees_fin);
 	tcase_add_test(tc, close_all_registered_then_wait_times_out);
