@@ -27,7 +27,7 @@ LIB_SRCS := lib/ring.c lib/poll.c lib/loop.c lib/async.c compat/epctx.c \
 # compat/'s registry and its poll(2)/select(2) boundary (docs/DESIGN.md).
 LIB_SRCS += compat/epreg.c compat/eppollset.c
 # The completion mode: a socket's buffers, and its read/write boundary.
-LIB_SRCS += compat/epcs.c compat/epio.c compat/epcarry.c
+LIB_SRCS += compat/epcs.c compat/epio.c compat/epcarry.c compat/epoff.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 HDRS := $(wildcard include/*.h lib/*.h compat/*.h)
 

@@ -30,12 +30,12 @@
  * All under rp__cs_orphan_lock: a carried socket is an orphan.
  */
 #include <errno.h>
-#include <linux/kcmp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "epoff.h"
 #include "epreg.h"
 
 atomic_uint rp__cs_carries;
@@ -67,24 +67,6 @@ void rp__cs_carry(struct rp__cs *cs, int kfd, int epnum, int fd,
 	atomic_fetch_add(&rp__cs_carries, 1);
 }
 
-/*
- * Is number epnum still the epoll that holds the stand-in efd? The
- * program may have closed it and made another epoll under the number:
- * one of ours must not be registered there. (Without kcmp, a seccomp
- * filter or CONFIG_KCMP off, it is trusted: a number reused so is rare,
- * and the registration not coming back would lose events for good.)
- */
-static bool rp__cs_carry_same(int epnum, int efd)
-{
-	struct kcmp_epoll_slot slot = { .efd = (uint32_t)epnum,
-					.tfd = (uint32_t)efd, .toff = 0 };
-	pid_t pid = getpid();
-	long ret = syscall(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, efd, &slot);
-
-	return ret == 0 || (ret < 0 && (errno == ENOSYS || errno == EPERM ||
-					errno == EACCES));
-}
-
 void rp__cs_uncarry(struct rp__cs *cs, bool readd)
 {
 	struct epoll_event ev = { .events = cs->carry_events,
@@ -100,7 +82,7 @@ void rp__cs_uncarry(struct rp__cs *cs, bool readd)
 	 * in between sees neither, and there is nothing to see, the bytes
 	 * being read; the ADD then reports what came since.
 	 */
-	readd = readd && rp__cs_carry_same(cs->carry_ep, efd) &&
+	readd = readd && rp__epoll_holds(cs->carry_ep, efd) &&
 		rp__cs_names(cs, cs->carry_num);
 	rp__sys_close(efd);
 	if (readd)
@@ -120,7 +102,7 @@ bool rp__cs_carry_ctl(int epfd, int op, int fd, const void *event, int *ret)
 	pthread_mutex_lock(&rp__cs_orphan_lock);
 	if (atomic_load(&e->cs) != cs || !atomic_load(&cs->orphan) ||
 	    !cs->carry_fd1 || cs->carry_ep != epfd || cs->carry_num != fd ||
-	    !rp__cs_carry_same(epfd, cs->carry_fd1 - 1))
+	    !rp__epoll_holds(epfd, cs->carry_fd1 - 1))
 		goto out;
 	ours = true;
 	switch (op) {

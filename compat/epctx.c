@@ -35,6 +35,7 @@
 #include "../lib/fault.h"
 #include "epctx.h"
 #include "ephooks.h" /* its only calls into the registry */
+#include "epoff.h"
 
 atomic_ulong rp__ep_fork_gen;
 
@@ -2300,9 +2301,13 @@ static void rp__ep_kernel_disable(int kfd)
 	while (n == 64);
 }
 
-/* Registers ep's entries, the quiet ones or the others, in kfd. */
+/*
+ * Registers ep's entries, the quiet ones or the others, in kfd. A
+ * disabled one-shot entry whose file is not ready is left out, if it can
+ * be (compat/epoff.c; *tok made at the first).
+ */
 static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool quiet,
-			     bool exact)
+			     bool exact, struct rp__ep_off_tok **tok)
 {
 	for (uint32_t c = 0; c < ep->nchunks; c++) {
 		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
@@ -2314,8 +2319,13 @@ static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool quiet,
 			if (!(it->flags & RP__EPI_USED) ||
 			    rp__ep_kernel_quiet(it, exact) != quiet)
 				continue;
-			if (it->flags & RP__EPI_DISABLED)
+			if (it->flags & RP__EPI_DISABLED) {
 				ev.events = rp__ep_kernel_disabled(fd);
+				if (ev.events == EPOLLONESHOT &&
+				    (*tok || (*tok = rp__ep_off_begin(kfd))) &&
+				    rp__ep_off_leave(*tok, ep->fd, fd))
+					continue;
+			}
 			/*
 			 * An fd closed behind our back is gone (as the kernel
 			 * forgets a file at its last close); other errors
@@ -2412,8 +2422,23 @@ static void rp__ep_kernel_carry(struct rp__ep *ep, int kfd, bool exact)
 	}
 }
 
+/* The move failed: the entries left out are the ring's again. */
+static void rp__ep_kernel_unleave(struct rp__ep *ep,
+				  struct rp__ep_off_tok *tok)
+{
+	if (!tok)
+		return;
+	for (uint32_t c = 0; c < ep->nchunks; c++)
+		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++)
+			if (ep->chunks[c][i].flags & RP__EPI_DISABLED)
+				rp__ep_off_undo(tok,
+						(int)(c * RP__EP_CHUNK + i));
+	rp__ep_off_end(tok);
+}
+
 int rp__ep_to_kernel(struct rp__ep *ep)
 {
+	struct rp__ep_off_tok *tok = NULL;
 	int err, kfd, fdflags = fcntl(ep->fd, F_GETFD);
 	bool exact;
 
@@ -2433,12 +2458,13 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 		rp__ring_settle(&ep->ring);
 		rp__ep_harvest(ep);
 	}
-	err = rp__ep_kernel_add(ep, kfd, true, exact);
+	err = rp__ep_kernel_add(ep, kfd, true, exact, &tok);
 	if (err == 0) {
 		rp__ep_kernel_disable(kfd);
-		err = rp__ep_kernel_add(ep, kfd, false, exact);
+		err = rp__ep_kernel_add(ep, kfd, false, exact, &tok);
 	}
 	if (err < 0) {
+		rp__ep_kernel_unleave(ep, tok);
 		rp__sys_close(kfd);
 		return err;
 	}
@@ -2462,6 +2488,7 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 								     0) < 0) {
 			int err = -errno;
 
+			rp__ep_kernel_unleave(ep, tok);
 			rp__sys_close(kfd);
 			if (exact)
 				rp__ep_rehook(ep);
@@ -2469,6 +2496,7 @@ int rp__ep_to_kernel(struct rp__ep *ep)
 		}
 		rp__sys_close(kfd);
 	}
+	rp__ep_off_end(tok);
 	/*
 	 * Whichever ring was there (ours, the parent's, or a new one half
 	 * set up) is no longer behind the number. A sleeper may still be in

@@ -23,6 +23,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "epoff.h"
 #include "epreg.h"
 
 /* epoll's limit on maxevents (EP_MAX_EVENTS). */
@@ -302,6 +303,10 @@ static int rp__kernel_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	if (rp__unlikely(atomic_load_explicit(&rp__cs_carries,
 					      memory_order_relaxed)) &&
 	    rp__cs_carry_ctl(epfd, op, fd, event, &ret))
+		return ret < 0 ? rp__fail(ret) : 0;
+	if (rp__unlikely(atomic_load_explicit(&rp__ep_offs,
+					      memory_order_relaxed)) &&
+	    rp__ep_off_ctl(epfd, op, fd, event, &ret))
 		return ret < 0 ? rp__fail(ret) : 0;
 	return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
 }

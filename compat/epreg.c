@@ -35,6 +35,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "epoff.h"
 #include "epreg.h"
 
 _Atomic(struct rp__fdent *) rp__tab[RP__TAB_CHUNKS];
@@ -532,6 +533,7 @@ void rp__cs_fresh(int fd)
 	if (e) {
 		atomic_store(&e->dupped, false);
 		atomic_store(&e->cmsg, false);
+		rp__ep_off_forget(fd);
 	}
 	if (e && atomic_load_explicit(&e->cs, memory_order_relaxed))
 		rp__cs_forget(fd, e, false);
@@ -1153,7 +1155,8 @@ int rp__forget(int fd)
 
 	if (!e)
 		return 0;
-	atomic_store(&e->kernel_ep, false);
+	if (atomic_exchange(&e->kernel_ep, false))
+		rp__ep_off_forget_ep(fd);
 	if (rp__unlikely(rp__held))
 		return rp__defer_close(fd, e);
 	/* An instance nested in others leaves them first. */
@@ -1167,6 +1170,7 @@ int rp__forget(int fd)
 		rp__cs_forget(fd, e, true);
 	atomic_store(&e->dupped, false);
 	atomic_store(&e->cmsg, false);
+	rp__ep_off_forget(fd);
 	ep = atomic_load(&e->ep);
 	if (ep && rp__ep_inherited(ep)) {
 		rp__drop_inherited(ep, e);

@@ -57,6 +57,12 @@ struct rp__fdent {
 	 * if it has it. Until the number is closed or made anew.
 	 */
 	atomic_bool cmsg;
+	/*
+	 * Its disabled one-shot entry left out of the kernel epoll of that
+	 * number (compat/epoff.c), or NULL. Under rp__ep_off_lock.
+	 */
+	struct rp__ep_off_tok *off;
+	int off_ep;
 };
 
 /* The table's chunks: made by rp__fdent, never freed; no lock to read. */

@@ -162,6 +162,108 @@ START_TEST(oneshot_spent_hides_hangup)
 }
 END_TEST
 
+/*
+ * A disabled entry whose data was read, then its instance nested in
+ * another epoll (ringpoll's instance becomes the kernel's epoll then, and
+ * an ADD there would watch EPOLLHUP again: KNOWN.md K).
+ */
+static void spent_then_nested(struct t_ctx *c, int *outer)
+{
+	ctx_open(c, EPOLLIN | EPOLLONESHOT);
+	t_write(c->p[1], 1);
+	t_expect1(c->epfd, 0, 1, EPOLLIN);
+	ck_assert_uint_eq(t_drain(c->p[0]), 1);
+	*outer = t_epoll();
+	t_ctl(*outer, EPOLL_CTL_ADD, c->epfd, EPOLLIN, 7);
+}
+
+START_TEST(oneshot_spent_hides_hangup_after_nesting)
+{
+	struct t_ctx c;
+	int outer;
+
+	spent_then_nested(&c, &outer);
+	t_close(c.p[1]);
+	t_expect_none(c.epfd, 0);
+	t_expect_none(outer, 0);
+	t_ctl(c.epfd, EPOLL_CTL_MOD, c.p[0], EPOLLIN | EPOLLONESHOT, 2);
+	t_expect1(c.epfd, 0, 2, EPOLLHUP);
+	t_close(c.p[0]);
+	t_close(c.epfd);
+	t_close(outer);
+}
+END_TEST
+
+START_TEST(oneshot_spent_after_nesting_ctl)
+{
+	/* Still registered: ADD finds it, DEL removes it, once. */
+	struct t_ctx c;
+	int outer;
+
+	spent_then_nested(&c, &outer);
+	t_assert_errno(t_ctl_raw(c.epfd, EPOLL_CTL_ADD, c.p[0], EPOLLIN, 3),
+		       EEXIST);
+	t_ctl(c.epfd, EPOLL_CTL_DEL, c.p[0], 0, 0);
+	t_assert_errno(t_ctl_raw(c.epfd, EPOLL_CTL_DEL, c.p[0], 0, 0),
+		       ENOENT);
+	t_assert_errno(t_ctl_raw(c.epfd, EPOLL_CTL_MOD, c.p[0], EPOLLIN, 3),
+		       ENOENT);
+	t_ctl(c.epfd, EPOLL_CTL_ADD, c.p[0], EPOLLIN, 4);
+	t_close(c.p[1]);
+	t_expect1(c.epfd, 0, 4, EPOLLHUP);
+	t_close(c.p[0]);
+	t_close(c.epfd);
+	t_close(outer);
+}
+END_TEST
+
+START_TEST(oneshot_spent_after_nesting_then_closed)
+{
+	/*
+	 * Its file closed, the registration is gone: the number made anew
+	 * is not registered (MOD: ENOENT), and ADD takes it.
+	 */
+	struct t_ctx c;
+	int outer, p[2];
+
+	spent_then_nested(&c, &outer);
+	t_close(c.p[0]);
+	t_close(c.p[1]);
+	t_pipe(p);
+	if (p[0] != c.p[0]) {
+		/* Another number: nothing of the old one to see here. */
+		t_assert_errno(t_ctl_raw(c.epfd, EPOLL_CTL_MOD, c.p[0],
+					 EPOLLIN, 5),
+			       EBADF);
+	} else {
+		t_assert_errno(t_ctl_raw(c.epfd, EPOLL_CTL_MOD, p[0],
+					 EPOLLIN, 5),
+			       ENOENT);
+	}
+	t_ctl(c.epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 6);
+	t_close(p[1]);
+	t_expect1(c.epfd, 0, 6, EPOLLHUP);
+	t_close(p[0]);
+	t_close(c.epfd);
+	t_close(outer);
+}
+END_TEST
+
+START_TEST(oneshot_spent_after_nesting_instance_closed_keeps_no_fd)
+{
+	/* Closing the instances leaves the pipe's two fds, nothing more. */
+	struct t_ctx c;
+	int outer, before = t_fd_count();
+
+	spent_then_nested(&c, &outer);
+	t_close(c.epfd);
+	t_close(outer);
+	ck_assert_int_eq(t_fd_count(), before + 2);
+	t_close(c.p[0]);
+	t_close(c.p[1]);
+}
+END_TEST
+
 START_TEST(oneshot_et_rearm_reports_ready_fd)
 {
 	struct t_ctx c;
@@ -218,6 +320,11 @@ Suite *t_suite_oneshot(void)
 	tcase_add_test(tc, oneshot_mod_without_oneshot_becomes_lt);
 	tcase_add_test(tc, oneshot_spent_still_registered);
 	tcase_add_test(tc, oneshot_spent_hides_hangup);
+	tcase_add_test(tc, oneshot_spent_hides_hangup_after_nesting);
+	tcase_add_test(tc, oneshot_spent_after_nesting_ctl);
+	tcase_add_test(tc, oneshot_spent_after_nesting_then_closed);
+	tcase_add_test(tc,
+		       oneshot_spent_after_nesting_instance_closed_keeps_no_fd);
 	tcase_add_test(tc, oneshot_et_rearm_reports_ready_fd);
 	tcase_add_test(tc, oneshot_each_fd_independent);
 	suite_add_tcase(s, tc);
