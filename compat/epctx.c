@@ -557,6 +557,9 @@ static void rp__ep_cs_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	}
 }
 
+static void rp__ep_arm_candidate(struct rp__ep *ep, int fd,
+				 struct rp__ep_item *it);
+
 static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 {
 	int fd = (int)rp__ud_slot(cqe->user_data);
@@ -609,6 +612,17 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		/* A MOD's update found its poll completed: MOD's arm now. */
 		ep->lost_races++;
 		rp__ep_rearm(ep, fd, it);
+		/*
+		 * The kernel's ep_modify looks at the file at once; a new
+		 * multishot's first CQE may come late, or not before a move
+		 * to the kernel's epoll, which took it for quiet and lost its
+		 * edge (fuzzer seed 1795522755564687). A candidate, asked by
+		 * the report that reaches it (rp__ep_arm_candidate).
+		 */
+		if (it->poll.armed && it->poll.multishot) {
+			it->flags |= RP__EPI_ASK;
+			rp__ep_arm_candidate(ep, fd, it);
+		}
 		return;
 	case RP__POLL_EVENT:
 		break;
@@ -2279,7 +2293,8 @@ static bool rp__ep_kernel_quiet(const struct rp__ep_item *it, bool exact)
  * EPOLLERR|EPOLLHUP to any, so with none a file that errs later would be
  * reported. With every bit, on a file ready for one now, the wait that
  * follows takes its report and the kernel disables it for good; a file
- * ready for nothing gets none (reported only if it errs or hangs up).
+ * ready for nothing gets EPOLLONESHOT alone, and is left out if it can be
+ * (compat/epoff.c), else reported should it err or hang up.
  */
 static uint32_t rp__ep_kernel_disabled(int fd)
 {

@@ -446,6 +446,38 @@ END_TEST
  * wakeup is the kernel's epoll's, not taken by an exclusive poll of the
  * ring the instance was before (seed 111).
  */
+START_TEST(epollfd_nesting_keeps_the_edge_of_a_mod)
+{
+	/*
+	 * A MOD to edge-triggered on a hung-up socket is an edge (the
+	 * kernel's ep_modify polls the file). After MODs that change the
+	 * interest twice, the instance nested before any wait still reports
+	 * it (fuzzer seed 1795522755564687: the second MOD's update found its
+	 * poll completed, and the edge of the new arm was lost in the move).
+	 */
+	struct epoll_event ev[4];
+	int outer = t_epoll(), epfd = t_epoll();
+	int sv[2], n;
+
+	t_socketpair(SOCK_STREAM, sv);
+	t_close(sv[0]);
+	t_ctl(epfd, EPOLL_CTL_ADD, sv[1], EPOLLPRI, 1);
+	ck_assert_int_eq(t_wait(epfd, ev, 4, 0), 1);
+	ck_assert_int_eq(t_wait(epfd, ev, 4, 0), 1);
+	t_ctl(epfd, EPOLL_CTL_MOD, sv[1], EPOLLOUT | EPOLLET, 2);
+	t_ctl(epfd, EPOLL_CTL_MOD, sv[1], EPOLLRDHUP | EPOLLET, 3);
+	t_ctl(outer, EPOLL_CTL_ADD, epfd, EPOLLIN, 9);
+	n = t_wait(epfd, ev, 4, 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_uint_eq(ev[0].data.u64, 3);
+	ck_assert_uint_eq(ev[0].events, EPOLLHUP | EPOLLRDHUP);
+	t_expect_none(epfd, 0);
+	t_close(sv[1]);
+	t_close(epfd);
+	t_close(outer);
+}
+END_TEST
+
 START_TEST(epollfd_nested_exclusive_wakeup_after_nesting)
 {
 	for (int round = 0; round < T_NEST_ROUNDS; round++) {
@@ -493,6 +525,7 @@ Suite *t_suite_epollfd(void)
 	tcase_add_test(tc, epollfd_nested_overstated_key_wakeup_is_an_edge);
 	tcase_add_test(tc, epollfd_nested_last_close_ends_file);
 	tcase_add_test(tc, epollfd_nested_exclusive_wakeup_after_nesting);
+	tcase_add_test(tc, epollfd_nesting_keeps_the_edge_of_a_mod);
 	suite_add_tcase(s, tc);
 	return s;
 }
