@@ -2000,9 +2000,10 @@ void rp__ep_cs_drop(struct rp__ep *ep, struct rp__cs *cs)
 	/*
 	 * Its registration here reports from its buffer while its recv
 	 * may still bring bytes, then polls the kernel's socket
-	 * (rp__ep_cs_cqe, at its recv's last CQE): what arrives after is an edge the stopped
-	 * recv no longer tells (the socket fuzzer, seed 2414). The bytes it
-	 * still holds are level (rp__ep_cs_held) until read.
+	 * (rp__ep_cs_cqe, at its recv's last CQE): what arrives after is
+	 * an edge the stopped recv no longer tells (the socket fuzzer,
+	 * seed 2414). The bytes it still holds are level (rp__ep_cs_held)
+	 * until read.
 	 */
 	rp__cs_leave(ep, cs, true);
 	if (cs->registered && !cs->recv_armed) {

@@ -46,13 +46,30 @@ struct rp__ep_off_tok {
 
 atomic_uint rp__ep_offs;
 static pthread_mutex_t rp__ep_off_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * This thread holds the lock: a close in a signal handler that interrupted
+ * it must not wait for it (its record is left; see rp__ep_off_forget).
+ */
+static __thread bool rp__ep_off_held;
+
+static void rp__ep_off_take(void)
+{
+	pthread_mutex_lock(&rp__ep_off_lock);
+	rp__ep_off_held = true;
+}
+
+static void rp__ep_off_give(void)
+{
+	rp__ep_off_held = false;
+	pthread_mutex_unlock(&rp__ep_off_lock);
+}
 
 /*
  * Is number epnum still the epoll that holds efd (a stand-in, a token of
- * compat/epoff.c)? The program may have closed it and made another epoll
- * under the number: one of ours must not be registered there. (Without kcmp, a seccomp
- * filter or CONFIG_KCMP off, it is trusted: a number reused so is rare,
- * and the registration not coming back would lose events for good.)
+ * ours)? The program may have closed it and made another epoll under the
+ * number: one of ours must not be registered there. (Without kcmp, a
+ * seccomp filter or CONFIG_KCMP off, it is trusted: a number reused so is
+ * rare, and the registration not coming back would lose events for good.)
  */
 bool rp__epoll_holds(int epnum, int efd)
 {
@@ -100,10 +117,10 @@ void rp__ep_off_end(struct rp__ep_off_tok *tok)
 {
 	if (!tok)
 		return;
-	pthread_mutex_lock(&rp__ep_off_lock);
+	rp__ep_off_take();
 	tok->refs++;
 	rp__ep_off_put(tok);
-	pthread_mutex_unlock(&rp__ep_off_lock);
+	rp__ep_off_give();
 }
 
 bool rp__ep_off_leave(struct rp__ep_off_tok *tok, int epnum, int fd)
@@ -113,7 +130,7 @@ bool rp__ep_off_leave(struct rp__ep_off_tok *tok, int epnum, int fd)
 
 	if (!tok || !e)
 		return false;
-	pthread_mutex_lock(&rp__ep_off_lock);
+	rp__ep_off_take();
 	/* One record per fd: an fd left out of two epolls is added. */
 	if (!e->off) {
 		e->off = tok;
@@ -122,7 +139,7 @@ bool rp__ep_off_leave(struct rp__ep_off_tok *tok, int epnum, int fd)
 		atomic_fetch_add(&rp__ep_offs, 1);
 		left = true;
 	}
-	pthread_mutex_unlock(&rp__ep_off_lock);
+	rp__ep_off_give();
 	return left;
 }
 
@@ -138,29 +155,36 @@ void rp__ep_off_undo(struct rp__ep_off_tok *tok, int fd)
 {
 	struct rp__fdent *e = rp__fdent(fd, false);
 
-	pthread_mutex_lock(&rp__ep_off_lock);
+	rp__ep_off_take();
 	if (e && tok && e->off == tok)
 		rp__ep_off_drop(e);
-	pthread_mutex_unlock(&rp__ep_off_lock);
+	rp__ep_off_give();
 }
 
 void rp__ep_off_forget(int fd)
 {
 	struct rp__fdent *e = rp__fdent(fd, false);
 
-	if (!e || !atomic_load_explicit(&rp__ep_offs, memory_order_relaxed))
+	/*
+	 * In a handler that interrupted this thread's hold: the record
+	 * stays, and a MOD of the number's next file could find it (a close
+	 * in a signal handler, during a ctl on a moved instance: left).
+	 */
+	if (!e || !atomic_load_explicit(&rp__ep_offs, memory_order_relaxed) ||
+	    rp__ep_off_held)
 		return;
-	pthread_mutex_lock(&rp__ep_off_lock);
+	rp__ep_off_take();
 	if (e->off)
 		rp__ep_off_drop(e);
-	pthread_mutex_unlock(&rp__ep_off_lock);
+	rp__ep_off_give();
 }
 
 void rp__ep_off_forget_ep(int epnum)
 {
-	if (!atomic_load_explicit(&rp__ep_offs, memory_order_relaxed))
+	if (!atomic_load_explicit(&rp__ep_offs, memory_order_relaxed) ||
+	    rp__ep_off_held)
 		return;
-	pthread_mutex_lock(&rp__ep_off_lock);
+	rp__ep_off_take();
 	for (uint32_t c = 0; c < RP__TAB_CHUNKS; c++) {
 		struct rp__fdent *chunk = atomic_load(&rp__tab[c]);
 
@@ -168,7 +192,7 @@ void rp__ep_off_forget_ep(int epnum)
 			if (chunk[i].off && chunk[i].off_ep == epnum)
 				rp__ep_off_drop(&chunk[i]);
 	}
-	pthread_mutex_unlock(&rp__ep_off_lock);
+	rp__ep_off_give();
 }
 
 bool rp__ep_off_ctl(int epfd, int op, int fd, const struct epoll_event *event,
@@ -179,7 +203,7 @@ bool rp__ep_off_ctl(int epfd, int op, int fd, const struct epoll_event *event,
 
 	if (!e)
 		return false;
-	pthread_mutex_lock(&rp__ep_off_lock);
+	rp__ep_off_take();
 	if (!e->off || e->off_ep != epfd)
 		goto out;
 	/* The number is another epoll now: the record went with the old. */
@@ -218,6 +242,6 @@ bool rp__ep_off_ctl(int epfd, int op, int fd, const struct epoll_event *event,
 		ours = false;
 	}
 out:
-	pthread_mutex_unlock(&rp__ep_off_lock);
+	rp__ep_off_give();
 	return ours;
 }

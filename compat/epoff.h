@@ -14,9 +14,10 @@
  * rp__ep_off_begin registers a token in kfd (NULL if it cannot: the
  * entries are added as before); rp__ep_off_leave records fd left out of
  * epoll number epnum (false: add it); rp__ep_off_undo takes one back (the
- * move failed); rp__ep_off_end lets the move's hold of the token go. rp__ep_off_ctl answers a ctl on a kernel epoll for a recorded
- * fd (false: not ours, the kernel answers); rp__ep_off_forget at fd's
- * close or remaking.
+ * move failed); rp__ep_off_end lets the move's hold of the token go.
+ * rp__ep_off_ctl answers a ctl on a kernel epoll for a recorded fd
+ * (false: not ours, the kernel answers); rp__ep_off_forget at fd's close
+ * or remaking.
  */
 struct rp__ep_off_tok;
 extern atomic_uint rp__ep_offs;
