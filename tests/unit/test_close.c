@@ -86,6 +86,41 @@ START_TEST(close_with_pending_poll_sends_fin)
 }
 END_TEST
 
+START_TEST(close_after_wakeup_read_elsewhere_hangs_up)
+{
+	/*
+	 * Readiness model: the recv's poll is woken (its completion queued
+	 * as task work), the bytes are read behind the loop's back, and the
+	 * source is closed. The poll's remove finds it completing; the
+	 * completion then finds nothing to read and re-arms the poll in the
+	 * kernel, silently. Unless removed again it holds the socket, and
+	 * the peer never sees the hangup.
+	 */
+	struct rp_loop *loop = t_loop(_i);
+	struct t_done d = { .fd = -1 };
+	struct pollfd pfd;
+	char buf[4];
+	int sv[2];
+	rp_source s;
+
+	t_socketpair(sv);
+	ck_assert_int_eq(rp_source_new(loop, sv[0], &s), 0);
+	rp_recv(loop, s, buf, sizeof(buf), 0, t_done_cb, &d);
+	ck_assert_int_eq(rp_loop_run_once(loop, 0), 0);
+	ck_assert_int_eq(write(sv[1], "x", 1), 1);
+	ck_assert_int_eq(read(sv[0], buf, sizeof(buf)), 1);
+	ck_assert_int_eq(rp_source_close(loop, s), 0);
+	t_run_until(loop, &d.calls, 5000);
+	for (int i = 0; i < 3; i++)
+		(void)rp_loop_run_once(loop, 0);
+	pfd = (struct pollfd){ .fd = sv[1], .events = POLLIN };
+	ck_assert_int_eq(poll(&pfd, 1, 1000), 1);
+	ck_assert_int_ne(pfd.revents & POLLHUP, 0);
+	close(sv[1]);
+	rp_loop_free(loop);
+}
+END_TEST
+
 START_TEST(handle_is_dead_after_close)
 {
 	struct rp_loop *loop = t_loop(_i);
@@ -179,6 +214,8 @@ Suite *t_suite_close(void)
 			    T_MODELS);
 	tcase_add_loop_test(tc, close_with_pending_poll_sends_fin, 0,
 			    T_MODELS);
+	tcase_add_loop_test(tc, close_after_wakeup_read_elsewhere_hangs_up, 0,
+			    1);
 	tcase_add_loop_test(tc, handle_is_dead_after_close, 0, T_MODELS);
 	tcase_add_loop_test(tc, op_from_cancel_callback_on_closed_source_ebadf,
 			    0, T_MODELS);
