@@ -162,12 +162,18 @@ static void pair_sockets(struct pair *p, int kind)
 	set_timeouts(p->peer, T_LONG_MS);
 }
 
-static void pair_open(struct pair *p, int kind, uint32_t interest)
+/* A new instance watches the server's socket. */
+static void pair_watch(struct pair *p, uint32_t interest)
 {
-	pair_sockets(p, kind);
 	p->ep = t_epoll();
 	p->interest = interest;
 	t_ctl(p->ep, EPOLL_CTL_ADD, p->srv, interest, TAG);
+}
+
+static void pair_open(struct pair *p, int kind, uint32_t interest)
+{
+	pair_sockets(p, kind);
+	pair_watch(p, interest);
 }
 
 static void pair_close(struct pair *p)
@@ -1169,9 +1175,7 @@ START_TEST(recvfrom_bound_unix_peer)
 	ck_assert_int_ge(p.srv, 0);
 	t_close(l);
 	set_timeouts(p.peer, T_LONG_MS);
-	p.ep = t_epoll();
-	p.interest = EPOLLIN;
-	t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN, TAG);
+	pair_watch(&p, EPOLLIN);
 	peer_send(&p, 0, 100, 1);
 	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
 	memset(&got, 0, sizeof(got));
@@ -2278,9 +2282,7 @@ START_TEST(second_waiter_owner_away_send_in_kernel)
 
 	/* Small buffers from the start (a window once offered stays). */
 	tcp_pair_small(&p, small);
-	p.ep = t_epoll();
-	p.interest = EPOLLIN;
-	t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN, TAG);
+	pair_watch(&p, EPOLLIN);
 	/*
 	 * Owned first (else writes go straight to the kernel's socket):
 	 * then the fill queues a send the kernel takes only in part, and
@@ -2355,11 +2357,28 @@ static ssize_t recv_cmsg(int fd, uint8_t *buf, size_t n, int *level,
 	return r;
 }
 
+/*
+ * The next read, woken by EPOLLIN, brings len bytes of the pattern (off,
+ * seed) with the TCP_INQ control message the kernel's socket gives.
+ */
+static void read_with_inq(struct pair *p, size_t off, size_t len, int seed)
+{
+	uint8_t buf[64];
+	int level, type;
+
+	ck_assert_int_eq(ev_until(p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(recv_cmsg(p->srv, buf, sizeof(buf), &level, &type),
+			 (ssize_t)len);
+	T_PAT(buf, off, len, seed);
+	ck_assert_int_eq(level, IPPROTO_TCP);
+	ck_assert_int_eq(type, TCP_CM_INQ);
+}
+
 START_TEST(tcp_inq_set_after_add)
 {
 	uint8_t buf[64];
 	struct pair p;
-	int one = 1, level, type;
+	int one = 1;
 
 	pair_open(&p, K_TCP, EPOLLIN);
 	peer_send(&p, 0, 10, 11);
@@ -2368,12 +2387,7 @@ START_TEST(tcp_inq_set_after_add)
 	ck_assert_int_eq(setsockopt(p.srv, IPPROTO_TCP, TCP_INQ, &one,
 				    sizeof(one)), 0);
 	peer_send(&p, 10, 20, 11);
-	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
-	ck_assert_int_eq(recv_cmsg(p.srv, buf, sizeof(buf), &level, &type),
-			 20);
-	T_PAT(buf, 10, 20, 11);
-	ck_assert_int_eq(level, IPPROTO_TCP);
-	ck_assert_int_eq(type, TCP_CM_INQ);
+	read_with_inq(&p, 10, 20, 11);
 	ck_assert_int_eq(ev_wait(&p, 0), 0);
 	pair_close(&p);
 }
@@ -2381,23 +2395,15 @@ END_TEST
 
 START_TEST(tcp_inq_set_before_add)
 {
-	uint8_t buf[64];
 	struct pair p;
-	int one = 1, level, type;
+	int one = 1;
 
 	pair_sockets(&p, K_TCP);
 	ck_assert_int_eq(setsockopt(p.srv, IPPROTO_TCP, TCP_INQ, &one,
 				    sizeof(one)), 0);
-	p.ep = t_epoll();
-	p.interest = EPOLLIN;
-	t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN, TAG);
+	pair_watch(&p, EPOLLIN);
 	peer_send(&p, 0, 30, 12);
-	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
-	ck_assert_int_eq(recv_cmsg(p.srv, buf, sizeof(buf), &level, &type),
-			 30);
-	T_PAT(buf, 0, 30, 12);
-	ck_assert_int_eq(level, IPPROTO_TCP);
-	ck_assert_int_eq(type, TCP_CM_INQ);
+	read_with_inq(&p, 0, 30, 12);
 	pair_close(&p);
 }
 END_TEST
@@ -2405,40 +2411,28 @@ END_TEST
 /* Set on the listener: the accepted socket has it too (the kernel's). */
 START_TEST(tcp_inq_inherited_from_listener)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t al = sizeof(a);
-	uint8_t buf[64];
+	struct sockaddr_in a;
 	struct pair p;
-	int one = 1, level, type, l;
+	int one = 1, l;
 
 	memset(&p, 0, sizeof(p));
 	p.kind = K_TCP;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(l, 0);
+	l = t_tcp_listener(&a);
 	ck_assert_int_eq(setsockopt(l, IPPROTO_TCP, TCP_INQ, &one,
 				    sizeof(one)), 0);
-	ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
-	ck_assert_int_eq(listen(l, 4), 0);
-	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
 	p.peer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(p.peer, 0);
 	ck_assert_int_eq(connect(p.peer, (struct sockaddr *)&a, sizeof(a)),
 			 0);
+	/* The handshake ends in softirq context: wait for it. */
+	ck_assert_int_eq(t_poll1(l, POLLIN, T_LONG_MS), POLLIN);
 	p.srv = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	ck_assert_int_ge(p.srv, 0);
 	t_close(l);
 	set_timeouts(p.peer, T_LONG_MS);
-	p.ep = t_epoll();
-	p.interest = EPOLLIN;
-	t_ctl(p.ep, EPOLL_CTL_ADD, p.srv, EPOLLIN, TAG);
+	pair_watch(&p, EPOLLIN);
 	peer_send(&p, 0, 25, 13);
-	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
-	ck_assert_int_eq(recv_cmsg(p.srv, buf, sizeof(buf), &level, &type),
-			 25);
-	T_PAT(buf, 0, 25, 13);
-	ck_assert_int_eq(level, IPPROTO_TCP);
-	ck_assert_int_eq(type, TCP_CM_INQ);
+	read_with_inq(&p, 0, 25, 13);
 	pair_close(&p);
 }
 END_TEST
