@@ -195,10 +195,18 @@ END_TEST
  * and a wait) must still take it off, or it holds the socket, and the
  * peer never sees the hangup.
  */
+/* The peer's socket fd sees the hangup at once: its peer is gone. */
+static void expect_hangup(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN | POLLOUT };
+
+	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
+	ck_assert_int_ne(pfd.revents & POLLHUP, 0);
+}
+
 static void t_pri_close(bool del, bool mod)
 {
 	int epfd = t_epoll();
-	struct pollfd pfd;
 	int sv[2];
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
@@ -217,10 +225,7 @@ static void t_pri_close(bool del, bool mod)
 		t_expect_none(epfd, 0);
 	}
 	t_close(sv[1]);
-	pfd.fd = sv[0];
-	pfd.events = POLLIN | POLLOUT;
-	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
-	ck_assert_int_ne(pfd.revents & POLLHUP, 0);
+	expect_hangup(sv[0]);
 	t_close(sv[0]);
 	t_close(epfd);
 }
@@ -253,7 +258,6 @@ START_TEST(close_after_two_mods_during_a_wakeup_hangs_up)
 	 * seed 1795521888567672).
 	 */
 	int epfd = t_epoll();
-	struct pollfd pfd;
 	int sv[2];
 
 	t_socketpair(SOCK_STREAM, sv);
@@ -264,10 +268,7 @@ START_TEST(close_after_two_mods_during_a_wakeup_hangs_up)
 	ck_assert_int_eq(shutdown(sv[0], SHUT_RD), 0);
 	t_expect_none(epfd, 0);
 	t_close(sv[1]);
-	pfd.fd = sv[0];
-	pfd.events = POLLIN | POLLOUT;
-	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
-	ck_assert_int_ne(pfd.revents & POLLHUP, 0);
+	expect_hangup(sv[0]);
 	t_close(sv[0]);
 	t_close(epfd);
 }

@@ -177,6 +177,14 @@ static void spent_then_nested(struct t_ctx *c, int *outer)
 	t_ctl(*outer, EPOLL_CTL_ADD, c->epfd, EPOLLIN, 7);
 }
 
+/* The pipe's write end is closed already. */
+static void spent_nested_close(struct t_ctx *c, int outer)
+{
+	t_close(c->p[0]);
+	t_close(c->epfd);
+	t_close(outer);
+}
+
 START_TEST(oneshot_spent_hides_hangup_after_nesting)
 {
 	struct t_ctx c;
@@ -188,9 +196,7 @@ START_TEST(oneshot_spent_hides_hangup_after_nesting)
 	t_expect_none(outer, 0);
 	t_ctl(c.epfd, EPOLL_CTL_MOD, c.p[0], EPOLLIN | EPOLLONESHOT, 2);
 	t_expect1(c.epfd, 0, 2, EPOLLHUP);
-	t_close(c.p[0]);
-	t_close(c.epfd);
-	t_close(outer);
+	spent_nested_close(&c, outer);
 }
 END_TEST
 
@@ -211,9 +217,7 @@ START_TEST(oneshot_spent_after_nesting_ctl)
 	t_ctl(c.epfd, EPOLL_CTL_ADD, c.p[0], EPOLLIN, 4);
 	t_close(c.p[1]);
 	t_expect1(c.epfd, 0, 4, EPOLLHUP);
-	t_close(c.p[0]);
-	t_close(c.epfd);
-	t_close(outer);
+	spent_nested_close(&c, outer);
 }
 END_TEST
 
