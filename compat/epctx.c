@@ -487,24 +487,6 @@ static void rp__ep_stale(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	(void)rp__poll_remove_sqe(&ep->ring, cqe->user_data, NULL);
 }
 
-/*
- * A POLL_REMOVE (or a MOD's update, which removes first) found its poll
- * completing (-EALREADY): the completion's task work was pending. A
- * one-shot whose task work then finds its file not ready (the wakeup's key
- * overstated, or the bytes were read meanwhile) does not complete: the
- * kernel re-arms it, under the old user_data, and posts nothing. Nobody
- * would remove it again, and it would hold its file for the ring's life (a
- * closed socket's peer never saw the hangup: the fuzzer's seed
- * 1795521207555548, close_pri_registered_socket_after_mod_to_in_hangs_up).
- * Remove it again: the remove goes in after that task work has run (the
- * wait runs pending work before submitting removes), and finds the poll
- * re-armed, or gone (-ENOENT, nothing to do).
- */
-static void rp__ep_remove_again(struct rp__ep *ep, uint64_t target)
-{
-	(void)rp__poll_remove_sqe(&ep->ring, target, NULL);
-}
-
 static void rp__ep_defer_rearm(struct rp__ep *ep, int fd,
 			       struct rp__ep_item *it);
 
@@ -566,13 +548,8 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 	struct rp__ep_item *it;
 	uint32_t bits;
 
-	if (rp__unlikely(rp__ud_kind(cqe->user_data) & RP__UD_REMOVE_OF)) {
-		if (cqe->res == -EALREADY)
-			rp__ep_remove_again(ep,
-					    cqe->user_data & ~(uint64_t)
-							     RP__UD_REMOVE_OF);
+	if (rp__unlikely(rp__poll_removed(&ep->ring, cqe)))
 		return;
-	}
 	switch (rp__ud_kind(cqe->user_data)) {
 	case RP__UD_EPOLL:
 		break;
@@ -591,14 +568,18 @@ static void rp__ep_cqe(struct rp__ep *ep, const struct io_uring_cqe *cqe)
 		return;
 	}
 	/*
-	 * Only an update fails so (a poll never does): it found its poll,
-	 * of the generation before, completing. Current or not (a second
-	 * MOD's update may have followed it), that poll may live on.
+	 * Only a MOD's update fails so (a poll never does): it found its
+	 * poll, of the generation before, completing. Current or not (a
+	 * second MOD's update may have followed it), that poll may live on,
+	 * as a remove's may (rp__poll_removed): remove it (fuzzer seeds
+	 * 1795521207555548, 1795521888567672).
 	 */
 	if (rp__unlikely(cqe->res == -EALREADY))
-		rp__ep_remove_again(ep,
-				    rp__ud(RP__UD_EPOLL, (uint32_t)fd,
-					   rp__ud_gen(cqe->user_data) - 1));
+		(void)rp__poll_remove_sqe(&ep->ring,
+					  rp__ud(RP__UD_EPOLL, (uint32_t)fd,
+						 rp__ud_gen(cqe->user_data) -
+							 1),
+					  NULL);
 	it = rp__ep_item(ep, fd);
 	if (!it || !(it->flags & RP__EPI_USED)) {
 		rp__ep_stale(ep, cqe);

@@ -407,23 +407,6 @@ fail:
 	return ret;
 }
 
-/*
- * A remove that found its poll completing (-EALREADY): a one-shot whose
- * completion then finds its file not ready re-arms itself, silently, and
- * would hold the file (lib/poll.c); this remove goes in after that
- * completion has run. Other failed removes and cancels are harmless.
- */
-static void rp__loop_failed_remove(struct rp_loop *loop,
-				   const struct io_uring_cqe *cqe)
-{
-	if ((rp__ud_kind(cqe->user_data) & RP__UD_REMOVE_OF) &&
-	    cqe->res == -EALREADY)
-		(void)rp__poll_remove_sqe(&loop->ring,
-					  cqe->user_data &
-						  ~(uint64_t)RP__UD_REMOVE_OF,
-					  NULL);
-}
-
 static int rp__cqes_run(struct rp_loop *loop)
 {
 	int n = 0;
@@ -447,7 +430,8 @@ static int rp__cqes_run(struct rp_loop *loop)
 				n += rp__src_cqe(loop, cqe);
 				break;
 			default:
-				rp__loop_failed_remove(loop, cqe);
+				/* Failed removes and cancels: harmless. */
+				(void)rp__poll_removed(&loop->ring, cqe);
 				break;
 			}
 		}

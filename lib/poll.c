@@ -49,6 +49,27 @@ struct io_uring_sqe *rp__poll_remove_sqe(struct rp__ring *r, uint64_t target,
 	return sqe;
 }
 
+bool rp__poll_removed(struct rp__ring *r, const struct io_uring_cqe *cqe)
+{
+	if (rp__likely(!(rp__ud_kind(cqe->user_data) & RP__UD_REMOVE_OF)))
+		return false;
+	/*
+	 * Found completing: the completion's task work was pending. A
+	 * one-shot whose task work then finds its file not ready (the
+	 * wakeup's key overstated, or the bytes were read meanwhile) re-arms
+	 * itself in the kernel and posts nothing, holding its file for the
+	 * ring's life (a closed socket's peer never saw the hangup). This
+	 * remove goes in after that work has run: the poll is found
+	 * re-armed, or gone (-ENOENT).
+	 */
+	if (cqe->res == -EALREADY)
+		(void)rp__poll_remove_sqe(r,
+					  cqe->user_data &
+						  ~(uint64_t)RP__UD_REMOVE_OF,
+					  NULL);
+	return true;
+}
+
 int rp__poll_cancel(struct rp__ring *r, struct rp__poll *p, unsigned kind,
 		    uint32_t slot)
 {

@@ -38,6 +38,13 @@ struct io_uring_sqe *rp__poll_remove_sqe(struct rp__ring *r, uint64_t target,
 					 int *err);
 
 /*
+ * Is cqe a POLL_REMOVE's own (a failed one: RP__UD_REMOVE_OF)? One that
+ * found its poll completing is sent again (see poll.c). Every harvest
+ * asks, before its own kinds.
+ */
+bool rp__poll_removed(struct rp__ring *r, const struct io_uring_cqe *cqe);
+
+/*
  * Changes the mask of the armed request in place (POLL_REMOVE with
  * IORING_POLL_UPDATE_*) under a new generation; arms one if none is armed.
  */
