@@ -161,10 +161,8 @@ void rp__ep_off_undo(struct rp__ep_off_tok *tok, int fd)
 	rp__ep_off_give();
 }
 
-void rp__ep_off_forget(int fd)
+void rp__ep_off_forget(struct rp__fdent *e)
 {
-	struct rp__fdent *e = rp__fdent(fd, false);
-
 	/*
 	 * In a handler that interrupted this thread's hold: the record
 	 * stays, and a MOD of the number's next file could find it (a close

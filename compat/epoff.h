@@ -16,10 +16,11 @@
  * epoll number epnum (false: add it); rp__ep_off_undo takes one back (the
  * move failed); rp__ep_off_end lets the move's hold of the token go.
  * rp__ep_off_ctl answers a ctl on a kernel epoll for a recorded fd
- * (false: not ours, the kernel answers); rp__ep_off_forget at fd's close
- * or remaking.
+ * (false: not ours, the kernel answers); rp__ep_off_forget at the close or
+ * remaking of the fd of table entry e.
  */
 struct rp__ep_off_tok;
+struct rp__fdent;
 extern atomic_uint rp__ep_offs;
 struct rp__ep_off_tok *rp__ep_off_begin(int kfd);
 bool rp__ep_off_leave(struct rp__ep_off_tok *tok, int epnum, int fd);
@@ -27,7 +28,7 @@ void rp__ep_off_undo(struct rp__ep_off_tok *tok, int fd);
 void rp__ep_off_end(struct rp__ep_off_tok *tok);
 bool rp__ep_off_ctl(int epfd, int op, int fd, const struct epoll_event *event,
 		    int *ret);
-void rp__ep_off_forget(int fd);
+void rp__ep_off_forget(struct rp__fdent *e);
 /* The kernel epoll of number epnum is closed: its records go. */
 void rp__ep_off_forget_ep(int epnum);
 /* Is number epnum still the epoll that holds efd (a token, a stand-in)? */

@@ -533,7 +533,7 @@ void rp__cs_fresh(int fd)
 	if (e) {
 		atomic_store(&e->dupped, false);
 		atomic_store(&e->cmsg, false);
-		rp__ep_off_forget(fd);
+		rp__ep_off_forget(e);
 	}
 	if (e && atomic_load_explicit(&e->cs, memory_order_relaxed))
 		rp__cs_forget(fd, e, false);
@@ -1170,7 +1170,7 @@ int rp__forget(int fd)
 		rp__cs_forget(fd, e, true);
 	atomic_store(&e->dupped, false);
 	atomic_store(&e->cmsg, false);
-	rp__ep_off_forget(fd);
+	rp__ep_off_forget(e);
 	ep = atomic_load(&e->ep);
 	if (ep && rp__ep_inherited(ep)) {
 		rp__drop_inherited(ep, e);
