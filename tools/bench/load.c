@@ -430,7 +430,6 @@ static int rpb_load_args(struct rpb_load *ld, int argc, char **argv)
 	return 0;
 }
 
-/* Sets up the threads and their connections; a message on failure. */
 /*
  * The server takes connections from its listen queue as it likes (the
  * benchmark's level-triggered servers one per wait); a load that connects
@@ -486,6 +485,7 @@ static int rpb_l_settle(const struct rpb_load *ld, struct rpb_lconn *c)
 	return 0;
 }
 
+/* Sets up the threads and their connections; a message on failure. */
 static int rpb_load_open(struct rpb_load *ld)
 {
 	uint64_t per = (ld->conns + ld->threads - 1) / ld->threads, id = 0;
