@@ -380,13 +380,12 @@ void rp__cs_dup(int oldfd, int newfd)
 	struct rp__fdent *e;
 	struct rp__cs *cs;
 	struct rp__ep *ep;
+	bool cmsg = false;
 
 	if (oldfd == newfd)
 		return;
 	/* The number newfd named before is gone: dup2 closed it. */
 	rp__cs_fresh(newfd);
-	bool cmsg = false;
-
 	if ((e = rp__fdent(oldfd, true))) {
 		atomic_store(&e->dupped, true);
 		cmsg = atomic_load(&e->cmsg);
