@@ -385,13 +385,24 @@ int rp__io_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
 	}
 }
 
-bool rp__io_lowat(int fd, int lowat)
+/* The memory of setsockopt's callers, as rp__io_poll_mem. */
+static struct rp__mem rp__io_opt_mem;
+
+bool rp__io_lowat(int fd, const void *val)
 {
 	struct rp__ep *ep;
-	struct rp__cs *cs = rp__cs_lock(fd, &ep);
+	struct rp__cs *cs;
+	int lowat;
 
+	cs = rp__cs_lock(fd, &ep);
 	if (!cs)
 		return false;
+	/* A bad pointer: the kernel's call says EFAULT. */
+	if (!rp__mem_user(&rp__io_opt_mem, val, sizeof(int), false)) {
+		rp__cs_unlock(ep);
+		return false;
+	}
+	lowat = *(const int *)val;
 	/* The kernel's sk_rcvlowat: 0 means 1, INT_MAX at most. */
 	cs->lowat = lowat > 0 ? (uint32_t)lowat : 1;
 	rp__cs_unlock(ep);

@@ -40,8 +40,11 @@ int rp__io_poll(struct pollfd *fds, nfds_t n, int timeout_ms,
 		int (*real)(struct pollfd *, nfds_t, const struct timespec *,
 			    const sigset_t *));
 
-/* SO_RCVLOWAT of a completion socket: ours, not the kernel's (true). */
-bool rp__io_lowat(int fd, int lowat);
+/*
+ * SO_RCVLOWAT (the int at val) of a completion socket: ours, not the
+ * kernel's (true). False: not one, or val is a bad pointer.
+ */
+bool rp__io_lowat(int fd, const void *val);
 /*
  * fd's socket now gives control data with its bytes (an option asked for
  * it): out of the mode (see struct rp__fdent's cmsg). rp__io_accepted: a

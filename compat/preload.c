@@ -625,11 +625,6 @@ RP_EXPORT ssize_t splice(int in, loff_t *in_off, int out, loff_t *out_off,
 }
 
 /*
- * SO_RCVLOWAT on a completion socket is ours: EPOLLIN from that many
- * buffered bytes, as tcp_poll. The kernel's own would count only what
- * the recv has not taken yet, and hold the recv back.
- */
-/*
  * Options that make a TCP socket's receives carry control data (what
  * tcp_recvmsg puts there: receive timestamps, TCP_CM_INQ), turned on.
  */
@@ -647,14 +642,20 @@ static bool rp__cmsg_opt(int level, int name, const void *val,
 	       *(const int *)val != 0;
 }
 
+/*
+ * SO_RCVLOWAT on a completion socket is ours: EPOLLIN from that many
+ * buffered bytes, as tcp_poll. The kernel's own would count only what
+ * the recv has not taken yet, and hold the recv back. An option that
+ * brings control data takes the socket out of the mode (rp__io_cmsg).
+ */
 RP_EXPORT int setsockopt(int fd, int level, int name, const void *val,
 			 socklen_t len)
 {
 	int ret;
 
 	if (rp__unlikely(rp__cs_on) && level == SOL_SOCKET &&
-	    name == SO_RCVLOWAT && val && len >= sizeof(int) &&
-	    rp__io_lowat(fd, *(const int *)val))
+	    name == SO_RCVLOWAT && len >= sizeof(int) &&
+	    rp__io_lowat(fd, val))
 		return 0;
 	ret = rp__real_fn_setsockopt()(fd, level, name, val, len);
 	if (ret == 0 && rp__unlikely(rp__cs_on) &&

@@ -1111,6 +1111,21 @@ static void rcvlowat_epollin(int kind)
 }
 T_KINDS(rcvlowat_epollin)
 
+/* SO_RCVLOWAT from a bad pointer: EFAULT, as the kernel's, no crash. */
+static void rcvlowat_bad_pointer_efault(int kind)
+{
+	struct pair p;
+
+	pair_open(&p, kind, EPOLLIN);
+	errno = 0;
+	ck_assert_int_eq(setsockopt(p.srv, SOL_SOCKET, SO_RCVLOWAT,
+				    (const void *)8, sizeof(int)),
+			 -1);
+	ck_assert_int_eq(errno, EFAULT);
+	pair_close(&p);
+}
+T_KINDS(rcvlowat_bad_pointer_efault)
+
 /* EPOLLONESHOT: one report, then silence with bytes left, until a MOD. */
 static void oneshot_rearm(int kind)
 {
@@ -3169,6 +3184,7 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, et_new_arrival_new_edge);
 	T_ADD_KINDS(tc, zero_length_calls);
 	T_ADD_KINDS(tc, rcvlowat_epollin);
+	T_ADD_KINDS(tc, rcvlowat_bad_pointer_efault);
 	T_ADD_KINDS(tc, oneshot_rearm);
 	tcase_add_test(tc, recvfrom_bound_unix_peer);
 	suite_add_tcase(s, tc);
