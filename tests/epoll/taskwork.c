@@ -735,6 +735,35 @@ START_TEST(dev_second_waiter_keeps_first_waiters_timeout)
 }
 END_TEST
 
+/*
+ * A one-shot entry reported to the owner is disabled while that thread
+ * handles its fd. A second thread's wait (the instance becomes the
+ * kernel's epoll) must not hand it the fd's hangup: only a MOD re-enables
+ * it (KNOWN.md K).
+ */
+START_TEST(oneshot_spent_silent_to_a_second_waiter)
+{
+	const struct timespec later = {0, 200 * 1000000L};
+	struct tw_timed t = { .epfd = t_epoll() };
+	int p[2];
+
+	t_pipe(p);
+	t_ctl(t.epfd, EPOLL_CTL_ADD, p[0], EPOLLIN | EPOLLONESHOT, TW_HIT);
+	t_write(p[1], 1);
+	t_expect1(t.epfd, 0, TW_HIT, EPOLLIN);
+	ck_assert_uint_eq(t_drain(p[0]), 1);
+	t_thread_start(&t.thread, timed_main, &t);
+	nanosleep(&later, NULL);
+	t_close(p[1]);
+	t_thread_join(t.thread);
+	ck_assert_int_eq(t.n, 0);
+	t_ctl(t.epfd, EPOLL_CTL_MOD, p[0], EPOLLIN | EPOLLONESHOT, TW_HIT);
+	t_expect1(t.epfd, 0, TW_HIT, EPOLLHUP);
+	t_close(p[0]);
+	t_close(t.epfd);
+}
+END_TEST
+
 static void *owner_main(void *arg)
 {
 	struct tw_owner *o = arg;
@@ -1014,6 +1043,7 @@ Suite *t_suite_taskwork(void)
 	    tc, ctl_del_from_other_thread_reaches_owner_in_infinite_wait);
 	tcase_add_test(tc, two_waiters_oneshot_every_event_delivered_once);
 	tcase_add_test(tc, dev_second_waiter_keeps_first_waiters_timeout);
+	tcase_add_test(tc, oneshot_spent_silent_to_a_second_waiter);
 	tcase_add_test(tc,
 		       owner_exit_keeps_pending_events_and_registrations_lt);
 	tcase_add_test(tc,
