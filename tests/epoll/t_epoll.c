@@ -317,8 +317,10 @@ int t_poll1(int fd, short events, int timeout)
 	return ret ? pfd.revents : 0;
 }
 
-static int t_is_wait_syscall(long nr)
+static int t_is_wait_syscall(long nr, bool futex)
 {
+	if (nr == __NR_futex)
+		return futex;
 	switch (nr) {
 #ifdef __NR_epoll_wait
 	case __NR_epoll_wait:
@@ -330,7 +332,6 @@ static int t_is_wait_syscall(long nr)
 #ifdef __NR_io_uring_enter
 	case __NR_io_uring_enter:
 #endif
-	case __NR_futex:
 		return 1;
 	}
 	return 0;
@@ -367,7 +368,7 @@ static ssize_t t_read_task_file(pid_t pid, pid_t tid, const char *file,
  * CPU inside that call, i.e. asleep on its wait queue; a running task
  * shows "running".
  */
-static int t_task_in_wait_syscall(pid_t pid, pid_t tid)
+static int t_task_in_wait_syscall(pid_t pid, pid_t tid, bool futex)
 {
 	char buf[128], *end;
 	long nr;
@@ -375,7 +376,7 @@ static int t_task_in_wait_syscall(pid_t pid, pid_t tid)
 	if (t_read_task_file(pid, tid, "syscall", buf, sizeof(buf)) <= 0)
 		return -1;
 	nr = strtol(buf, &end, 10);
-	return end != buf && t_is_wait_syscall(nr);
+	return end != buf && t_is_wait_syscall(nr, futex);
 }
 
 /*
@@ -392,14 +393,14 @@ static int t_task_sleeping(pid_t pid, pid_t tid)
 	return paren && paren[1] == ' ' && paren[2] == 'S';
 }
 
-int t_task_blocked(pid_t pid, pid_t tid)
+static int t_task_blocked_in(pid_t pid, pid_t tid, bool futex)
 {
 	int64_t deadline = t_now_ms() + T_LONG_MS;
 	const struct timespec tick = {0, 1000000};
 	int ret;
 
 	do {
-		ret = t_task_in_wait_syscall(pid, tid);
+		ret = t_task_in_wait_syscall(pid, tid, futex);
 		if (ret < 0)
 			ret = t_task_sleeping(pid, tid);
 		if (ret < 0)
@@ -409,6 +410,16 @@ int t_task_blocked(pid_t pid, pid_t tid)
 		nanosleep(&tick, NULL);
 	} while (t_now_ms() < deadline);
 	return -1;
+}
+
+int t_task_blocked(pid_t pid, pid_t tid)
+{
+	return t_task_blocked_in(pid, tid, true);
+}
+
+int t_task_in_epoll_wait(pid_t pid, pid_t tid)
+{
+	return t_task_blocked_in(pid, tid, false);
 }
 
 int t_fds_exhaust(struct t_fds *f)

@@ -188,6 +188,11 @@ int t_poll1(int fd, short events, int timeout);
  * or -1 after T_LONG_MS.
  */
 int t_task_blocked(pid_t pid, pid_t tid);
+/*
+ * As t_task_blocked, but asleep in an epoll wait or io_uring_enter only,
+ * not a futex (a lock on the way to the wait): 0, or -1 on timeout.
+ */
+int t_task_in_epoll_wait(pid_t pid, pid_t tid);
 
 /*
  * NULL or an unmapped buffer is passed on purpose in a few tests. Valgrind
