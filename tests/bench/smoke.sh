@@ -135,6 +135,29 @@ else
 	tail -20 "$out/unix.txt"
 fi
 
+# The exact edge-triggered floor (not a demo mode: tools/bench/ab runs it)
+# serves, every byte checked by the load, on both transports.
+for via in tcp unix; do
+	port=$((20000 + $$ % 9000)) sock=
+	[ $via = unix ] && sock="$out/exact.sock" && rm -f "$sock"
+	set -- --port $port
+	[ -n "$sock" ] && set -- "$@" --unix "$sock"
+	timeout -k 5 30 "$B/rpbench" server --mode uring-poll-et-exact "$@" \
+		> "$out/exact-srv.txt" 2>&1 &
+	spid=$!
+	sleep 0.3
+	if timeout -k 5 30 "$B/rpbench" load "$@" --conns 8 --seconds 0.3 \
+	    > "$out/exact.txt" 2>&1 &&
+	    grep -q 'requests=[1-9]' "$out/exact.txt"; then
+		ok "uring-poll-et-exact serves over $via"
+	else
+		no "uring-poll-et-exact serves over $via"
+		tail -5 "$out/exact.txt"
+	fi
+	kill $spid 2>/dev/null
+	wait $spid 2>/dev/null
+done
+
 timeout -k 5 30 "$B/rpbench" server --mode nonesuch --port 1 \
 	> "$out/bad.txt" 2>&1
 rc=$?

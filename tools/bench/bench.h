@@ -141,18 +141,19 @@ int rpb_uring_setup(struct io_uring *ring, unsigned sq, unsigned cq);
 int rpb_uring_wait(struct io_uring *ring, struct rpb_worker *w);
 /*
  * The loop both liburing servers run until *stop: wait (rpb_uring_wait),
- * hand each CQE to on_cqe, then sample the counters and mark the worker
- * done. Returns 0 or the wait's error.
+ * hand each CQE to on_cqe, then after (if any) once per batch; at the end
+ * sample the counters and mark the worker done. Returns 0 or the wait's error.
  */
 int rpb_uring_loop(struct io_uring *ring, struct rpb_worker *w,
 		   const bool *stop,
 		   void (*on_cqe)(void *ctx, const struct io_uring_cqe *cqe),
-		   void *ctx);
+		   void (*after)(void *ctx), void *ctx);
 void rpb_uring_sample(struct rpb_worker *w, struct rpb_lib *lib);
 
 /* srv_upoll.c: the floor, readiness on liburing's poll alone */
 int rpb_upoll_lt_run(struct rpb_worker *w);
 int rpb_upoll_et_run(struct rpb_worker *w);
+int rpb_upoll_et_exact_run(struct rpb_worker *w);
 
 /* report.c: the report line, written by the server, parsed by load */
 void rpb_report_take(struct rpb_server *srv, struct rpb_report *r);

@@ -60,6 +60,9 @@ static const struct rpb_mode rpb_modes[] = {
      "native liburing readiness: one-shot POLL_ADD (LT floor)"},
     {"uring-poll-et", RPB_NATIVE, rpb_upoll_et_run, NULL, rpb_uring_sample,
      "native liburing readiness: multishot POLL_ADD (ET floor)"},
+    {"uring-poll-et-exact", RPB_NATIVE, rpb_upoll_et_exact_run, NULL,
+     rpb_uring_sample,
+     "the ET floor re-checking its CQEs with poll(2), as epoll does"},
 };
 
 #define RPB_NMODES (sizeof(rpb_modes) / sizeof(rpb_modes[0]))

@@ -17,6 +17,13 @@
  * - uring-poll-et: one multishot poll per socket (IORING_POLL_ADD_MULTI),
  *   read until EAGAIN on each CQE, re-armed only when a CQE lacks
  *   IORING_CQE_F_MORE, as rp-epoll-et's entries are.
+ * - uring-poll-et-exact: uring-poll-et that asks, with one poll(2) per
+ *   batch of CQEs, whether the connections they name are still readable,
+ *   and reads only those. A CQE is a wakeup from the past; the kernel's
+ *   epoll re-polls each ready item as it hands it out (ep_send_events),
+ *   and rp-epoll-et does the same with one poll(2) per wait. This is the
+ *   floor of an exact edge-triggered epoll: what stands between it and
+ *   uring-poll-et is what exactness costs, not ringpoll.
  * One io_uring_enter per loop that submits and waits, the best task-run
  * setup the kernel has and a registered ring fd, as srv_uring.c. Its
  * syscalls are those enters, accept4, read, write, setsockopt (TCP only)
@@ -53,6 +60,7 @@ enum {
 struct rpb_pconn {
 	int fd;
 	bool in_armed; /* ET: the multishot POLLIN is live */
+	bool asked;    /* exact: in this batch's poll(2) already */
 	bool closing;  /* ET: fd closed, waiting for the poll's last CQE */
 	char *pend;    /* what a short write left to send, or NULL */
 	uint32_t off, len;
@@ -62,7 +70,12 @@ struct rpb_upoll {
 	struct io_uring ring;
 	struct rpb_worker *w;
 	bool et;
+	bool exact;
 	bool stop;
+	/* exact: the batch's readable CQEs' connections, asked after it */
+	struct rpb_pconn **ask;
+	struct pollfd *pfd;
+	uint32_t nask, ask_cap;
 	char buf[RPB_P_BUF];
 };
 
@@ -211,6 +224,60 @@ static bool rpb_p_read(struct rpb_upoll *u, struct rpb_pconn *c)
 	}
 }
 
+/* exact: c is asked with the batch's others (rpb_p_asked). */
+static void rpb_p_defer(struct rpb_upoll *u, struct rpb_pconn *c)
+{
+	if (c->asked)
+		return;
+	if (u->nask == u->ask_cap) {
+		uint32_t cap = u->ask_cap ? 2 * u->ask_cap : 256;
+		struct rpb_pconn **a = realloc(u->ask, cap * sizeof(*a));
+		struct pollfd *p = realloc(u->pfd, cap * sizeof(*p));
+
+		if (a)
+			u->ask = a;
+		if (p)
+			u->pfd = p;
+		if (!a || !p) {
+			/* No room to ask: read, as uring-poll-et does. */
+			if (rpb_p_read(u, c) && !c->in_armed)
+				rpb_p_arm_in(u, c);
+			return;
+		}
+		u->ask_cap = cap;
+	}
+	c->asked = true;
+	u->ask[u->nask] = c;
+	u->pfd[u->nask++] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+}
+
+/* exact: one poll(2) for the batch; reads the connections still ready. */
+static void rpb_p_asked(void *ctx)
+{
+	struct rpb_upoll *u = ctx;
+	int n;
+
+	if (!u->nask)
+		return;
+	n = poll(u->pfd, u->nask, 0);
+	RPB_INC(&u->w->c, other);
+	for (uint32_t i = 0; i < u->nask; i++) {
+		struct rpb_pconn *c = u->ask[i];
+
+		c->asked = false;
+		/*
+		 * Only reads close a connection, and none was read before
+		 * this: c is live. Not ready (the data was read since its
+		 * wakeup): no read, as an exact epoll reports nothing.
+		 */
+		if ((n < 0 || u->pfd[i].revents) && !rpb_p_read(u, c))
+			continue;
+		if (!c->in_armed)
+			rpb_p_arm_in(u, c);
+	}
+	u->nask = 0;
+}
+
 static void rpb_p_in(struct rpb_upoll *u, struct rpb_pconn *c,
 		     const struct io_uring_cqe *cqe)
 {
@@ -226,6 +293,10 @@ static void rpb_p_in(struct rpb_upoll *u, struct rpb_pconn *c,
 		return;
 	}
 	/* ET, a write pending: the POLLOUT's completion reads what came. */
+	if (!c->pend && u->exact) {
+		rpb_p_defer(u, c);
+		return;
+	}
 	if (!c->pend && !rpb_p_read(u, c))
 		return;
 	/* LT waits for input again unless it waits for output. */
@@ -297,7 +368,7 @@ static void rpb_p_on_cqe(void *u, const struct io_uring_cqe *cqe)
 	rpb_p_cqe(u, cqe);
 }
 
-static int rpb_upoll_run(struct rpb_worker *w, bool et)
+static int rpb_upoll_run(struct rpb_worker *w, bool et, bool exact)
 {
 	struct rpb_upoll *u;
 	int ret;
@@ -307,6 +378,7 @@ static int rpb_upoll_run(struct rpb_worker *w, bool et)
 		return -ENOMEM;
 	u->w = w;
 	u->et = et;
+	u->exact = exact;
 	ret = rpb_uring_setup(&u->ring, RPB_P_SQ, RPB_P_CQ);
 	if (ret < 0) {
 		free(u);
@@ -315,19 +387,27 @@ static int rpb_upoll_run(struct rpb_worker *w, bool et)
 	io_uring_register_ring_fd(&u->ring);
 	rpb_p_poll(u, NULL, w->stop_fd, RPB_P_STOP, POLLIN, false);
 	rpb_p_poll(u, NULL, w->lfd, RPB_P_ACCEPT, POLLIN, et);
-	ret = rpb_uring_loop(&u->ring, w, &u->stop, rpb_p_on_cqe, u);
+	ret = rpb_uring_loop(&u->ring, w, &u->stop, rpb_p_on_cqe,
+			     exact ? rpb_p_asked : NULL, u);
 	/* Open connections' state dies with the process; the ring goes now. */
 	io_uring_queue_exit(&u->ring);
+	free(u->ask);
+	free(u->pfd);
 	free(u);
 	return ret;
 }
 
 int rpb_upoll_lt_run(struct rpb_worker *w)
 {
-	return rpb_upoll_run(w, false);
+	return rpb_upoll_run(w, false, false);
 }
 
 int rpb_upoll_et_run(struct rpb_worker *w)
 {
-	return rpb_upoll_run(w, true);
+	return rpb_upoll_run(w, true, false);
+}
+
+int rpb_upoll_et_exact_run(struct rpb_worker *w)
+{
+	return rpb_upoll_run(w, true, true);
 }

@@ -284,7 +284,7 @@ int rpb_uring_run(struct rpb_worker *w)
 	io_uring_register_ring_fd(&u->ring);
 	rpb_u_prep(u, NULL, RPB_U_STOP);
 	rpb_u_prep(u, NULL, RPB_U_ACCEPT);
-	ret = rpb_uring_loop(&u->ring, w, &u->stop, rpb_u_on_cqe, u);
+	ret = rpb_uring_loop(&u->ring, w, &u->stop, rpb_u_on_cqe, NULL, u);
 	/* Open connections' state dies with the process; the ring goes now. */
 	io_uring_queue_exit(&u->ring);
 	free(u);
@@ -294,7 +294,7 @@ int rpb_uring_run(struct rpb_worker *w)
 int rpb_uring_loop(struct io_uring *ring, struct rpb_worker *w,
 		   const bool *stop,
 		   void (*on_cqe)(void *ctx, const struct io_uring_cqe *cqe),
-		   void *ctx)
+		   void (*after)(void *ctx), void *ctx)
 {
 	struct io_uring_cqe *cqe;
 	unsigned head, seen;
@@ -312,6 +312,8 @@ int rpb_uring_loop(struct io_uring *ring, struct rpb_worker *w,
 			seen++;
 		}
 		io_uring_cq_advance(ring, seen);
+		if (after)
+			after(ctx);
 	}
 	rpb_uring_sample(w, &w->final);
 	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
