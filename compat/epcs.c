@@ -1099,7 +1099,7 @@ void rp__cs_put_fd(struct rp__cs *cs)
 	rp__cs_finish(ep, cs);
 }
 
-void rp__cs_lost(struct rp__cs *cs)
+static void rp__cs_lost(struct rp__cs *cs)
 {
 	if (!cs->err)
 		cs->err = -EIO;

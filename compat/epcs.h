@@ -250,13 +250,12 @@ void rp__cs_kernel_full(struct rp__ep *ep, struct rp__cs *cs);
 void rp__cs_set_free(struct rp__ep *ep);
 /* Does number fd (still) name cs's socket? One fstat. */
 bool rp__cs_names(const struct rp__cs *cs, int fd);
-/* Its ring dropped a CQE, maybe its: it fails (EIO) after its bytes. */
-void rp__cs_lost(struct rp__cs *cs);
 /*
- * Its send is in the kernel and will never be told of (its ring left
- * behind by another thread): it fails (EIO) after its bytes, and its
- * close resets the connection, so the peer is not left with a stream
- * silently short either.
+ * What became of its requests cannot be known (its ring dropped a CQE,
+ * maybe its; its send is in the kernel and will never be told of, the
+ * ring left behind by another thread): it fails (EIO) after its bytes,
+ * and its close resets the connection, so the peer is not left with a
+ * stream silently short either.
  */
 void rp__cs_unknown(struct rp__cs *cs);
 /* EPOLL_CTL_DEL: the socket leaves the mode (see leaving). */

@@ -674,7 +674,8 @@ static void rp__ep_rearm_anew(struct rp__ep *ep, int fd,
  * more: spurious, never lost); the wakeup's FUTEX_WAIT is armed again (a
  * second one is told stale by its generation). A completion socket
  * cannot know what it lost (bytes, or a send's end): it fails with EIO
- * after what it holds, never silently wrong.
+ * after what it holds, never silently wrong, and its close resets the
+ * peer, who would otherwise take a FIN for a whole stream.
  */
 static void rp__ep_resync(struct rp__ep *ep)
 {
@@ -691,7 +692,7 @@ static void rp__ep_resync(struct rp__ep *ep)
 				rp__ep_rearm_anew(ep, fd, it);
 				continue;
 			}
-			rp__cs_lost(it->cs);
+			rp__cs_unknown(it->cs);
 			it->ready |= rp__cs_mask(it->cs) &
 				     rp__ep_reportable(it->events);
 			rp__ep_list(ep, fd, it);
