@@ -1563,14 +1563,27 @@ int rp__ep_wait(struct rp__ep *ep, struct epoll_event *events, int maxevents,
 		if (ret > 0)
 			ep->ring.sqes += (uint64_t)ret;
 		ep->waiters--;
+		/*
+		 * A signal's handler ran while another thread moved the
+		 * instance (it waited, and the hand-off found this one held):
+		 * the wait still ends in EINTR, as epoll_wait's does after a
+		 * handler. Waiting on in the kernel's epoll would report an
+		 * edge the other thread was handed already.
+		 */
 		if (ep->dead) {
-			n = ep->moved ? RP__EP_MOVED : -EBADF;
+			if (ret == -EINTR && rp__ep_signal_possible(sigmask))
+				n = -EINTR;
+			else
+				n = ep->moved ? RP__EP_MOVED : -EBADF;
 			break;
 		}
 		/* Another thread waits: see rp__ep_handoff. */
 		if (rp__unlikely(ep->handoff)) {
 			n = rp__ep_go_kernel(ep);
 			pthread_cond_broadcast(&ep->handoff_cv);
+			if (n == RP__EP_MOVED && ret == -EINTR &&
+			    rp__ep_signal_possible(sigmask))
+				n = -EINTR;
 			break;
 		}
 		/*

@@ -27,6 +27,7 @@
  */
 #include "t_epoll.h"
 
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/uio.h>
@@ -2247,6 +2248,84 @@ static void second_waiter_while_owner_sleeps(int kind)
 }
 T_KINDS(second_waiter_while_owner_sleeps)
 
+/* The owner's thread, held in a signal handler (owner_in_handler). */
+static void hold_handler(int sig)
+{
+	const struct timespec ts = {1, 500000000L};
+
+	(void)sig;
+	nanosleep(&ts, NULL);
+}
+
+struct kick {
+	pthread_t t;
+	pthread_t owner;
+};
+
+/* After 50 ms, a signal to the owner's thread. */
+static void *kick_main(void *arg)
+{
+	const struct timespec ts = {0, 50000000L};
+	struct kick *k = arg;
+
+	nanosleep(&ts, NULL);
+	pthread_kill(k->owner, SIGUSR1);
+	return NULL;
+}
+
+/*
+ * The owner sleeps in its wait when a signal handler takes its thread for
+ * 1.5 s; a second thread comes to wait meanwhile, and the owner cannot
+ * hand the instance over (ringpoll's hand-off gives up after 1 s and the
+ * second thread moves the instance itself). Edge-triggered, with bytes
+ * the owner's read left behind and more that come while it is held: the
+ * new ones are reported to the second thread, every byte is read, in
+ * order, and the owner's wait ends in EINTR, as epoll_wait does after a
+ * handler ran.
+ */
+static void second_waiter_owner_in_handler(int kind)
+{
+	struct second b = {.ms = T_LONG_MS, .delay_ms = 150};
+	struct later l = {.off = 100, .n = 10, .delay_ms = 300};
+	struct sigaction sa = {.sa_handler = hold_handler}, old;
+	struct kick k = {.owner = pthread_self()};
+	struct epoll_event ev[4];
+	uint8_t buf[256];
+	struct pair p;
+	int n, err;
+
+	pair_open(&p, kind, EPOLLIN | EPOLLET);
+	peer_send(&p, 0, 100, 1);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, 40), 40);
+	T_PAT(buf, 0, 40, 1);
+	ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	b.ep = p.ep;
+	l.p = &p;
+	t_thread_start(&k.t, kick_main, &k);
+	t_thread_start(&b.t, second_main, &b);
+	t_thread_start(&l.t, later_main, &l);
+	n = epoll_wait(p.ep, ev, 4, T_LONG_MS);
+	err = errno;
+	t_thread_join(k.t);
+	t_thread_join(b.t);
+	t_thread_join(l.t);
+	ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
+	ck_assert_int_eq(l.ret, 10);
+	ck_assert_msg(n == -1 && err == EINTR,
+		      "owner's wait: %d (%s) 0x%x; second's %d 0x%x", n,
+		      n < 0 ? strerror(err) : "-", n > 0 ? ev[0].events : 0,
+		      b.n, b.events);
+	ck_assert_int_eq(b.n, 1);
+	ck_assert_uint_eq(b.events, EPOLLIN);
+	read_n_now(p.srv, buf, sizeof(buf), 70);
+	T_PAT(buf, 40, 70, 1);
+	t_assert_errno(read(p.srv, buf, sizeof(buf)), EAGAIN);
+	ck_assert_int_eq(ev_wait(&p, 0), 0);
+	pair_close(&p);
+}
+T_KINDS(second_waiter_owner_in_handler)
+
 /*
  * A second thread waits while the owner is away (not waiting), and the
  * owner's last wait left a send in the kernel for a full socket: how
@@ -3234,6 +3313,7 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, second_waiter_keeps_bytes);
 	T_ADD_KINDS(tc, second_waiter_after_sends);
 	T_ADD_KINDS(tc, second_waiter_while_owner_sleeps);
+	T_ADD_KINDS(tc, second_waiter_owner_in_handler);
 	tcase_add_test(tc, second_waiter_owner_away_send_in_kernel);
 	suite_add_tcase(s, tc);
 
