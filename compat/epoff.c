@@ -17,7 +17,7 @@
  * So such an entry is left out of the kernel's epoll and recorded here,
  * on its fd's table entry: the program's MOD adds it (reporting from
  * then on, as the kernel's re-enabled entry would), DEL forgets it, ADD
- * finds it (EEXIST), and the fd's close forgets it, as does the epoll's
+ * finds it (EEXIST, after the checks the kernel makes first), and the fd's close forgets it, as does the epoll's
  * (its records and token are nobody's then). Which epoll the record
  * is for is told by a token: an eventfd, never written, registered in
  * that epoll (kcmp KCMP_EPOLL_TFD, as compat/epcarry.c checks): the number
@@ -38,6 +38,7 @@
 
 #include "epoff.h"
 #include "epreg.h"
+#include "ringpoll_epoll.h"
 
 struct rp__ep_off_tok {
 	int fd;		/* the eventfd registered in the epoll */
@@ -193,6 +194,27 @@ void rp__ep_off_forget_ep(int epnum)
 	rp__ep_off_give();
 }
 
+/*
+ * What the kernel's ADD checks before it finds an entry (the caller's
+ * event, EFAULT; the rules of EPOLLEXCLUSIVE, EINVAL), asked of a scratch
+ * epoll of our own: the program's epoll must not see the fd even for a
+ * moment (a waiter there would be handed it). A ring instance is an
+ * epoll to the program, which the kernel cannot know.
+ */
+static int rp__ep_off_add_check(int fd, const struct epoll_event *event)
+{
+	int sfd = rp__kernel_create(EPOLL_CLOEXEC), ret;
+
+	if (sfd < 0)
+		return 0;
+	ret = (int)syscall(SYS_epoll_ctl, sfd, EPOLL_CTL_ADD, fd, event);
+	ret = ret < 0 ? -errno : 0;
+	syscall(SYS_close, sfd);
+	if (!ret && (event->events & EPOLLEXCLUSIVE) && rp_epoll_is_ring(fd))
+		ret = -EINVAL;
+	return ret;
+}
+
 bool rp__ep_off_ctl(int epfd, int op, int fd, const struct epoll_event *event,
 		    int *ret)
 {
@@ -212,7 +234,9 @@ bool rp__ep_off_ctl(int epfd, int op, int fd, const struct epoll_event *event,
 	ours = true;
 	switch (op) {
 	case EPOLL_CTL_ADD:
-		*ret = -EEXIST;
+		*ret = rp__ep_off_add_check(fd, event);
+		if (!*ret)
+			*ret = -EEXIST;
 		break;
 	case EPOLL_CTL_MOD:
 		/*

@@ -209,6 +209,13 @@ START_TEST(oneshot_spent_after_nesting_ctl)
 	spent_then_nested(&c, &outer);
 	t_assert_errno(t_ctl_raw(c.epfd, EPOLL_CTL_ADD, c.p[0], EPOLLIN, 3),
 		       EEXIST);
+	/*
+	 * The kernel's ADD checks EPOLLEXCLUSIVE's rules before it finds
+	 * the entry (fuzzer seed 1795532067618592, KNOWN.md M).
+	 */
+	t_assert_errno(t_ctl_raw(c.epfd, EPOLL_CTL_ADD, c.p[0],
+				 EPOLLIN | EPOLLRDHUP | EPOLLEXCLUSIVE, 3),
+		       EINVAL);
 	t_ctl(c.epfd, EPOLL_CTL_DEL, c.p[0], 0, 0);
 	t_assert_errno(t_ctl_raw(c.epfd, EPOLL_CTL_DEL, c.p[0], 0, 0),
 		       ENOENT);
@@ -217,6 +224,30 @@ START_TEST(oneshot_spent_after_nesting_ctl)
 	t_ctl(c.epfd, EPOLL_CTL_ADD, c.p[0], EPOLLIN, 4);
 	t_close(c.p[1]);
 	t_expect1(c.epfd, 0, 4, EPOLLHUP);
+	spent_nested_close(&c, outer);
+}
+END_TEST
+
+START_TEST(oneshot_spent_after_nesting_add_bad_pointer)
+{
+	/* ... and reads the caller's event first: EFAULT, not EEXIST. */
+	struct epoll_event *volatile bad = (void *)1;
+	struct t_ctx c;
+	int outer, ret, err;
+
+	spent_then_nested(&c, &outer);
+	T_BAD_POINTER_BEGIN();
+	errno = 0;
+	ret = epoll_ctl(c.epfd, EPOLL_CTL_ADD, c.p[0], bad);
+	err = errno;
+	T_BAD_POINTER_END();
+	ck_assert_int_eq(ret, -1);
+	ck_assert_int_eq(err, EFAULT);
+	/* Still registered, and still silent. */
+	t_assert_errno(t_ctl_raw(c.epfd, EPOLL_CTL_ADD, c.p[0], EPOLLIN, 3),
+		       EEXIST);
+	t_close(c.p[1]);
+	t_expect_none(c.epfd, 0);
 	spent_nested_close(&c, outer);
 }
 END_TEST
@@ -326,6 +357,8 @@ Suite *t_suite_oneshot(void)
 	tcase_add_test(tc, oneshot_spent_hides_hangup);
 	tcase_add_test(tc, oneshot_spent_hides_hangup_after_nesting);
 	tcase_add_test(tc, oneshot_spent_after_nesting_ctl);
+	t_add_unless(tc, oneshot_spent_after_nesting_add_bad_pointer,
+		     t_bad_pointer_skip());
 	tcase_add_test(tc, oneshot_spent_after_nesting_then_closed);
 	tcase_add_test(tc,
 		       oneshot_spent_after_nesting_instance_closed_keeps_no_fd);
