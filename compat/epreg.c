@@ -738,13 +738,20 @@ int rp__ep_go_kernel(struct rp__ep *ep)
 	return RP__EP_MOVED;
 }
 
-/* A number fresh from the kernel is nobody's instance (rp__drop_stale). */
-static int rp__fresh_fd(int fd)
+int rp__fresh_fd(int fd)
 {
 	struct rp__fdent *e = fd >= 0 ? rp__fdent(fd, false) : NULL;
 
-	if (rp__unlikely(e && (atomic_load(&e->ep) || atomic_load(&e->nreg))))
+	/*
+	 * Not in a handler that interrupted a holder of an instance lock
+	 * (the forgetting takes them): what is stale stays, as after a
+	 * close nobody saw.
+	 */
+	if (!e || rp__unlikely(rp__held))
+		return fd;
+	if (rp__unlikely(atomic_load(&e->ep) || atomic_load(&e->nreg)))
 		rp__drop_stale(fd);
+	rp__cs_fresh(fd);
 	return fd;
 }
 
@@ -840,7 +847,7 @@ bool rp__same_ring(struct rp__ep *ep, int fd, const struct stat *st,
 	 * eventfd tells (off the hot path; an instance keeps no second fd).
 	 */
 	(*calls) += 3;
-	afd = eventfd(0, EFD_CLOEXEC);
+	afd = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC);
 	if (afd < 0)
 		return false;
 	ret = fstat(afd, &anon) == 0 && anon.st_ino != ring.st_ino;

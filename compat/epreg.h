@@ -165,6 +165,17 @@ void rp__cs_dup(int oldfd, int newfd);
  */
 void rp__cs_fresh(int fd);
 /*
+ * The kernel gave out fd (an instance made, an accept, an open, a dup, a
+ * pipe...): the number was free, so the file the table knew under it was
+ * closed behind our back (syscall(SYS_close), as libuv closes; a close
+ * inside libc). Whatever the table says of it is stale: an instance
+ * (rp__drop_stale), registrations of the old file (dropped as a close we
+ * saw drops them: the kernel's last close removed them), a completion
+ * socket, a left-out one-shot record. One table lookup when there is
+ * nothing. Returns fd.
+ */
+int rp__fresh_fd(int fd);
+/*
  * Is fd registered in no instance but ep (the completion mode adopts only
  * such sockets)? Takes other instances' locks: call without ep's.
  */

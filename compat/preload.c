@@ -36,14 +36,15 @@
 
 static int rp__fresh(int fd);
 
+/* A new instance's number is checked as it is made (rp__fresh_fd). */
 RP_EXPORT int epoll_create(int size)
 {
-	RP_KEEP_ERRNO(rp__fresh(rp_epoll_create(size)));
+	return rp_epoll_create(size);
 }
 
 RP_EXPORT int epoll_create1(int flags)
 {
-	RP_KEEP_ERRNO(rp__fresh(rp_epoll_create1(flags)));
+	return rp_epoll_create1(flags);
 }
 
 RP_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -696,7 +697,7 @@ RP_EXPORT int shutdown(int fd, int how)
 
 RP_EXPORT int dup(int fd)
 {
-	int ret = rp__real_fn_dup()(fd);
+	int ret = rp__fresh(rp__real_fn_dup()(fd));
 
 	if (ret >= 0 && rp__unlikely(rp__cs_on))
 		rp__cs_dup(fd, ret);
@@ -712,6 +713,8 @@ static int rp__fcntl(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 {
 	int ret = real(fd, cmd, arg);
 
+	if (ret >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		rp__fresh(ret);
 	if (ret < 0 || !rp__unlikely(rp__cs_on))
 		return ret;
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
@@ -774,16 +777,17 @@ RP_EXPORT int ioctl(int fd, unsigned long req, ...)
 }
 
 /*
- * Calls that make an fd number: a completion socket that number named
- * was closed behind our back (libuv closes with syscall(SYS_close)), and
- * reads and writes of the number are the new file's (rp__cs_fresh).
+ * Calls that make an fd number: what the number named was closed behind
+ * our back (libuv closes with syscall(SYS_close)); its registrations and
+ * completion socket are forgotten, and the number is the new file's
+ * (rp__fresh_fd): an ADD of it is not EEXIST, reads and writes are its.
  */
 static int rp__fresh(int fd)
 {
-	if (fd >= 0 && rp__unlikely(rp__cs_on)) {
+	if (fd >= 0) {
 		int saved = errno;
 
-		rp__cs_fresh(fd);
+		rp__fresh_fd(fd);
 		errno = saved;
 	}
 	return fd;

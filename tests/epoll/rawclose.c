@@ -114,6 +114,42 @@ START_TEST(rawclose_number_reused_by_new_instance_is_new)
 }
 END_TEST
 
+/*
+ * A registered fd closed with syscall(SYS_close), its number then made
+ * anew through the C library (libuv's raw close, then an accept): the
+ * kernel's last close removed the registration, so the new file's ADD
+ * succeeds and only it reports. The preload sees the number made and
+ * forgets the old registration. Code built with the header alone sees
+ * neither call: there the old registration stays until its DEL
+ * (deviation 4), which is what that build asserts.
+ */
+START_TEST(rawclose_registered_number_made_anew_is_added)
+{
+	int epfd = t_epoll(), p[2], q[2], n;
+
+	t_pipe(p);
+	t_ctl(epfd, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+	t_write(p[1], 1);
+	t_expect1(epfd, 0, 1, EPOLLIN);
+	n = p[0];
+	ck_assert_int_eq(syscall(SYS_close, n), 0);
+	t_pipe(q);
+	q[0] = take_number(q[0], n);
+#ifdef RP_T_COMPAT
+	t_assert_errno(t_ctl_raw(epfd, EPOLL_CTL_ADD, n, EPOLLIN, 2), EEXIST);
+	t_ctl(epfd, EPOLL_CTL_DEL, n, 0, 0);
+#endif
+	t_ctl(epfd, EPOLL_CTL_ADD, n, EPOLLIN, 2);
+	t_expect_none(epfd, 0);
+	t_write(q[1], 1);
+	t_expect1(epfd, 0, 2, EPOLLIN);
+	t_close(n);
+	t_close(p[1]);
+	t_close(q[1]);
+	t_close(epfd);
+}
+END_TEST
+
 START_TEST(rawclose_close_range_then_reuse)
 {
 	int p[2], q[2], epfd, num;
@@ -211,6 +247,7 @@ Suite *t_suite_rawclose(void)
 	tcase_add_test(tc, rawclose_number_reused_by_pipe_is_the_pipe);
 	tcase_add_test(tc, rawclose_number_reused_by_eventfd_is_the_eventfd);
 	tcase_add_test(tc, rawclose_number_reused_by_new_instance_is_new);
+	tcase_add_test(tc, rawclose_registered_number_made_anew_is_added);
 	tcase_add_test(tc, rawclose_close_range_then_reuse);
 	tcase_add_test(tc, rawclose_1000_cycles_leave_no_fd);
 	tcase_add_test(tc, rawclose_instance_costs_one_fd);

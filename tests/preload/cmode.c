@@ -3068,6 +3068,48 @@ static void raw_close_after_del(int kind)
 T_KINDS(raw_close_after_del)
 
 /*
+ * The same without the DEL, and with bytes unread: the kernel's close of
+ * the last fd removed the registration and reset the connection. The
+ * number made anew for the next connection (here by F_DUPFD; any call
+ * of the C library that makes a number) is that file's: its ADD is not
+ * EEXIST, its reads are its own bytes. The old peer sees the reset
+ * natively and under the plain preload; in the mode our buffer held the
+ * unread bytes and it sees the end (README, the completion mode).
+ */
+static void raw_close_registered(int kind)
+{
+	uint8_t buf[200];
+	struct pair p, q;
+	int n, fd;
+
+	pair_open(&p, kind, EPOLLIN);
+	peer_send(&p, 0, 100, 5);
+	ck_assert_int_eq(ev_until(&p, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(p.srv, buf, 10), 10);
+	T_PAT(buf, 0, 10, 5);
+	pair_open(&q, kind, EPOLLIN);
+	t_close(q.ep);
+	n = p.srv;
+	ck_assert_int_eq(syscall(SYS_close, n), 0);
+	p.srv = -1;
+	fd = fcntl(q.srv, F_DUPFD_CLOEXEC, n);
+	ck_assert_int_eq(fd, n);
+	t_close(q.srv);
+	q.srv = fd;
+	q.ep = p.ep;
+	t_ctl(q.ep, EPOLL_CTL_ADD, q.srv, EPOLLIN, TAG);
+	peer_send(&q, 0, 150, 7);
+	ck_assert_int_eq(ev_until(&q, EPOLLIN), EPOLLIN);
+	ck_assert_int_eq(read(q.srv, buf, sizeof(buf)), 150);
+	T_PAT(buf, 0, 150, 7);
+	peer_expect_end(&p, t_cmode() && kind == K_TCP ? 0 : ECONNRESET);
+	q.ep = -1;
+	pair_close(&q);
+	pair_close(&p);
+}
+T_KINDS(raw_close_registered)
+
+/*
  * The same after shutdown(SHUT_WR): the next connection (it may get the
  * old one's place in the ring) keeps its own write side. In the mode the
  * kernel runs a shutdown in its workers, which look the socket up late:
@@ -3330,6 +3372,7 @@ static Suite *cmode_suite(void)
 	T_ADD_KINDS(tc, sendfile_splice_between_writes);
 	T_ADD_KINDS(tc, sendfile_full_then_epollout_et);
 	T_ADD_KINDS(tc, raw_close_after_del);
+	T_ADD_KINDS(tc, raw_close_registered);
 	T_ADD_KINDS(tc, raw_close_after_shutdown_del);
 	T_ADD_KINDS(tc, splice_from_socket_after_read);
 	tcase_add_test(tc, many_sockets_echo);
