@@ -134,7 +134,8 @@ typedef ssize_t (*rp_io_fn)(int fd, void *arg);
 /*
  * Called once per operation with its result: >= 0 (bytes, a new fd, 0 for
  * connect) or -errno, -ECANCELED after rp_cancel or rp_source_close,
- * -ETIMEDOUT after the source's timeout.
+ * -ETIMEDOUT after the source's timeout, -EIO in the completion model if
+ * the kernel dropped the op's completion (how many bytes moved is unknown).
  */
 typedef void (*rp_done_fn)(struct rp_loop *loop, rp_source src, ssize_t res,
 			   void *user);

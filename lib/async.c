@@ -26,6 +26,8 @@ static const uint32_t rp__dir_mask[2] = { POLLIN | POLLPRI, POLLOUT };
 static const unsigned rp__dir_poll_kind[2] = { RP__UD_POLL_READ,
 					       RP__UD_POLL_WRITE };
 static const unsigned rp__dir_op_kind[2] = { RP__UD_OP_READ, RP__UD_OP_WRITE };
+static const unsigned rp__dir_resync_kind[2] = { RP__UD_RESYNC_READ,
+						 RP__UD_RESYNC_WRITE };
 
 /* ---- the source table ---- */
 
@@ -158,6 +160,11 @@ void rp__op_report(struct rp_loop *loop, uint32_t slot, unsigned dir,
 	}
 	if (op->timed_out && res == -ECANCELED)
 		res = -ETIMEDOUT;
+	if (rp__unlikely(op->resync)) {
+		if (op->resync >= RP__RESYNC_LOST)
+			loop->lost_ops--;
+		op->resync = RP__RESYNC_NONE;
+	}
 	op->state = RP__OP_IDLE;
 	op->timed_out = op->cancelling = false;
 	loop->pending_ops--;
@@ -528,6 +535,45 @@ RP_EXPORT int rp_connect(struct rp_loop *loop, rp_source h,
 
 /* ---- CQEs ---- */
 
+/*
+ * Completion model: a connect that the recovery from a dropped CQE
+ * cancelled goes on in the socket; submitting it again would say EALREADY.
+ * It ends the readiness way: POLLOUT, then SO_ERROR (rp__op_try).
+ */
+static bool rp__op_connecting(const struct rp__op *op)
+{
+	return op->kind == RP__OPK_CONNECT && op->u.con.started;
+}
+
+/*
+ * The op's own CQE came after a recovery's cancel (rp__loop_recover). A
+ * -ECANCELED that nobody else asked for is that cancel's: the op moved
+ * nothing and goes in again as it was. Returns the callbacks run (0 or 1),
+ * or -1 if the CQE is to be reported as usual.
+ */
+static int rp__op_resynced(struct rp_loop *loop, struct rp__src *s,
+			   uint32_t slot, unsigned dir, int res)
+{
+	struct rp__op *op = &s->op[dir];
+	int err;
+
+	if (op->resync >= RP__RESYNC_LOST)
+		loop->lost_ops--;
+	op->resync = RP__RESYNC_NONE;
+	if (res != -ECANCELED || op->cancelling)
+		return -1;
+	if (op->kind == RP__OPK_CONNECT) {
+		op->u.con.started = true;
+		err = rp__op_wait(loop, s, slot, dir);
+	} else {
+		err = rp__op_submit(loop, s, slot, dir);
+	}
+	if (err == 0)
+		return 0;
+	rp__op_report(loop, slot, dir, err);
+	return 1;
+}
+
 /* Returns the number of callbacks run (0 or 1). */
 int rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe)
 {
@@ -546,6 +592,12 @@ int rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe)
 		if (op->state != RP__OP_INFLIGHT ||
 		    rp__ud_gen(cqe->user_data) != op->gen)
 			goto stale;
+		if (rp__unlikely(op->resync)) {
+			int r = rp__op_resynced(loop, s, slot, dir, cqe->res);
+
+			if (r >= 0)
+				return r;
+		}
 		/*
 		 * A nonblocking fd can make the kernel answer EAGAIN instead
 		 * of waiting; wait for readiness, then submit again.
@@ -565,7 +617,7 @@ int rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe)
 		rp__op_report(loop, slot, dir, cqe->res);
 		return 1;
 	}
-	if (rp__op_native(loop, op)) {
+	if (rp__op_native(loop, op) && !rp__op_connecting(op)) {
 		res = rp__op_submit(loop, s, slot, dir);
 		if (res == 0)
 			return 0;
@@ -587,6 +639,123 @@ int rp__src_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe)
 stale:
 	loop->st.stale_cqes++;
 	return 0;
+}
+
+/* ---- after a dropped CQE (rp__loop_recover) ---- */
+
+/* Looks again at one op whose completion may have been the dropped one. */
+static int rp__op_resync(struct rp_loop *loop, struct rp__src *s,
+			 uint32_t slot, unsigned dir)
+{
+	struct rp__op *op = &s->op[dir];
+	struct io_uring_sqe *sqe;
+	int err;
+
+	switch (op->state) {
+	case RP__OP_WAITING:
+		/* Remove first: one poll in flight, never two. */
+		err = rp__poll_cancel(&loop->ring, &op->poll,
+				      rp__dir_poll_kind[dir], slot);
+		return err < 0 ? err : rp__op_wait(loop, s, slot, dir);
+	case RP__OP_INFLIGHT:
+		/*
+		 * Asked again after a second drop: the first cancel's CQE
+		 * may have been the one lost. Its answer is in
+		 * rp__src_resync_cqe.
+		 */
+		sqe = rp__ring_sqe(&loop->ring, &err);
+		if (!sqe)
+			return err;
+		io_uring_prep_cancel64(sqe,
+				       rp__ud(rp__dir_op_kind[dir], slot,
+					      op->gen),
+				       0);
+		sqe->user_data = rp__ud(rp__dir_resync_kind[dir], slot,
+					op->gen);
+		if (loop->ring.skip_success)
+			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		if (op->resync == RP__RESYNC_NONE)
+			op->resync = RP__RESYNC_ASKED;
+		return 0;
+	default:
+		/* Idle, or its result is known already (DONE). */
+		return 0;
+	}
+}
+
+int rp__src_resync(struct rp_loop *loop)
+{
+	int err = 0;
+
+	for (uint32_t slot = 0; slot < loop->nslots; slot++) {
+		struct rp__src *s = rp__src_at(loop, slot);
+
+		if (s->state == RP__SRC_FREE)
+			continue;
+		for (unsigned dir = 0; dir < 2; dir++) {
+			int ret = rp__op_resync(loop, s, slot, dir);
+
+			if (ret < 0)
+				err = ret;
+		}
+	}
+	return err;
+}
+
+void rp__src_resync_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe)
+{
+	uint32_t slot = rp__ud_slot(cqe->user_data);
+	unsigned dir = rp__ud_kind(cqe->user_data) == RP__UD_RESYNC_WRITE;
+	struct rp__op *op;
+
+	if (slot >= loop->nslots)
+		return;
+	op = &rp__src_at(loop, slot)->op[dir];
+	/*
+	 * Found (0): cancelled, its -ECANCELED follows. -EALREADY: it was
+	 * completing, its CQE follows. Not found: its CQE was posted before
+	 * this one, and it has not been seen: dropped, or posted late by
+	 * the kernel's deferred work (rp__src_lost looks once more). An op
+	 * whose CQE came already, or a later op of the slot, is not this.
+	 */
+	if (cqe->res >= 0 || cqe->res == -EALREADY ||
+	    op->state != RP__OP_INFLIGHT ||
+	    op->gen != rp__ud_gen(cqe->user_data) ||
+	    op->resync != RP__RESYNC_ASKED)
+		return;
+	op->resync = RP__RESYNC_LOST;
+	loop->lost_ops++;
+}
+
+/*
+ * !end: the ops found lost so far are to be confirmed (the caller then
+ * lets the kernel post what it holds and harvests). end: those confirmed
+ * and still without a CQE end with -EIO: whether (and how many) bytes
+ * moved is unknown, and a wrong count would be silent corruption. The
+ * kernel is done with their buffers: the cancel found nothing to stop.
+ * Returns the callbacks run.
+ */
+int rp__src_lost(struct rp_loop *loop, bool end)
+{
+	int n = 0;
+
+	/* nslots is read each time: a callback may add sources. */
+	for (uint32_t slot = 0; loop->lost_ops && slot < loop->nslots;
+	     slot++) {
+		struct rp__src *s = rp__src_at(loop, slot);
+
+		for (unsigned dir = 0; dir < 2; dir++) {
+			struct rp__op *op = &s->op[dir];
+
+			if (!end && op->resync == RP__RESYNC_LOST) {
+				op->resync = RP__RESYNC_CONFIRM;
+			} else if (end && op->resync == RP__RESYNC_CONFIRM) {
+				rp__op_report(loop, slot, dir, -EIO);
+				n++;
+			}
+		}
+	}
+	return n;
 }
 
 /* ---- cancel, timeout, close ---- */

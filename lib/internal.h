@@ -33,6 +33,8 @@ enum rp__ud_kind {
 	RP__UD_POLL_WRITE,  /* a source waits for POLLOUT */
 	RP__UD_OP_READ,	    /* completion model: recv, read, accept */
 	RP__UD_OP_WRITE,    /* completion model: send, write, connect */
+	RP__UD_RESYNC_READ, /* after a dropped CQE: a read op's cancel */
+	RP__UD_RESYNC_WRITE, /* the same for a write op (lib/loop.c) */
 	RP__UD_COMPAT,	    /* the first of compat's kinds (compat/epctx.h) */
 };
 

@@ -429,6 +429,10 @@ static int rp__cqes_run(struct rp_loop *loop)
 			case RP__UD_OP_WRITE:
 				n += rp__src_cqe(loop, cqe);
 				break;
+			case RP__UD_RESYNC_READ:
+			case RP__UD_RESYNC_WRITE:
+				rp__src_resync_cqe(loop, cqe);
+				break;
 			default:
 				/* Failed removes and cancels: harmless. */
 				(void)rp__poll_removed(&loop->ring, cqe);
@@ -436,6 +440,54 @@ static int rp__cqes_run(struct rp_loop *loop)
 			}
 		}
 	} while (got == RP__CQE_BATCH);
+	return n;
+}
+
+/*
+ * The kernel dropped a CQE (rp__ring_dropped: its CQ was full and it could
+ * not allocate an overflow entry, under memory or cgroup pressure). Some
+ * completion was never seen, and which one is unknown; the op it ended
+ * would wait forever, and rp_loop_free with it. So every request that
+ * may have been that one is looked at again:
+ * - a poll (the wake's, a readiness op's, a completion op's that waits
+ *   for readiness) is removed and armed anew. It reports what is ready
+ *   now: a spurious wakeup at worst (the retry says EAGAIN and polls
+ *   again). The remove leaves one poll in flight, never two; the new
+ *   generation makes whatever the old one still posts stale.
+ * - an op in flight (completion model) is cancelled by its user_data.
+ *   Found: it moved nothing (-ECANCELED) and is submitted again as it was
+ *   (rp__op_resynced). Completing: its own CQE follows. Not found: its
+ *   CQE was posted before the cancel's; if it is still missing once the
+ *   kernel has run its deferred completions, it was the dropped one. How
+ *   many bytes it moved is unknown, so it ends with -EIO, never with a
+ *   silently wrong count (as the epoll layer's completion sockets do,
+ *   rp__cs_lost).
+ * Timers are the loop's own heap, not requests on the ring: they have no
+ * CQE to lose (the wait timeout's CQE is dropped by the harvest anyway).
+ * Returns the callbacks run.
+ */
+static int rp__loop_recover(struct rp_loop *loop)
+{
+	int n = 0;
+
+	/* Bounded: no cancel is queued meanwhile, so no new loss comes. */
+	while (loop->lost_ops) {
+		n += rp__src_lost(loop, false);
+		(void)rp__ring_run_deferred(&loop->ring);
+		n += rp__cqes_run(loop);
+		loop->resync_due |= rp__ring_dropped(&loop->ring);
+		n += rp__src_lost(loop, true);
+	}
+	if (loop->resync_due) {
+		/*
+		 * Without an SQE (a submit failed) it is tried again after
+		 * the next harvest.
+		 */
+		loop->resync_due =
+			rp__poll_cancel(&loop->ring, &loop->wake_poll,
+					RP__UD_WAKE, 0) < 0 ||
+			rp__wake_arm(loop) < 0 || rp__src_resync(loop) < 0;
+	}
 	return n;
 }
 
@@ -464,6 +516,10 @@ RP_EXPORT int rp_loop_run_once(struct rp_loop *loop, int timeout_ms)
 	    ret != -EAGAIN)
 		return ret;
 	n = rp__cqes_run(loop);
+	/* The one branch a dropped CQE costs: see rp__loop_recover. */
+	loop->resync_due |= rp__ring_dropped(&loop->ring);
+	if (rp__unlikely(loop->resync_due || loop->lost_ops))
+		n += rp__loop_recover(loop);
 	n += rp__timers_run(loop);
 	n += rp__dq_run(loop);
 	return n;

@@ -30,12 +30,21 @@ enum rp__op_kind {
 	RP__OPK_WRITE,
 };
 
+/* What is known of an op in flight after a dropped CQE (rp__loop_recover). */
+enum rp__op_resync {
+	RP__RESYNC_NONE = 0,
+	RP__RESYNC_ASKED,   /* a cancel by its user_data is on its way */
+	RP__RESYNC_LOST,    /* the cancel did not find it: its CQE went */
+	RP__RESYNC_CONFIRM, /* ... and the kernel was asked to post it */
+};
+
 struct rp__op {
 	uint8_t state;
 	uint8_t kind;
 	bool timed_out;	  /* the deadline fired: report -ETIMEDOUT */
 	bool cancelling;  /* completion model: an ASYNC_CANCEL is queued */
 	bool poll_first;  /* readiness: the last try said EAGAIN, see rp__op_go */
+	uint8_t resync;	  /* after a dropped CQE: enum rp__op_resync */
 	uint32_t gen;	  /* completion model: generation of the SQE */
 	uint32_t next;	  /* deferred queue link, see rp__dq_* */
 	struct rp__poll poll;
@@ -115,6 +124,9 @@ struct rp_loop {
 	uint32_t nslots;
 	uint32_t free_src;	/* slot + 1 of the first free slot, 0: none */
 	uint32_t pending_ops;	/* started and not yet reported */
+	/* A dropped CQE: see rp__loop_recover. */
+	bool resync_due;	/* polls and ops in flight to look at again */
+	uint32_t lost_ops;	/* ops RP__RESYNC_LOST or _CONFIRM */
 
 	/* Ops whose result is known, waiting for their callback. */
 	uint32_t dq_head, dq_tail;
@@ -160,5 +172,8 @@ void rp__op_deadline(struct rp_loop *loop, uint32_t slot, unsigned dir,
 		     rp_timer t);
 void rp__src_close_all(struct rp_loop *loop);
 void rp__src_free_all(struct rp_loop *loop);
+int rp__src_resync(struct rp_loop *loop);
+void rp__src_resync_cqe(struct rp_loop *loop, const struct io_uring_cqe *cqe);
+int rp__src_lost(struct rp_loop *loop, bool end);
 
 #endif /* RP_LOOP_H */

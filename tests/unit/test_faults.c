@@ -4,12 +4,16 @@
  * failed allocation, no fds left, a full SQ, an overflowing CQ, a full SQ
  * whose submit fails (a ctl fails with that error and changes nothing, a
  * wait arms again later). After each, the instance is consistent, no
- * event is lost, and the caller gets the error epoll would give.
+ * event is lost, and the caller gets the error epoll would give. Last, a
+ * CQE the kernel dropped under an rp_loop (faults_loop): no op waits
+ * forever.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <netinet/in.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -515,6 +519,211 @@ START_TEST(fault_wait_rearm_without_sqe_keeps_watching)
 }
 END_TEST
 
+/* ---- the loop (lib/loop.c): a CQE the kernel dropped ---- */
+
+/* Requests the kernel holds in its poll table for the loop's ring. */
+static int t_ring_polls(struct rp_loop *loop)
+{
+	struct rp_ring_info info;
+	char path[64], line[256];
+	bool in = false;
+	int n = 0;
+	FILE *f;
+
+	rp_loop_ring_info(loop, &info);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", info.ring_fd);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "PollList:", 9))
+			in = true;
+		else if (in && !strncmp(line, "  op=", 5))
+			n++;
+		else if (in)
+			break;
+	}
+	fclose(f);
+	return n;
+}
+
+static ssize_t t_recv_fn(int fd, void *arg)
+{
+	ssize_t r = recv(fd, arg, 16, 0);
+
+	return r < 0 ? -errno : r;
+}
+
+/*
+ * A source waits for readiness (readiness model: rp_recv; completion
+ * model: a custom op, which goes the readiness way too) and the kernel
+ * drops its poll's CQE: the loop arms its poll anew and the op gets its
+ * data. Another source that waited meanwhile is armed anew too, its old
+ * poll removed first: one poll each, never two.
+ */
+START_TEST(fault_loop_dropped_poll_cqe_still_delivers)
+{
+	struct rp_loop *loop = t_loop(_i);
+	struct t_done da = { .fd = -1 }, db = { .fd = -1 };
+	char a[16] = { 0 }, b[16] = { 0 };
+	int sa[2], sb[2];
+	rp_source s, t;
+
+	t_socketpair(sa);
+	t_socketpair(sb);
+	ck_assert_int_eq(rp_source_new(loop, sa[0], &s), 0);
+	ck_assert_int_eq(rp_source_new(loop, sb[0], &t), 0);
+	if (_i == RP_MODEL_READINESS) {
+		ck_assert_int_eq(rp_recv(loop, s, a, 16, 0, t_done_cb, &da), 0);
+		ck_assert_int_eq(rp_recv(loop, t, b, 16, 0, t_done_cb, &db), 0);
+	} else {
+		ck_assert_int_eq(rp_read_with(loop, s, t_recv_fn, a, t_done_cb,
+					      &da), 0);
+		ck_assert_int_eq(rp_read_with(loop, t, t_recv_fn, b, t_done_cb,
+					      &db), 0);
+	}
+	ck_assert_int_eq(rp_loop_run_once(loop, 0), 0);
+	/* The wake's poll and one per source. */
+	ck_assert_int_eq(t_ring_polls(loop), 3);
+	rp__fault_cqdrop = 1;
+	ck_assert_int_eq(write(sa[1], "a", 1), 1);
+	t_run_until(loop, &da.calls, 2000);
+	ck_assert_int_eq(rp__fault_cqdrop, 0);
+	ck_assert_int_eq(da.calls, 1);
+	ck_assert_int_eq(da.res, 1);
+	ck_assert_int_eq(a[0], 'a');
+	ck_assert_int_eq(db.calls, 0);
+	ck_assert_int_eq(rp_loop_run_once(loop, 0), 0);
+	ck_assert_int_eq(t_ring_polls(loop), 2);
+	ck_assert_int_eq(write(sb[1], "b", 1), 1);
+	t_run_until(loop, &db.calls, 2000);
+	ck_assert_int_eq(db.calls, 1);
+	ck_assert_int_eq(db.res, 1);
+	ck_assert_int_eq(b[0], 'b');
+	ck_assert_int_eq(rp_source_close(loop, s), 0);
+	ck_assert_int_eq(rp_source_close(loop, t), 0);
+	close(sa[1]);
+	close(sb[1]);
+	rp_loop_free(loop);
+}
+END_TEST
+
+/*
+ * Completion model: the kernel drops a recv's CQE. How many bytes it
+ * took is unknown: the recv fails with -EIO, never a silently wrong
+ * count, and the source goes on working. A recv in flight on another
+ * source, whose CQE was not the dropped one, is cancelled and submitted
+ * again, and gets its data exactly.
+ */
+START_TEST(fault_loop_dropped_recv_cqe_fails_with_eio)
+{
+	struct rp_loop *loop = t_loop(RP_MODEL_COMPLETION);
+	struct t_done da = { .fd = -1 }, db = { .fd = -1 };
+	char a[16] = { 0 }, b[16] = { 0 };
+	struct rp_stats st;
+	int sa[2], sb[2];
+	rp_source s, t;
+
+	t_socketpair(sa);
+	t_socketpair(sb);
+	ck_assert_int_eq(rp_source_new(loop, sa[0], &s), 0);
+	ck_assert_int_eq(rp_source_new(loop, sb[0], &t), 0);
+	ck_assert_int_eq(rp_recv(loop, s, a, sizeof(a), 0, t_done_cb, &da), 0);
+	ck_assert_int_eq(rp_recv(loop, t, b, sizeof(b), 0, t_done_cb, &db), 0);
+	ck_assert_int_eq(rp_loop_run_once(loop, 0), 0);
+	rp__fault_cqdrop = 1;
+	ck_assert_int_eq(write(sa[1], "a", 1), 1);
+	t_run_until(loop, &da.calls, 2000);
+	ck_assert_int_eq(rp__fault_cqdrop, 0);
+	ck_assert_int_eq(da.calls, 1);
+	ck_assert_int_eq(da.res, -EIO);
+	/* The other recv is in flight again, once. */
+	ck_assert_int_eq(rp_loop_run_once(loop, 0), 0);
+	ck_assert_int_eq(db.calls, 0);
+	rp_loop_stats(loop, &st);
+	ck_assert_uint_eq(st.ops_submitted, 3);
+	ck_assert_int_eq(t_ring_polls(loop), 2);
+	ck_assert_int_eq(write(sb[1], "xy", 2), 2);
+	t_run_until(loop, &db.calls, 2000);
+	ck_assert_int_eq(db.calls, 1);
+	ck_assert_int_eq(db.res, 2);
+	ck_assert_mem_eq(b, "xy", 2);
+	/* The source that lost a completion still works. */
+	da.calls = 0;
+	ck_assert_int_eq(rp_recv(loop, s, a, sizeof(a), 0, t_done_cb, &da), 0);
+	ck_assert_int_eq(write(sa[1], "z", 1), 1);
+	t_run_until(loop, &da.calls, 2000);
+	ck_assert_int_eq(da.calls, 1);
+	ck_assert_int_eq(da.res, 1);
+	ck_assert_int_eq(a[0], 'z');
+	ck_assert_int_eq(rp_source_close(loop, s), 0);
+	ck_assert_int_eq(rp_source_close(loop, t), 0);
+	close(sa[1]);
+	close(sb[1]);
+	rp_loop_free(loop);
+}
+END_TEST
+
+/*
+ * Completion model: a source is closed with a recv in flight and the
+ * kernel drops the cancelled recv's CQE. The op still ends (-EIO: what
+ * it did before the cancel is unknown), the source's fd is closed after
+ * its callback, and the loop frees without waiting for it (the fixture
+ * checks that no fd is left).
+ */
+START_TEST(fault_loop_dropped_cqe_of_closed_source_frees)
+{
+	struct rp_loop *loop = t_loop(RP_MODEL_COMPLETION);
+	struct t_done d = { .fd = -1 };
+	char buf[16];
+	int sv[2];
+	rp_source s;
+
+	t_socketpair(sv);
+	d.fd = sv[0];
+	ck_assert_int_eq(rp_source_new(loop, sv[0], &s), 0);
+	ck_assert_int_eq(rp_recv(loop, s, buf, sizeof(buf), 0, t_done_cb, &d),
+			 0);
+	ck_assert_int_eq(rp_loop_run_once(loop, 0), 0);
+	ck_assert_int_eq(rp_source_close(loop, s), 0);
+	rp__fault_cqdrop = 1;
+	t_run_until(loop, &d.calls, 2000);
+	ck_assert_int_eq(rp__fault_cqdrop, 0);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_eq(d.res, -EIO);
+	ck_assert_int_eq(d.fd_open_at_call, 1);
+	ck_assert(!t_fd_open(sv[0]));
+	ck_assert_int_eq(rp_loop_run(loop), 0);
+	close(sv[1]);
+	rp_loop_free(loop);
+}
+END_TEST
+
+/*
+ * The kernel drops the CQE of the loop's wake: the wake is armed anew and
+ * a later rp_loop_wake still ends a wait (without the recovery, the wake
+ * stays marked pending and never writes again: the wait runs its 3 s).
+ */
+START_TEST(fault_loop_dropped_wake_cqe_still_wakes)
+{
+	struct rp_loop *loop = t_loop(_i);
+	struct rp_stats st0, st1;
+
+	rp__fault_cqdrop = 1;
+	ck_assert_int_eq(rp_loop_wake(loop), 0);
+	ck_assert_int_eq(rp_loop_run_once(loop, 2000), 0);
+	ck_assert_int_eq(rp__fault_cqdrop, 0);
+	for (int k = 0; k < 3; k++)
+		ck_assert_int_eq(rp_loop_run_once(loop, 0), 0);
+	rp_loop_stats(loop, &st0);
+	ck_assert_int_eq(rp_loop_wake(loop), 0);
+	ck_assert_int_eq(rp_loop_run_once(loop, 3000), 0);
+	rp_loop_stats(loop, &st1);
+	ck_assert_uint_gt(st1.cqes, st0.cqes);
+	ck_assert_int_eq(t_ring_polls(loop), 1);
+	rp_loop_free(loop);
+}
+END_TEST
+
 Suite *t_suite_faults(void)
 {
 	Suite *s = suite_create("faults");
@@ -530,6 +739,14 @@ Suite *t_suite_faults(void)
 	tcase_add_test(tc, fault_ctl_without_sqe_fails_and_changes_nothing);
 	tcase_add_test(tc, fault_wait_rearm_without_sqe_is_retried);
 	tcase_add_test(tc, fault_wait_rearm_without_sqe_keeps_watching);
+	suite_add_tcase(s, tc);
+	tc = t_tcase("faults_loop");
+	tcase_add_loop_test(tc, fault_loop_dropped_poll_cqe_still_delivers, 0,
+			    T_MODELS);
+	tcase_add_test(tc, fault_loop_dropped_recv_cqe_fails_with_eio);
+	tcase_add_test(tc, fault_loop_dropped_cqe_of_closed_source_frees);
+	tcase_add_loop_test(tc, fault_loop_dropped_wake_cqe_still_wakes, 0,
+			    T_MODELS);
 	suite_add_tcase(s, tc);
 	return s;
 }
