@@ -952,9 +952,13 @@ static unsigned rp__ep_requeue(struct rp__ep *ep, bool batch, int room)
 		/* An edge-triggered item's multishot may still be armed. */
 		rp__ep_rearm_anew(ep, fd, it);
 	}
+	/*
+	 * What an earlier wait read (RP__EPI_FRESH: a report that faulted,
+	 * EFAULT, left it listed) is no longer current either.
+	 */
 	for (uint32_t m = l; m; m = it->next) {
 		it = rp__ep_item(ep, (int)m - 1);
-		it->flags |= RP__EPI_ASK;
+		it->flags = (it->flags & ~RP__EPI_FRESH) | RP__EPI_ASK;
 	}
 	ncand = ep->npfd;
 	rp__ep_rearm_due(ep);

@@ -12,6 +12,8 @@
  * what was copied before the fault is the result. epoll_ctl reads the
  * event of every op but DEL first; DEL never looks at it.
  */
+#include <sys/eventfd.h>
+
 #include "t_epoll.h"
 
 /* Hidden from the compiler, which would rightly warn at these. */
@@ -101,6 +103,37 @@ END_TEST
 START_TEST(badptr_wait_kernel_events_ready_efault)
 {
 	expect_efault_keeps_event(t_kernel_addr);
+}
+END_TEST
+
+/*
+ * A wait that faults keeps its events, and they are asked again when next
+ * reported: read since, they are gone (fuzzer seed 1795533872594776: the
+ * second was reported, read, by a wait with room for one).
+ */
+START_TEST(badptr_wait_efault_then_read_reports_nothing)
+{
+	int epfd = t_epoll(), a = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+	int b = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC), err;
+	uint64_t v;
+
+	ck_assert_int_ge(a, 0);
+	ck_assert_int_ge(b, 0);
+	t_ctl(epfd, EPOLL_CTL_ADD, a, EPOLLIN, 1);
+	t_ctl(epfd, EPOLL_CTL_ADD, b, EPOLLIN, 2);
+	ck_assert_int_eq(wait_errno(epfd, t_unmapped, 8, &err), -1);
+	ck_assert_int_eq(err, EFAULT);
+	ck_assert_int_eq(read(a, &v, sizeof(v)), sizeof(v));
+	ck_assert_int_eq(read(b, &v, sizeof(v)), sizeof(v));
+	/* Room for one: each is asked as the report reaches it. */
+	{
+		struct epoll_event ev;
+
+		ck_assert_int_eq(t_wait(epfd, &ev, 1, 0), 0);
+	}
+	t_close(a);
+	t_close(b);
+	t_close(epfd);
 }
 END_TEST
 
@@ -387,6 +420,8 @@ Suite *t_suite_badptr(void)
 	t_add_unless(tc, badptr_wait_readonly_events_ready_efault, bad_ptr);
 	t_add_unless(tc, badptr_wait_prot_none_events_ready_efault, bad_ptr);
 	t_add_unless(tc, badptr_wait_kernel_events_ready_efault, bad_ptr);
+	t_add_unless(tc, badptr_wait_efault_then_read_reports_nothing,
+		     bad_ptr);
 	t_add_unless(tc, badptr_wait_unmapped_events_idle_returns_zero,
 		     bad_ptr);
 	t_add_unless(tc, badptr_wait_kernel_events_idle_efault, bad_ptr);
