@@ -121,6 +121,7 @@ struct oplog {
 	int count;
 	int failed_at;
 	int sig;	/* what failed: code, op kind, direction */
+	char msg[256];	/* the first failure's message, even a quiet one */
 	uint8_t ran[MAXOPS];	/* replay: the op's preconditions held */
 	struct op ops[MAXOPS];
 };
@@ -229,6 +230,16 @@ static void fail(int code, const char *fmt, ...)
 
 	LOG->failed_at = cur_op;
 	LOG->sig = code * 1000 + LOG->ops[cur_op].k * 10 + fail_dir;
+	if (!LOG->msg[0]) {
+		int n = snprintf(LOG->msg, sizeof(LOG->msg), "op #%d: ",
+				 cur_op);
+
+		va_start(ap, fmt);
+		if (n > 0 && (size_t)n < sizeof(LOG->msg))
+			vsnprintf(LOG->msg + n, sizeof(LOG->msg) - (size_t)n,
+				  fmt, ap);
+		va_end(ap);
+	}
 	if (!quiet) {
 		if (fz_mode)
 			fprintf(stderr, "op #%d: ", cur_op);
@@ -1946,6 +1957,8 @@ static int report(uint64_t seed, int code)
 	else
 		fprintf(stderr, "FAIL seed %" PRIu64 " (code %d)\n", seed,
 			code);
+	if (LOG->msg[0])
+		fprintf(stderr, "  first run: %s\n", LOG->msg);
 	if (noshrink) {
 		fprintf(stderr, "    ");
 		replay(LOG->count, 0);
@@ -2121,6 +2134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A failure says what it saw, even one its replays do not show. */
 	quiet = 0;
 	LOG->sig = 0;
+	LOG->msg[0] = 0;
 	fz_runs++;
 	if (pthread_create(&t, NULL, fz_sequence, NULL) ||
 	    pthread_join(t, NULL)) {
@@ -2218,6 +2232,7 @@ int main(int argc, char **argv)
 		if (skipped)
 			continue;
 		LOG->sig = 0;
+		LOG->msg[0] = 0;
 		rc = run_one(seed, 1, (int)nops, !verbose);
 		if (rc == 0) {
 			passed++;
