@@ -1820,6 +1820,7 @@ int rp__ep_add(struct rp__ep *ep, int fd, const struct epoll_event *ev,
 	it->data = ev->data;
 	it->ready = 0;
 	it->cs = cs;
+	it->seq = ++ep->adds;
 	/* Still listed, or on the re-arm list, from an old registration. */
 	it->flags = (uint8_t)((it->flags & (RP__EPI_LISTED | RP__EPI_REARM)) |
 			      RP__EPI_USED);
@@ -2321,38 +2322,93 @@ static void rp__ep_kernel_disable(int kfd)
  * disabled one-shot entry whose file is not ready is left out, if it can
  * be (compat/epoff.c; *tok made at the first).
  */
+/* Adds one registration to the kernel's epoll kfd; see rp__ep_kernel_add. */
+static int rp__ep_kernel_add_one(struct rp__ep *ep, int kfd, int fd,
+				 struct rp__ep_item *it,
+				 struct rp__ep_off_tok **tok)
+{
+	struct epoll_event ev = { .events = it->events, .data = it->data };
+
+	if (it->flags & RP__EPI_DISABLED) {
+		ev.events = rp__ep_kernel_disabled(fd);
+		if (ev.events == EPOLLONESHOT &&
+		    (*tok || (*tok = rp__ep_off_begin(kfd))) &&
+		    rp__ep_off_leave(*tok, ep->fd, fd))
+			return 0;
+	}
+	/*
+	 * An fd closed behind our back is gone (as the kernel forgets a
+	 * file at its last close); other errors (memory, max_user_watches)
+	 * fail the whole move.
+	 */
+	if (syscall(SYS_epoll_ctl, kfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+	    (errno == ENOMEM || errno == ENOSPC))
+		return -errno;
+	return 0;
+}
+
+static int rp__ep_seq_cmp(const void *a, const void *b)
+{
+	uint32_t x = ((const uint64_t *)a)[0] >> 32;
+	uint32_t y = ((const uint64_t *)b)[0] >> 32;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Adds the registrations (quiet or not) to the kernel's epoll kfd in the
+ * order the program added them: the kernel's ready list is in the order
+ * its entries became ready, and what a wait reports first, and whether a
+ * MOD wakes a nesting epoll (ep_modify wakes only for an entry not on
+ * that list), follows from it (KNOWN.md O). Without memory for the order,
+ * in fd order.
+ */
 static int rp__ep_kernel_add(struct rp__ep *ep, int kfd, bool quiet,
 			     bool exact, struct rp__ep_off_tok **tok)
 {
-	for (uint32_t c = 0; c < ep->nchunks; c++) {
-		for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK; i++) {
-			struct rp__ep_item *it = &ep->chunks[c][i];
-			int fd = (int)(c * RP__EP_CHUNK + i);
-			struct epoll_event ev = { .events = it->events,
-						  .data = it->data };
+	uint32_t n = 0, k = 0;
+	uint64_t *order;
+	int err = 0;
 
-			if (!(it->flags & RP__EPI_USED) ||
-			    rp__ep_kernel_quiet(it, exact) != quiet)
-				continue;
-			if (it->flags & RP__EPI_DISABLED) {
-				ev.events = rp__ep_kernel_disabled(fd);
-				if (ev.events == EPOLLONESHOT &&
-				    (*tok || (*tok = rp__ep_off_begin(kfd))) &&
-				    rp__ep_off_leave(*tok, ep->fd, fd))
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t c = 0; c < ep->nchunks; c++) {
+			for (uint32_t i = 0; ep->chunks[c] && i < RP__EP_CHUNK;
+			     i++) {
+				struct rp__ep_item *it = &ep->chunks[c][i];
+
+				if (!(it->flags & RP__EPI_USED) ||
+				    rp__ep_kernel_quiet(it, exact) != quiet)
 					continue;
+				if (pass)
+					order[k++] = (uint64_t)it->seq << 32 |
+						     (c * RP__EP_CHUNK + i);
+				else
+					n++;
 			}
-			/*
-			 * An fd closed behind our back is gone (as the kernel
-			 * forgets a file at its last close); other errors
-			 * (memory, max_user_watches) fail the whole move.
-			 */
-			if (syscall(SYS_epoll_ctl, kfd, EPOLL_CTL_ADD, fd,
-				    &ev) < 0 &&
-			    (errno == ENOMEM || errno == ENOSPC))
-				return -errno;
 		}
+		if (pass)
+			break;
+		order = n ? malloc(n * sizeof(*order)) : NULL;
+		if (!order)
+			break;
 	}
-	return 0;
+	if (order)
+		qsort(order, n, sizeof(*order), rp__ep_seq_cmp);
+	/* Without memory for the order: in fd order. */
+	for (uint32_t x = 0, fd = 0; x < n && !err; fd++) {
+		struct rp__ep_item *it;
+
+		if (order)
+			fd = (uint32_t)order[x];
+		it = rp__ep_item(ep, (int)fd);
+		if (!order && (!it || !(it->flags & RP__EPI_USED) ||
+			       rp__ep_kernel_quiet(it, exact) != quiet))
+			continue;
+		x++;
+		err = rp__ep_kernel_add_one(ep, kfd, (int)fd, it, tok);
+	}
+	free(order);
+	return err;
 }
 
 /*

@@ -181,6 +181,8 @@ enum {
 struct rp__ep_item {
 	epoll_data_t data;
 	struct rp__poll poll;
+	/* When it was added (ep->adds): a move adds in that order. */
+	uint32_t seq;
 	/*
 	 * A completion socket (compat/epcs.h): no poll, its poll.armed
 	 * says the registration listens to the socket's CQEs, and its
@@ -330,6 +332,8 @@ struct rp__ep {
 	bool wake_armed, wake_futex;
 	/* Poll updates that lost the race with their poll's completion. */
 	uint32_t lost_races;
+	/* ADDs made, the last one's rp__ep_item.seq. */
+	uint32_t adds;
 	/* More registrations than this: a bigger ring (rp__ep_grow). */
 	uint32_t grow_at;
 

@@ -478,6 +478,38 @@ START_TEST(epollfd_nesting_keeps_the_edge_of_a_mod)
 }
 END_TEST
 
+/*
+ * The kernel's ready list is in the order its entries became ready: for
+ * entries ready when added, the order of the ADDs. A wait with room for
+ * one reports the first added, nested or not (ringpoll's move to the
+ * kernel's epoll added them in fd order; fuzzer seed 1795534182609895,
+ * KNOWN.md O, where that order decided whether a MOD woke the outer
+ * instance).
+ */
+START_TEST(epollfd_nesting_keeps_the_order_of_adds)
+{
+	int outer = t_epoll(), epfd = t_epoll(), p[3][2];
+	struct epoll_event ev;
+
+	for (int i = 0; i < 3; i++) {
+		t_pipe(p[i]);
+		t_write(p[i][1], 1);
+	}
+	/* Added last to first: the fd order is the reverse. */
+	for (int i = 2; i >= 0; i--)
+		t_ctl(epfd, EPOLL_CTL_ADD, p[i][0], EPOLLIN, (uint64_t)i);
+	t_ctl(outer, EPOLL_CTL_ADD, epfd, EPOLLIN, 9);
+	ck_assert_int_eq(t_wait(epfd, &ev, 1, 0), 1);
+	ck_assert_uint_eq(ev.data.u64, 2);
+	for (int i = 0; i < 3; i++) {
+		t_close(p[i][0]);
+		t_close(p[i][1]);
+	}
+	t_close(epfd);
+	t_close(outer);
+}
+END_TEST
+
 START_TEST(epollfd_nested_exclusive_wakeup_after_nesting)
 {
 	for (int round = 0; round < T_NEST_ROUNDS; round++) {
@@ -526,6 +558,7 @@ Suite *t_suite_epollfd(void)
 	tcase_add_test(tc, epollfd_nested_last_close_ends_file);
 	tcase_add_test(tc, epollfd_nested_exclusive_wakeup_after_nesting);
 	tcase_add_test(tc, epollfd_nesting_keeps_the_edge_of_a_mod);
+	tcase_add_test(tc, epollfd_nesting_keeps_the_order_of_adds);
 	suite_add_tcase(s, tc);
 	return s;
 }
