@@ -2318,11 +2318,10 @@ static void rp__ep_kernel_disable(int kfd)
 }
 
 /*
- * Registers ep's entries, the quiet ones or the others, in kfd. A
- * disabled one-shot entry whose file is not ready is left out, if it can
- * be (compat/epoff.c; *tok made at the first).
+ * Registers one entry in kfd. A disabled one-shot entry whose file is not
+ * ready is left out, if it can be (compat/epoff.c; *tok made at the
+ * first).
  */
-/* Adds one registration to the kernel's epoll kfd; see rp__ep_kernel_add. */
 static int rp__ep_kernel_add_one(struct rp__ep *ep, int kfd, int fd,
 				 struct rp__ep_item *it,
 				 struct rp__ep_off_tok **tok)
@@ -2356,7 +2355,7 @@ static int rp__ep_seq_cmp(const void *a, const void *b)
 }
 
 /*
- * Adds the registrations (quiet or not) to the kernel's epoll kfd in the
+ * Registers ep's entries, the quiet ones or the others, in kfd, in the
  * order the program added them: the kernel's ready list is in the order
  * its entries became ready, and what a wait reports first, and whether a
  * MOD wakes a nesting epoll (ep_modify wakes only for an entry not on

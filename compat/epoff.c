@@ -17,12 +17,13 @@
  * So such an entry is left out of the kernel's epoll and recorded here,
  * on its fd's table entry: the program's MOD adds it (reporting from
  * then on, as the kernel's re-enabled entry would), DEL forgets it, ADD
- * finds it (EEXIST, after the checks the kernel makes first), and the fd's close forgets it, as does the epoll's
- * (its records and token are nobody's then). Which epoll the record
- * is for is told by a token: an eventfd, never written, registered in
- * that epoll (kcmp KCMP_EPOLL_TFD, as compat/epcarry.c checks): the number
- * may have been closed and made another epoll since. One token per move,
- * closed when its last record goes.
+ * finds it (EEXIST, after the checks the kernel makes first), and the
+ * fd's close forgets it, as does the epoll's (its records and token are
+ * nobody's then). Which epoll the record is for is told by a token: an
+ * eventfd, never written, registered in that epoll (kcmp
+ * KCMP_EPOLL_TFD, as compat/epcarry.c checks): the number may have been
+ * closed and made another epoll since. One token per move, closed when
+ * its last record goes.
  *
  * All under rp__ep_off_lock; rp__ep_offs counts records, so that a ctl on
  * a kernel epoll asks here only while there are any.
