@@ -99,7 +99,12 @@ static void *kicker_main(void *arg)
 {
 	struct t_kicker *k = arg;
 
-	k->blocked = t_task_blocked(getpid(), k->target_tid);
+	/*
+	 * Asleep in the wait itself, not in a futex on the way (under TSan
+	 * the thread blocks in its runtime's locks too): a signal before the
+	 * wait would leave the wait to time out (once in CI, under TSan).
+	 */
+	k->blocked = t_task_in_epoll_wait(getpid(), k->target_tid);
 	pthread_kill(k->target, SIGUSR1);
 	/* The signal is queued by now: pthread_kill queues synchronously. */
 	if (k->wake_fd >= 0 && write(k->wake_fd, "w", 1) != 1)
