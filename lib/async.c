@@ -641,6 +641,26 @@ stale:
 	return 0;
 }
 
+/*
+ * Queues the cancel of dir's op in flight, by its user_data; the cancel's
+ * own CQE comes as ud (none when it succeeds, where the ring can skip it).
+ */
+static int rp__op_cancel_sqe(struct rp_loop *loop, uint32_t slot,
+			     unsigned dir, uint32_t gen, uint64_t ud)
+{
+	struct io_uring_sqe *sqe;
+	int err;
+
+	sqe = rp__ring_sqe(&loop->ring, &err);
+	if (!sqe)
+		return err;
+	io_uring_prep_cancel64(sqe, rp__ud(rp__dir_op_kind[dir], slot, gen), 0);
+	sqe->user_data = ud;
+	if (loop->ring.skip_success)
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	return 0;
+}
+
 /* ---- after a dropped CQE (rp__loop_recover) ---- */
 
 /* Looks again at one op whose completion may have been the dropped one. */
@@ -648,7 +668,6 @@ static int rp__op_resync(struct rp_loop *loop, struct rp__src *s,
 			 uint32_t slot, unsigned dir)
 {
 	struct rp__op *op = &s->op[dir];
-	struct io_uring_sqe *sqe;
 	int err;
 
 	switch (op->state) {
@@ -663,17 +682,11 @@ static int rp__op_resync(struct rp_loop *loop, struct rp__src *s,
 		 * may have been the one lost. Its answer is in
 		 * rp__src_resync_cqe.
 		 */
-		sqe = rp__ring_sqe(&loop->ring, &err);
-		if (!sqe)
+		err = rp__op_cancel_sqe(loop, slot, dir, op->gen,
+					rp__ud(rp__dir_resync_kind[dir], slot,
+					       op->gen));
+		if (err < 0)
 			return err;
-		io_uring_prep_cancel64(sqe,
-				       rp__ud(rp__dir_op_kind[dir], slot,
-					      op->gen),
-				       0);
-		sqe->user_data = rp__ud(rp__dir_resync_kind[dir], slot,
-					op->gen);
-		if (loop->ring.skip_success)
-			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 		if (op->resync == RP__RESYNC_NONE)
 			op->resync = RP__RESYNC_ASKED;
 		return 0;
@@ -765,7 +778,6 @@ static int rp__op_cancel(struct rp_loop *loop, struct rp__src *s,
 			 uint32_t slot, unsigned dir, ssize_t res)
 {
 	struct rp__op *op = &s->op[dir];
-	struct io_uring_sqe *sqe;
 	int err;
 
 	switch (op->state) {
@@ -784,16 +796,10 @@ static int rp__op_cancel(struct rp_loop *loop, struct rp__src *s,
 		 */
 		if (op->cancelling)
 			return 0;
-		sqe = rp__ring_sqe(&loop->ring, &err);
-		if (!sqe)
+		err = rp__op_cancel_sqe(loop, slot, dir, op->gen,
+					rp__ud(RP__UD_IGNORE, 0, 0));
+		if (err < 0)
 			return err;
-		io_uring_prep_cancel64(sqe,
-				       rp__ud(rp__dir_op_kind[dir], slot,
-					      op->gen),
-				       0);
-		sqe->user_data = rp__ud(RP__UD_IGNORE, 0, 0);
-		if (loop->ring.skip_success)
-			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 		op->cancelling = true;
 		op->timed_out = res == -ETIMEDOUT;
 		return 0;
